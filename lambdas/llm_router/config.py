@@ -1,0 +1,245 @@
+"""The routes configuration: the one file every part of the router reads.
+
+`routes.json` holds the categories, the answerer model per category, the default category, the
+classifier and embedding models, the reference prompts and the deployment sizing. The CDK stacks
+read it for IAM and layer contents, the Lambdas at cold start, and every script for local runs, so
+changing a model or adding a category is an edit to that file and a redeploy, nothing else.
+
+The file is looked up in this order: the path in ``ROUTES_FILE``; ``routes.json`` beside this
+package (how it ships inside the Lambda asset); the repository root (a checkout). The model preset
+comes from ``ROUTES_PRESET`` when set, otherwise from ``active_preset`` in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ROUTES_FILE_ENV = "ROUTES_FILE"
+ROUTES_PRESET_ENV = "ROUTES_PRESET"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_CANDIDATE_PATHS = (
+    _PACKAGE_DIR.parent / "routes.json",  # inside the Lambda asset
+    _PACKAGE_DIR.parent.parent / "routes.json",  # repository checkout
+)
+VALID_TITAN_V2_DIMENSIONS = (256, 512, 1024)
+
+
+class ConfigError(ValueError):
+    """The routes configuration is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    description: str
+    answerer_model_id: str
+    reference_prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    model_id: str
+    dimensions: int
+    normalize: bool
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    model_id: str
+    max_output_tokens: int
+    temperature: float
+
+
+@dataclass(frozen=True)
+class AnsweringConfig:
+    max_tokens: int
+    temperature: float
+    system_prompt: str
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    max_question_chars: int
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    quota_requests_per_day: int
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    runtime: str
+    architecture: str
+    memory_mb: int
+    timeout_seconds: int
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class RoutesConfig:
+    preset: str
+    categories: Mapping[str, Category]
+    default_category: str
+    classifier: ClassifierConfig
+    embedding: EmbeddingConfig
+    semantic_k: int
+    answering: AnsweringConfig
+    api: ApiConfig
+    lambda_settings: LambdaConfig
+    inference_profile_regions: Mapping[str, tuple[str, ...]]
+    prompt_router_targets: Mapping[str, tuple[str, ...]]
+    source_path: Path | None = field(default=None, compare=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(self.categories)
+
+    def answerer_for(self, category: str) -> str:
+        return self.categories[category].answerer_model_id
+
+    def answerer_model_ids(self) -> tuple[str, ...]:
+        """Distinct answerer models, in category order."""
+        return tuple(dict.fromkeys(c.answerer_model_id for c in self.categories.values()))
+
+    def all_model_ids(self) -> tuple[str, ...]:
+        """Every model the routers may invoke: classifier, embedder and answerers."""
+        return tuple(
+            dict.fromkeys(
+                (self.classifier.model_id, self.embedding.model_id, *self.answerer_model_ids())
+            )
+        )
+
+    def reference_prompts(self) -> list[tuple[str, str]]:
+        """(category, prompt) pairs in a stable order: the rows of the semantic index."""
+        return [(c.name, p) for c in self.categories.values() for p in c.reference_prompts]
+
+    def reference_prompts_hash(self) -> str:
+        """SHA-256 of the labelled reference prompts; the semantic index manifest records it."""
+        payload = json.dumps(self.reference_prompts(), ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def find_routes_file() -> Path:
+    explicit = os.environ.get(ROUTES_FILE_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{ROUTES_FILE_ENV}={explicit} does not name a file")
+        return path
+    for candidate in _CANDIDATE_PATHS:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        "routes.json not found: set ROUTES_FILE or place it beside the llm_router package"
+    )
+
+
+def load_routes(path: str | Path | None = None, preset: str | None = None) -> RoutesConfig:
+    """Read and validate the routes configuration."""
+    source = Path(path) if path else find_routes_file()
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read routes configuration {source}: {exc}") from exc
+    return parse_routes(raw, preset=preset, source_path=source)
+
+
+def parse_routes(
+    raw: Mapping[str, Any], preset: str | None = None, source_path: Path | None = None
+) -> RoutesConfig:
+    """Build a validated RoutesConfig from the JSON document."""
+    try:
+        preset_name = preset or os.environ.get(ROUTES_PRESET_ENV) or raw["active_preset"]
+        presets = raw["presets"]
+        if preset_name not in presets:
+            raise ConfigError(
+                f"unknown preset {preset_name!r}; choose one of {', '.join(sorted(presets))}"
+            )
+        models = presets[preset_name]
+        answerers: Mapping[str, str] = models["answerers"]
+        categories_raw: Mapping[str, Any] = raw["categories"]
+        if not categories_raw:
+            raise ConfigError("at least one category is required")
+        categories: dict[str, Category] = {}
+        for name, spec in categories_raw.items():
+            if name != name.strip().lower() or not name:
+                raise ConfigError(f"category names must be lower-case labels, got {name!r}")
+            if name not in answerers:
+                raise ConfigError(f"preset {preset_name!r} names no answerer for category {name!r}")
+            prompts = tuple(spec.get("reference_prompts", ()))
+            categories[name] = Category(
+                name=name,
+                description=spec["description"],
+                answerer_model_id=answerers[name],
+                reference_prompts=prompts,
+            )
+        extra = set(answerers) - set(categories)
+        if extra:
+            raise ConfigError(f"answerers for unknown categories: {', '.join(sorted(extra))}")
+        default_category = raw["default_category"]
+        if default_category not in categories:
+            raise ConfigError(f"default_category {default_category!r} is not a category")
+        embedding = EmbeddingConfig(
+            model_id=models["embedding_model_id"],
+            dimensions=int(raw["embedding"]["dimensions"]),
+            normalize=bool(raw["embedding"]["normalize"]),
+        )
+        if (
+            "titan-embed-text-v2" in embedding.model_id
+            and embedding.dimensions not in VALID_TITAN_V2_DIMENSIONS
+        ):
+            raise ConfigError(
+                f"Titan Text Embeddings V2 supports dimensions {VALID_TITAN_V2_DIMENSIONS}, "
+                f"got {embedding.dimensions}"
+            )
+        semantic_k = int(raw["semantic"]["k"])
+        if semantic_k < 1:
+            raise ConfigError("semantic.k must be at least 1")
+        lam = raw["lambda"]
+        if lam["architecture"] not in ("arm64", "x86_64"):
+            raise ConfigError("lambda.architecture must be arm64 or x86_64")
+        return RoutesConfig(
+            preset=preset_name,
+            categories=categories,
+            default_category=default_category,
+            classifier=ClassifierConfig(
+                model_id=models["classifier_model_id"],
+                max_output_tokens=int(raw["classifier"]["max_output_tokens"]),
+                temperature=float(raw["classifier"]["temperature"]),
+            ),
+            embedding=embedding,
+            semantic_k=semantic_k,
+            answering=AnsweringConfig(
+                max_tokens=int(raw["answering"]["max_tokens"]),
+                temperature=float(raw["answering"]["temperature"]),
+                system_prompt=raw["answering"]["system_prompt"],
+            ),
+            api=ApiConfig(
+                max_question_chars=int(raw["api"]["max_question_chars"]),
+                throttle_rate_limit=float(raw["api"]["throttle_rate_limit"]),
+                throttle_burst_limit=int(raw["api"]["throttle_burst_limit"]),
+                quota_requests_per_day=int(raw["api"]["quota_requests_per_day"]),
+            ),
+            lambda_settings=LambdaConfig(
+                runtime=lam["runtime"],
+                architecture=lam["architecture"],
+                memory_mb=int(lam["memory_mb"]),
+                timeout_seconds=int(lam["timeout_seconds"]),
+                log_retention_days=int(lam["log_retention_days"]),
+            ),
+            inference_profile_regions={
+                k: tuple(v) for k, v in raw.get("inference_profile_regions", {}).items()
+            },
+            prompt_router_targets={
+                k: tuple(v) for k, v in raw.get("prompt_router_targets", {}).items()
+            },
+            source_path=source_path,
+            raw=raw,
+        )
+    except KeyError as exc:
+        raise ConfigError(f"routes configuration is missing the key {exc.args[0]!r}") from exc

@@ -1,0 +1,129 @@
+"""Build the semantic router's reference index with the configured embedding model.
+
+    python scripts/build_index.py [--out DIR] [--embeddings auto|bedrock|stand-in]
+
+``bedrock`` embeds the reference prompts with the configured model in your AWS account (the index a
+deployed router needs). ``stand-in`` embeds them with the offline Bedrock stand-in (local MiniLM
+vectors mapped to the Titan dimensions), for tests and the local run; the manifest records it and a
+Lambda talking to real Bedrock refuses such an index. ``auto`` uses Bedrock when AWS credentials are
+configured and the stand-in otherwise, so `cdk synth` works offline while `cdk deploy` (which needs
+credentials anyway) ships a real index. The CDK layer bundling calls :func:`ensure_index`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+from llm_router.bedrock import BedrockFailure, runtime_client
+from llm_router.config import RoutesConfig, load_routes
+from llm_router.embeddings import TitanEmbedder
+from llm_router.semantic_index import Manifest, build_index, is_fresh
+
+SOURCES = ("auto", "bedrock", "stand-in")
+STANDIN_SOURCE = "offline-stand-in"
+BEDROCK_SOURCE = "bedrock"
+
+
+class IndexBuildError(RuntimeError):
+    """The index could not be built; the message says what to fix."""
+
+
+def aws_credentials_available() -> bool:
+    import boto3
+
+    return boto3.Session().get_credentials() is not None
+
+
+def resolve_source(source: str) -> str:
+    if source not in SOURCES:
+        raise IndexBuildError(f"unknown embeddings source {source!r}; use one of {SOURCES}")
+    if source == "auto":
+        return BEDROCK_SOURCE if aws_credentials_available() else STANDIN_SOURCE
+    return BEDROCK_SOURCE if source == "bedrock" else STANDIN_SOURCE
+
+
+@contextlib.contextmanager
+def _embedder(config: RoutesConfig, source: str, region: str | None) -> Iterator[TitanEmbedder]:
+    if source == STANDIN_SOURCE:
+        from bedrock_standin import StandInServer
+
+        with StandInServer() as server:
+            client = runtime_client(
+                region="us-east-1",
+                endpoint_url=server.url,
+                credentials=("stand-in", "stand-in"),
+            )
+            yield TitanEmbedder(client, config.embedding)
+        return
+    if not aws_credentials_available():
+        raise IndexBuildError(
+            "Building the semantic index embeds the reference prompts with "
+            f"{config.embedding.model_id} in your AWS account, but no AWS credentials were found. "
+            "Configure credentials (aws configure / AWS_PROFILE / SSO) for the account you deploy "
+            "to, or build an offline index with --embeddings stand-in (not deployable)."
+        )
+    yield TitanEmbedder(runtime_client(region=region, endpoint_url=None), config.embedding)
+
+
+def ensure_index(
+    config: RoutesConfig,
+    out_dir: Path,
+    source: str = "auto",
+    region: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Build the index into ``out_dir`` unless a fresh one for this configuration is there."""
+    say = progress or (lambda _msg: None)
+    resolved = resolve_source(source)
+    if is_fresh(out_dir, config, resolved):
+        say(f"semantic index in {out_dir} is up to date")
+        return Manifest.read(out_dir)
+    rows = len(config.reference_prompts())
+    say(f"building semantic index: {rows} reference prompts with {config.embedding.model_id} "
+        f"({resolved})")
+    step = max(1, rows // 10)
+
+    def tick(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            say(f"  embedded {done}/{total}")
+
+    try:
+        with _embedder(config, resolved, region) as embedder:
+            return build_index(config, embedder, out_dir, resolved, progress=tick)
+    except BedrockFailure as failure:
+        hint = ""
+        if failure.code in ("AccessDeniedException", "ResourceNotFoundException"):
+            hint = (
+                f" Enable model access for {config.embedding.model_id} in the Amazon Bedrock "
+                "console (Model access) of the region you deploy to, and allow "
+                "bedrock:InvokeModel on it for your deploying identity."
+            )
+        raise IndexBuildError(f"could not build the semantic index: {failure}.{hint}") from failure
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(".build/semantic-index"))
+    parser.add_argument("--embeddings", choices=SOURCES, default="auto")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--preset", default=None, help="routes preset (default: active_preset)")
+    args = parser.parse_args(argv)
+    try:
+        manifest = ensure_index(
+            load_routes(preset=args.preset), args.out, args.embeddings, args.region, print
+        )
+    except IndexBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{manifest.vectors} vectors, {manifest.dimensions} dimensions, "
+          f"{manifest.embedding_source} embeddings -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
