@@ -1,0 +1,43 @@
+"""What every classifier returns, so the core and the response never depend on which one ran."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """Tokens one model call consumed, as Bedrock reported them."""
+
+    model_id: str
+    input_tokens: int
+    output_tokens: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    model_id: str  # reported as classifier_LLM or embedding_LLM
+    seconds: float
+    usage: ModelUsage | None
+    details: dict[str, Any] = field(default_factory=dict)
+    fallback_reason: str | None = None  # set when the default category was used instead
+
+    @property
+    def used_fallback(self) -> bool:
+        return self.fallback_reason is not None
+
+
+class Classifier(Protocol):
+    strategy: str
+    model_field: str  # "classifier_LLM" or "embedding_LLM"
+
+    def classify(self, question: str) -> Classification: ...

@@ -1,0 +1,1 @@
+"""Classifiers, one module per routing strategy."""

@@ -1,0 +1,122 @@
+"""LLM-assisted classification: a small LLM names the category of the question.
+
+Titan Text models are called through InvokeModel with Titan's native body (the blog's setup);
+any other chat model (e.g. Nova Micro in the ``current`` preset) through Converse. The output is
+accepted only when it is exactly one configured label after trimming and case-folding; anything
+else falls back to the default category and the response says so, rather than guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ..bedrock import as_failure
+from ..classification import Classification, ModelUsage
+from ..config import RoutesConfig
+
+
+def build_prompt(config: RoutesConfig, question: str) -> str:
+    """The classification prompt; lists every configured category with its description."""
+    names = ", ".join(config.category_names)
+    lines = [
+        "You route questions for an educational tutor. "
+        "Classify the question into exactly one of these categories:",
+        "",
+        *(f"- {c.name}: {c.description}" for c in config.categories.values()),
+        "",
+        f"Reply with the category name only ({names}), in lower case, and nothing else.",
+        "",
+        f"Question: {question}",
+        "Category:",
+    ]
+    return "\n".join(lines)
+
+
+def parse_label(output: str, config: RoutesConfig) -> str | None:
+    """The configured label the output names exactly, or None."""
+    label = output.strip().casefold()
+    return label if label in config.categories else None
+
+
+class LlmClassifier:
+    strategy = "llm-assisted"
+    model_field = "classifier_LLM"
+
+    def __init__(self, client: Any, config: RoutesConfig) -> None:
+        self._client = client
+        self._config = config
+
+    @property
+    def model_id(self) -> str:
+        return self._config.classifier.model_id
+
+    def classify(self, question: str) -> Classification:
+        prompt = build_prompt(self._config, question)
+        started = time.perf_counter()
+        try:
+            if "amazon.titan-text" in self.model_id:
+                output, usage = self._invoke_titan(prompt)
+            else:
+                output, usage = self._converse(prompt)
+        except Exception as exc:
+            raise as_failure(exc, self.model_id, "classification") from exc
+        seconds = time.perf_counter() - started
+        label = parse_label(output, self._config)
+        details: dict[str, Any] = {"classifier_output": output}
+        if label is None:
+            default = self._config.default_category
+            return Classification(
+                category=default,
+                model_id=self.model_id,
+                seconds=seconds,
+                usage=usage,
+                details=details,
+                fallback_reason=(
+                    f"classifier output {output.strip()[:80]!r} is not one of "
+                    f"{', '.join(self._config.category_names)}; used the default category "
+                    f"{default!r}"
+                ),
+            )
+        return Classification(label, self.model_id, seconds, usage, details)
+
+    def _invoke_titan(self, prompt: str) -> tuple[str, ModelUsage]:
+        body = {
+            "inputText": prompt,
+            "textGenerationConfig": {
+                "maxTokenCount": self._config.classifier.max_output_tokens,
+                "temperature": self._config.classifier.temperature,
+                "topP": 1.0,
+            },
+        }
+        response = self._client.invoke_model(
+            modelId=self.model_id,
+            body=json.dumps(body),
+            contentType="application/json",
+            accept="application/json",
+        )
+        payload = json.loads(response["body"].read())
+        result = payload["results"][0]
+        usage = ModelUsage(
+            self.model_id, int(payload.get("inputTextTokenCount", 0)), int(result.get("tokenCount", 0))
+        )
+        return result.get("outputText", ""), usage
+
+    def _converse(self, prompt: str) -> tuple[str, ModelUsage]:
+        response = self._client.converse(
+            modelId=self.model_id,
+            messages=[{"role": "user", "content": [{"text": prompt}]}],
+            inferenceConfig={
+                "maxTokens": self._config.classifier.max_output_tokens,
+                "temperature": self._config.classifier.temperature,
+            },
+        )
+        text = "".join(
+            block.get("text", "") for block in response["output"]["message"]["content"]
+        )
+        tokens = response.get("usage", {})
+        usage = ModelUsage(
+            self.model_id, int(tokens.get("inputTokens", 0)), int(tokens.get("outputTokens", 0))
+        )
+        return text, usage

@@ -1,0 +1,55 @@
+"""Assemble a RouterService for a strategy: the one place that wires config, client and index."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .answering import ConverseAnswerer
+from .bedrock import endpoint_kind, runtime_client
+from .classification import Classifier
+from .classifiers.llm import LlmClassifier
+from .classifiers.semantic import SemanticClassifier
+from .config import RoutesConfig
+from .embeddings import TitanEmbedder
+from .semantic_index import load_index
+from .service import RouterService
+from .strategies import get_strategy
+
+SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
+DEFAULT_SEMANTIC_INDEX_DIR = Path("/opt/semantic-index")  # where the layer puts it in Lambda
+
+
+def index_dir_from_env() -> Path:
+    return Path(os.environ.get(SEMANTIC_INDEX_DIR_ENV) or DEFAULT_SEMANTIC_INDEX_DIR)
+
+
+def build_classifier(
+    strategy_name: str,
+    config: RoutesConfig,
+    client: Any,
+    index_dir: Path | None = None,
+    embedding_source: str | None = None,
+) -> Classifier:
+    strategy = get_strategy(strategy_name)
+    if strategy.name == "llm-assisted":
+        return LlmClassifier(client, config)
+    if strategy.name == "semantic":
+        index = load_index(
+            index_dir or index_dir_from_env(), config, embedding_source or endpoint_kind()
+        )
+        return SemanticClassifier(TitanEmbedder(client, config.embedding), index, config)
+    raise ValueError(f"no classifier wired for strategy {strategy.name!r}")
+
+
+def build_service(
+    strategy_name: str,
+    config: RoutesConfig,
+    client: Any | None = None,
+    index_dir: Path | None = None,
+    embedding_source: str | None = None,
+) -> RouterService:
+    client = client or runtime_client()
+    classifier = build_classifier(strategy_name, config, client, index_dir, embedding_source)
+    return RouterService(config, classifier, ConverseAnswerer(client, config.answering))

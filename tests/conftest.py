@@ -1,0 +1,73 @@
+"""Shared fixtures: the Bedrock stand-in on loopback, real boto3 clients pointed at it, and a
+semantic index built through it. Nothing here reaches AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apigw_events import LocalLambdaContext, proxy_event
+from llm_router.bedrock import runtime_client
+from llm_router.config import RoutesConfig, load_routes
+from llm_router.embeddings import TitanEmbedder
+from llm_router.semantic_index import build_index
+
+STANDIN_SOURCE = "offline-stand-in"
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that work only against the stand-in, so nothing can reach real AWS."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    from bedrock_standin import StandInServer
+
+    with StandInServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_standin(standin: Any) -> Iterator[Any]:
+    """The stand-in with no faults, scripts or recorded calls left from other tests."""
+    standin.reset()
+    yield standin
+    standin.reset()
+
+
+@pytest.fixture(scope="session")
+def routes() -> RoutesConfig:
+    return load_routes()
+
+
+@pytest.fixture(scope="session")
+def bedrock_client(standin: Any) -> Any:
+    return runtime_client(
+        region="us-east-1", endpoint_url=standin.url, credentials=("testing", "testing")
+    )
+
+
+@pytest.fixture(scope="session")
+def semantic_index_dir(
+    tmp_path_factory: pytest.TempPathFactory, routes: RoutesConfig, bedrock_client: Any
+) -> Path:
+    directory = tmp_path_factory.mktemp("semantic-index")
+    build_index(routes, TitanEmbedder(bedrock_client, routes.embedding), directory, STANDIN_SOURCE)
+    return directory
+
+
+def invoke(handler: Any, body: Any, raw: bool = False) -> tuple[int, dict[str, Any]]:
+    """Call a Lambda handler with an API Gateway event; returns (status, parsed body)."""
+    payload = body if raw else json.dumps(body)
+    response = handler(proxy_event(payload), LocalLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
