@@ -45,7 +45,11 @@ def proxy_event(
             "protocol": "HTTP/1.1",
             "accountId": "000000000000",
             "apiId": "local",
-            "identity": {"sourceIp": source_ip, "apiKeyId": api_key_id, "userAgent": headers.get("User-Agent")},
+            "identity": {
+                "sourceIp": source_ip,
+                "apiKeyId": api_key_id,
+                "userAgent": headers.get("User-Agent"),
+            },
         },
         "body": body,
         "isBase64Encoded": False,

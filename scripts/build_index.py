@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.bedrock import BedrockFailure, runtime_client

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from apigw_events import LocalLambdaContext, proxy_event
 from llm_router.bedrock import runtime_client
 from llm_router.config import RoutesConfig, load_routes

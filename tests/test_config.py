@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
 from llm_router.strategies import STRATEGIES, get_strategy
 
@@ -51,7 +50,9 @@ def test_preset_switch_changes_models(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_routes(preset="blog-2024").answerer_for("math").startswith("anthropic.")
 
 
-def test_routes_file_env(tmp_path: Path, routes: RoutesConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_routes_file_env(
+    tmp_path: Path, routes: RoutesConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = _edited(routes, lambda r: r["categories"]["history"].update(description="the past"))
     path = tmp_path / "routes.json"
     path.write_text(json.dumps(raw))

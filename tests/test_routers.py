@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import STANDIN_SOURCE, invoke
 from llm_router.config import RoutesConfig, parse_routes
+from llm_router.embeddings import TitanEmbedder
 from llm_router.factory import build_service
 from llm_router.handler import RouterHandler
 from llm_router.semantic_index import build_index
-from llm_router.embeddings import TitanEmbedder
 
 WW2 = "What year did World War II end?"
 QUADRATIC = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
@@ -79,7 +78,9 @@ def test_routes_question_to_its_category_model(
     assert body["routing"]["fallback_to_default"] is False
 
 
-def test_calls_reach_bedrock_with_the_configured_models(handler_for: Any, fresh_standin: Any) -> None:
+def test_calls_reach_bedrock_with_the_configured_models(
+    handler_for: Any, fresh_standin: Any
+) -> None:
     invoke(handler_for("llm-assisted"), {"question": WW2})
     calls = [(c["api"], c["model_id"]) for c in fresh_standin.calls()]
     assert calls == [("invoke", TITAN_TEXT), ("converse", HAIKU)]

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"

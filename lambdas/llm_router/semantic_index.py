@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Manifest:
     built_at: str
 
     @classmethod
-    def read(cls, directory: Path) -> "Manifest":
+    def read(cls, directory: Path) -> Manifest:
         data = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
@@ -77,7 +78,7 @@ class LoadedIndex:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1).copy()
         faiss.normalize_L2(query)
         scores, ids = self.index.search(query, min(k, len(self.rows)))
-        return [(self.rows[i], float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(self.rows[i], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
 def make_faiss_index(vectors: np.ndarray) -> tuple[Any, str]:
@@ -184,9 +185,10 @@ def load_index(directory: Path, config: RoutesConfig, embedding_source: str) -> 
         for r in json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
     ]
     index = faiss.read_index(str(directory / INDEX_FILE))
-    if index.ntotal != len(rows) or index.ntotal != manifest.vectors or index.d != manifest.dimensions:
+    if not (index.ntotal == len(rows) == manifest.vectors and index.d == manifest.dimensions):
         raise IndexMismatch(
             f"semantic index in {directory} is inconsistent: {index.ntotal} vectors of {index.d} "
-            f"dimensions, {len(rows)} labels, manifest says {manifest.vectors}×{manifest.dimensions}"
+            f"dimensions, {len(rows)} labels, manifest says "
+            f"{manifest.vectors}x{manifest.dimensions}"
         )
     return LoadedIndex(index=index, rows=rows, manifest=manifest)

@@ -99,7 +99,9 @@ class LlmClassifier:
         payload = json.loads(response["body"].read())
         result = payload["results"][0]
         usage = ModelUsage(
-            self.model_id, int(payload.get("inputTextTokenCount", 0)), int(result.get("tokenCount", 0))
+            self.model_id,
+            int(payload.get("inputTextTokenCount", 0)),
+            int(result.get("tokenCount", 0)),
         )
         return result.get("outputText", ""), usage
 

@@ -53,7 +53,11 @@ class SemanticClassifier:
         details: dict[str, Any] = {
             "k": self._config.semantic_k,
             "neighbours": [
-                {"category": row.category, "similarity": round(score, 6), "reference_prompt": row.prompt}
+                {
+                    "category": row.category,
+                    "similarity": round(score, 6),
+                    "reference_prompt": row.prompt,
+                }
                 for row, score in neighbours
             ],
             "votes": tally,
