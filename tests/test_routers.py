@@ -73,7 +73,7 @@ def test_routes_question_to_its_category_model(
     assert body["usage"]["answer"]["model_id"] == answerer
     assert body["usage"]["answer"]["input_tokens"] > 0
     assert body["usage"]["answer"]["output_tokens"] > 0
-    assert body["usage"]["classification"]["model_id"] == classifier_model
+    assert body["usage"]["classification"][0]["model_id"] == classifier_model
     assert body["routing"]["strategy"] == strategy
     assert body["routing"]["fallback_to_default"] is False
 
@@ -131,6 +131,7 @@ def test_classifier_label_is_trimmed_and_case_folded(handler_for: Any, fresh_sta
     ('{"question": "   "}', '"question"'),
     ('{"question": 42}', '"question"'),
     ('{"question": "hi", "extra": 1}', "unknown field"),
+    ('{"question": "hi", "category": 3}', '"category"'),
     (json.dumps({"question": "x" * 2001}), "maximum is 2000"),
 ])
 def test_bad_request_is_400_with_reason(

@@ -25,9 +25,9 @@ class ModelUsage:
 @dataclass(frozen=True)
 class Classification:
     category: str
-    model_id: str  # reported as classifier_LLM or embedding_LLM
+    model_id: str | None  # reported as classifier_LLM or embedding_LLM; None if none ran
     seconds: float
-    usage: ModelUsage | None
+    usages: tuple[ModelUsage, ...]  # every model call the decision made
     details: dict[str, Any] = field(default_factory=dict)
     fallback_reason: str | None = None  # set when the default category was used instead
 

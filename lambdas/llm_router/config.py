@@ -28,6 +28,10 @@ _CANDIDATE_PATHS = (
     _PACKAGE_DIR.parent.parent / "routes.json",  # repository checkout
 )
 VALID_TITAN_V2_DIMENSIONS = (256, 512, 1024)
+# The label of "none of the categories": a reference class of its own in the semantic index and
+# the decision the routers report for off-topic questions. No category may use this name.
+OUT_OF_SCOPE = "out_of_scope"
+OUT_OF_SCOPE_ACTIONS = ("decline", "default")
 
 
 class ConfigError(ValueError):
@@ -64,6 +68,32 @@ class AnsweringConfig:
 
 
 @dataclass(frozen=True)
+class OutOfScopeConfig:
+    """What to do with questions that match no category: decline them or use the default."""
+
+    action: str
+    decline_message: str
+    reference_prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SemanticThresholds:
+    """Semantic decision thresholds, chosen by ``scripts/evaluate.py --fit``.
+
+    ``min_similarity`` per category: a winning category whose best similarity is below it is out
+    of scope. ``min_margin``: how far the winner's best similarity must lead the best off-topic
+    reference's, else the question is out of scope.
+    The hybrid router escalates to the classifier LLM when the semantic decision is below
+    ``hybrid_min_similarity`` or ``hybrid_min_margin``.
+    """
+
+    min_similarity: Mapping[str, float]
+    min_margin: float
+    hybrid_min_similarity: float
+    hybrid_min_margin: float
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     max_question_chars: int
     throttle_rate_limit: float
@@ -88,6 +118,8 @@ class RoutesConfig:
     classifier: ClassifierConfig
     embedding: EmbeddingConfig
     semantic_k: int
+    thresholds: SemanticThresholds
+    out_of_scope: OutOfScopeConfig
     answering: AnsweringConfig
     api: ApiConfig
     lambda_settings: LambdaConfig
@@ -116,8 +148,13 @@ class RoutesConfig:
         )
 
     def reference_prompts(self) -> list[tuple[str, str]]:
-        """(category, prompt) pairs in a stable order: the rows of the semantic index."""
-        return [(c.name, p) for c in self.categories.values() for p in c.reference_prompts]
+        """(label, prompt) pairs in a stable order: the rows of the semantic index.
+
+        Labels are the categories plus OUT_OF_SCOPE for the off-topic reference prompts.
+        """
+        rows = [(c.name, p) for c in self.categories.values() for p in c.reference_prompts]
+        rows.extend((OUT_OF_SCOPE, p) for p in self.out_of_scope.reference_prompts)
+        return rows
 
     def reference_prompts_hash(self) -> str:
         """SHA-256 of the labelled reference prompts; the semantic index manifest records it."""
@@ -170,6 +207,8 @@ def parse_routes(
         for name, spec in categories_raw.items():
             if name != name.strip().lower() or not name:
                 raise ConfigError(f"category names must be lower-case labels, got {name!r}")
+            if name == OUT_OF_SCOPE:
+                raise ConfigError(f"{OUT_OF_SCOPE!r} is reserved for off-topic questions")
             if name not in answerers:
                 raise ConfigError(f"preset {preset_name!r} names no answerer for category {name!r}")
             prompts = tuple(spec.get("reference_prompts", ()))
@@ -201,6 +240,27 @@ def parse_routes(
         semantic_k = int(raw["semantic"]["k"])
         if semantic_k < 1:
             raise ConfigError("semantic.k must be at least 1")
+        semantic = raw["semantic"]
+        min_similarity = {
+            name: float(semantic.get("min_similarity", {}).get(name, 0.0)) for name in categories
+        }
+        hybrid = raw.get("hybrid", {})
+        thresholds = SemanticThresholds(
+            min_similarity=min_similarity,
+            min_margin=float(semantic.get("min_margin", 0.0)),
+            hybrid_min_similarity=float(hybrid.get("min_similarity", 0.0)),
+            hybrid_min_margin=float(hybrid.get("min_margin", 0.0)),
+        )
+        oos = raw.get("out_of_scope", {})
+        out_of_scope = OutOfScopeConfig(
+            action=oos.get("action", "default"),
+            decline_message=oos.get(
+                "decline_message", "Sorry, I can only answer questions on my topics."
+            ),
+            reference_prompts=tuple(oos.get("reference_prompts", ())),
+        )
+        if out_of_scope.action not in OUT_OF_SCOPE_ACTIONS:
+            raise ConfigError(f"out_of_scope.action must be one of {OUT_OF_SCOPE_ACTIONS}")
         lam = raw["lambda"]
         if lam["architecture"] not in ("arm64", "x86_64"):
             raise ConfigError("lambda.architecture must be arm64 or x86_64")
@@ -215,6 +275,8 @@ def parse_routes(
             ),
             embedding=embedding,
             semantic_k=semantic_k,
+            thresholds=thresholds,
+            out_of_scope=out_of_scope,
             answering=AnsweringConfig(
                 max_tokens=int(raw["answering"]["max_tokens"]),
                 temperature=float(raw["answering"]["temperature"]),

@@ -9,6 +9,7 @@ from typing import Any
 from .answering import ConverseAnswerer
 from .bedrock import endpoint_kind, runtime_client
 from .classification import Classifier
+from .classifiers.hybrid import HybridClassifier
 from .classifiers.llm import LlmClassifier
 from .classifiers.semantic import SemanticClassifier
 from .config import RoutesConfig
@@ -33,13 +34,19 @@ def build_classifier(
     embedding_source: str | None = None,
 ) -> Classifier:
     strategy = get_strategy(strategy_name)
-    if strategy.name == "llm-assisted":
-        return LlmClassifier(client, config)
-    if strategy.name == "semantic":
+    semantic: SemanticClassifier | None = None
+    if strategy.uses_embeddings:
         index = load_index(
             index_dir or index_dir_from_env(), config, embedding_source or endpoint_kind()
         )
-        return SemanticClassifier(TitanEmbedder(client, config.embedding), index, config)
+        semantic = SemanticClassifier(TitanEmbedder(client, config.embedding), index, config)
+    llm = LlmClassifier(client, config) if strategy.uses_classifier_llm else None
+    if semantic and llm:
+        return HybridClassifier(semantic, llm)
+    if semantic:
+        return semantic
+    if llm:
+        return llm
     raise ValueError(f"no classifier wired for strategy {strategy.name!r}")
 
 

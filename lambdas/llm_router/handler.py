@@ -20,7 +20,7 @@ from .config import ConfigError, RoutesConfig, load_routes
 from .factory import build_service
 from .http_api import BadRequest, error_response, json_response, parse_request
 from .semantic_index import IndexMismatch
-from .service import RouterService
+from .service import RouterService, UnknownCategory
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
@@ -81,7 +81,11 @@ class RouterHandler:
             logger.info("bad request", reason=str(exc))
             return error_response(400, str(exc))
         try:
-            body = service.ask(request.question)
+            body = service.ask(request.question, request.category)
+        except UnknownCategory as exc:
+            return error_response(
+                400, str(exc), valid_categories=list(service.config.category_names)
+            )
         except BedrockFailure as failure:
             logger.warning(
                 "bedrock call failed",

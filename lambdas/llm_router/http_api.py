@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import RoutesConfig
 
-ALLOWED_FIELDS = ("question",)
+ALLOWED_FIELDS = ("question", "category")
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
@@ -30,6 +30,7 @@ class BadRequest(ValueError):
 @dataclass(frozen=True)
 class AskRequest:
     question: str
+    category: str | None = None  # static routing: the caller names the category
 
 
 def parse_request(event: dict[str, Any], config: RoutesConfig) -> AskRequest:
@@ -59,7 +60,10 @@ def parse_request(event: dict[str, Any], config: RoutesConfig) -> AskRequest:
     limit = config.api.max_question_chars
     if len(question) > limit:
         raise BadRequest(f'"question" is {len(question)} characters; the maximum is {limit}')
-    return AskRequest(question=question.strip())
+    category = body.get("category")
+    if category is not None and (not isinstance(category, str) or not category.strip()):
+        raise BadRequest('"category" must be a non-empty string when given')
+    return AskRequest(question=question.strip(), category=category.strip() if category else None)
 
 
 def json_response(

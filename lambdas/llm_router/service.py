@@ -7,37 +7,50 @@ Every edge â€” the Lambda handler, the local API server, the evaluation script â
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from .answering import Answer, ConverseAnswerer
 from .classification import Classification, Classifier
-from .config import RoutesConfig
+from .config import OUT_OF_SCOPE, RoutesConfig
+
+
+class UnknownCategory(ValueError):
+    """The caller named a category that is not configured (static routing)."""
 
 
 def shape_response(
-    classifier: Classifier, classification: Classification, answer: Answer, total_seconds: float
+    classifier: Classifier,
+    classification: Classification,
+    answer: Answer | None,
+    answer_text: str,
+    total_seconds: float,
 ) -> dict[str, Any]:
-    """The original sample's fields, with their names, plus token usage and routing details."""
+    """The original sample's fields, with their names, plus token usage and routing details.
+
+    ``answer`` is None when the question was declined: no answer model was called.
+    """
     routing: dict[str, Any] = {
         "strategy": classifier.strategy,
         "fallback_to_default": classification.used_fallback,
+        "declined": answer is None,
         **classification.details,
     }
     if classification.fallback_reason:
         routing["fallback_reason"] = classification.fallback_reason
-    if answer.invoked_model_id != answer.requested_model_id:
+    if answer and answer.invoked_model_id != answer.requested_model_id:
         routing["answerer_requested"] = answer.requested_model_id
     return {
-        "answer": answer.text,
+        "answer": answer_text,
         "question_classification": classification.category,
         classifier.model_field: classification.model_id,
         "classification_time": round(classification.seconds, 6),
-        "answerer_LLM": answer.invoked_model_id,
-        "answer_generation_time": round(answer.seconds, 6),
+        "answerer_LLM": answer.invoked_model_id if answer else None,
+        "answer_generation_time": round(answer.seconds, 6) if answer else 0.0,
         "total_response_time": round(total_seconds, 6),
         "usage": {
-            "classification": classification.usage.as_dict() if classification.usage else None,
-            "answer": answer.usage.as_dict(),
+            "classification": [u.as_dict() for u in classification.usages],
+            "answer": answer.usage.as_dict() if answer else None,
         },
         "routing": routing,
     }
@@ -59,12 +72,45 @@ class RouterService:
         """The routing decision alone (no answer): what evaluation measures."""
         return self.classifier.classify(question)
 
-    def ask(self, question: str) -> dict[str, Any]:
-        started = time.perf_counter()
-        classification = self.classifier.classify(question)
-        answer = self.answerer.answer(
-            question, self.config.answerer_for(classification.category)
+    def static_classification(self, category: str) -> Classification:
+        """The caller named the category: validate it and skip classification (no cost)."""
+        if category not in self.config.categories:
+            raise UnknownCategory(
+                f"unknown category {category!r}; valid categories: "
+                f"{', '.join(self.config.category_names)}"
+            )
+        return Classification(category, None, 0.0, (), {"decided_by": "caller"})
+
+    def resolve_out_of_scope(self, classification: Classification) -> Classification:
+        """Apply the configured out-of-scope action: keep the decline, or use the default."""
+        if classification.category != OUT_OF_SCOPE or self.config.out_of_scope.action == "decline":
+            return classification
+        default = self.config.default_category
+        return replace(
+            classification,
+            category=default,
+            details={**classification.details, "out_of_scope": True},
+            fallback_reason=(
+                f"the question matched no category; out_of_scope.action is 'default', so it "
+                f"went to the default category {default!r}"
+            ),
         )
+
+    def ask(self, question: str, category: str | None = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        if category is not None:
+            classification = self.static_classification(category)
+        else:
+            classification = self.resolve_out_of_scope(self.classifier.classify(question))
+        if classification.category == OUT_OF_SCOPE:
+            return shape_response(
+                self.classifier,
+                classification,
+                None,
+                self.config.out_of_scope.decline_message,
+                time.perf_counter() - started,
+            )
+        answer = self.answerer.answer(question, self.config.answerer_for(classification.category))
         return shape_response(
-            self.classifier, classification, answer, time.perf_counter() - started
+            self.classifier, classification, answer, answer.text, time.perf_counter() - started
         )

@@ -52,6 +52,13 @@ STRATEGIES: dict[str, Strategy] = {
             uses_classifier_llm=False,
             uses_embeddings=True,
         ),
+        Strategy(
+            name="hybrid",
+            stack_name="HybridRouterStack",
+            description="Semantic routing when confident, the classifier LLM otherwise.",
+            uses_classifier_llm=True,
+            uses_embeddings=True,
+        ),
     )
 }
 

@@ -3,7 +3,8 @@
 Titan Text models are called through InvokeModel with Titan's native body (the blog's setup);
 any other chat model (e.g. Nova Micro in the ``current`` preset) through Converse. The output is
 accepted only when it is exactly one configured label after trimming and case-folding; anything
-else falls back to the default category and the response says so, rather than guessing.
+else falls back to the default category and the response says so, rather than guessing. The
+prompt offers the label ``none`` for questions on no listed topic; it maps to OUT_OF_SCOPE.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from typing import Any
 
 from ..bedrock import as_failure
 from ..classification import Classification, ModelUsage
-from ..config import RoutesConfig
+from ..config import OUT_OF_SCOPE, RoutesConfig
+
+NONE_LABEL = "none"
+NONE_DESCRIPTION = "the question is about something else, none of the topics above"
 
 
 def build_prompt(config: RoutesConfig, question: str) -> str:
     """The classification prompt; lists every configured category with its description."""
-    names = ", ".join(config.category_names)
+    names = ", ".join((*config.category_names, NONE_LABEL))
     lines = [
         "You route questions for an educational tutor. "
         "Classify the question into exactly one of these categories:",
         "",
         *(f"- {c.name}: {c.description}" for c in config.categories.values()),
+        f"- {NONE_LABEL}: {NONE_DESCRIPTION}",
         "",
         f"Reply with the category name only ({names}), in lower case, and nothing else.",
         "",
@@ -35,8 +40,10 @@ def build_prompt(config: RoutesConfig, question: str) -> str:
 
 
 def parse_label(output: str, config: RoutesConfig) -> str | None:
-    """The configured label the output names exactly, or None."""
+    """The configured label (or OUT_OF_SCOPE for ``none``) the output names exactly, or None."""
     label = output.strip().casefold()
+    if label == NONE_LABEL:
+        return OUT_OF_SCOPE
     return label if label in config.categories else None
 
 
@@ -71,15 +78,16 @@ class LlmClassifier:
                 category=default,
                 model_id=self.model_id,
                 seconds=seconds,
-                usage=usage,
+                usages=(usage,),
                 details=details,
                 fallback_reason=(
                     f"classifier output {output.strip()[:80]!r} is not one of "
-                    f"{', '.join(self._config.category_names)}; used the default category "
+                    f"{', '.join(self._config.category_names)} or {NONE_LABEL}; used the default "
+                    "category "
                     f"{default!r}"
                 ),
             )
-        return Classification(label, self.model_id, seconds, usage, details)
+        return Classification(label, self.model_id, seconds, (usage,), details)
 
     def _invoke_titan(self, prompt: str) -> tuple[str, ModelUsage]:
         body = {

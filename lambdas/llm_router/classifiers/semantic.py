@@ -1,8 +1,14 @@
 """Semantic classification: k-nearest-neighbour vote over labelled reference prompts.
 
 The question is embedded with the configured embedding model and compared (cosine similarity) with
-the reference prompts in the FAISS index. Each of the k nearest neighbours votes for its category;
-ties go to the category with the larger summed similarity. k=1 reproduces the original sample.
+the reference prompts in the FAISS index, which holds every category's prompts plus off-topic
+prompts labelled OUT_OF_SCOPE. Each of the k nearest neighbours votes for its label; ties go to the
+label with the larger summed similarity (k=1 reproduces the original sample). The question is out
+of scope when the off-topic label wins, when the winner's best similarity is below its fitted
+``min_similarity``, or when it leads the best off-topic reference by less than ``min_margin``
+(a lead over the other category is not required: history-or-math ties still get an answer). The
+decision is *confident* when the winner leads the runner-up label by the
+hybrid margin and clears the hybrid similarity floor; the hybrid router escalates otherwise.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from collections import defaultdict
 from typing import Any
 
 from ..classification import Classification, ModelUsage
-from ..config import RoutesConfig
+from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..embeddings import TitanEmbedder
 from ..semantic_index import LoadedIndex, ReferenceRow
 
+# Neighbours read to know every label's best similarity (for margins), however small k is.
+SCORE_DEPTH = 64
+
 
 def vote(neighbours: list[tuple[ReferenceRow, float]]) -> tuple[str, dict[str, dict[str, float]]]:
-    """The winning category and, per category, its votes and summed/best similarity."""
+    """The winning label and, per label, its votes and summed/best similarity."""
     tally: dict[str, dict[str, float]] = defaultdict(
         lambda: {"votes": 0, "similarity_sum": 0.0, "best_similarity": -1.0}
     )
@@ -29,6 +38,50 @@ def vote(neighbours: list[tuple[ReferenceRow, float]]) -> tuple[str, dict[str, d
         entry["best_similarity"] = max(entry["best_similarity"], score)
     winner = max(tally, key=lambda c: (tally[c]["votes"], tally[c]["similarity_sum"]))
     return winner, {c: {k: round(v, 6) for k, v in t.items()} for c, t in tally.items()}
+
+
+def best_by_label(neighbours: list[tuple[ReferenceRow, float]]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for row, score in neighbours:
+        best[row.category] = max(best.get(row.category, -1.0), score)
+    return best
+
+
+def decide(
+    neighbours: list[tuple[ReferenceRow, float]], k: int, config: RoutesConfig
+) -> dict[str, Any]:
+    """The semantic decision from the nearest neighbours (sorted best first)."""
+    winner, tally = vote(neighbours[:k])
+    best = best_by_label(neighbours)
+    top = best[winner]
+    runner_up = max((s for label, s in best.items() if label != winner), default=-1.0)
+    margin = top - runner_up
+    thresholds = config.thresholds
+    category, reason = winner, None
+    if winner == OUT_OF_SCOPE:
+        reason = "the nearest reference prompts are off-topic"
+    elif top < thresholds.min_similarity[winner]:
+        category = OUT_OF_SCOPE
+        reason = (
+            f"best similarity {top:.3f} to {winner!r} is below its threshold "
+            f"{thresholds.min_similarity[winner]:.3f}"
+        )
+    elif OUT_OF_SCOPE in best and top - best[OUT_OF_SCOPE] < thresholds.min_margin:
+        category = OUT_OF_SCOPE
+        reason = (
+            f"{winner!r} leads the off-topic references by {top - best[OUT_OF_SCOPE]:.3f}, "
+            f"less than {thresholds.min_margin:.3f}"
+        )
+    confident = top >= thresholds.hybrid_min_similarity and margin >= thresholds.hybrid_min_margin
+    return {
+        "category": category,
+        "out_of_scope_reason": reason,
+        "confident": confident,
+        "top_similarity": round(top, 6),
+        "margin": round(margin, 6),
+        "label_similarity": {label: round(s, 6) for label, s in best.items()},
+        "votes": tally,
+    }
 
 
 class SemanticClassifier:
@@ -47,20 +100,21 @@ class SemanticClassifier:
     def classify(self, question: str) -> Classification:
         started = time.perf_counter()
         embedding = self._embedder.embed(question)
-        neighbours = self._index.search(embedding.vector, self._config.semantic_k)
-        category, tally = vote(neighbours)
+        k = self._config.semantic_k
+        neighbours = self._index.search(embedding.vector, max(k, SCORE_DEPTH))
+        decision = decide(neighbours, k, self._config)
         seconds = time.perf_counter() - started
         details: dict[str, Any] = {
-            "k": self._config.semantic_k,
+            "k": k,
             "neighbours": [
                 {
                     "category": row.category,
                     "similarity": round(score, 6),
                     "reference_prompt": row.prompt,
                 }
-                for row, score in neighbours
+                for row, score in neighbours[:k]
             ],
-            "votes": tally,
+            **{key: value for key, value in decision.items() if key != "category"},
         }
         usage = ModelUsage(self.model_id, embedding.input_tokens, 0)
-        return Classification(category, self.model_id, seconds, usage, details)
+        return Classification(decision["category"], self.model_id, seconds, (usage,), details)
