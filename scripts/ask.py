@@ -1,0 +1,237 @@
+"""Ask a deployed (or local) router a question and print the answer with its routing decision.
+
+    python scripts/ask.py --stack SemanticRouterStack "What year did World War II end?"
+    python scripts/ask.py --stack semantic "..."              # a router name works too
+    python scripts/ask.py --url http://127.0.0.1:3000/semantic --api-key KEY "..."
+
+With ``--stack`` the API URL and the API key's id come from the stack's CloudFormation outputs
+(``ApiUrl``, ``ApiKeyId``) and the key's value from API Gateway, which replaces the original
+sample's three steps (describe-stacks, get-api-key, curl, each through jq). ``--json`` prints the
+raw response body. Errors are one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+from llm_router.strategies import STRATEGIES
+
+# The router stacks' CloudFormation output keys (stacks/router_stack.py).
+OUTPUT_API_URL = "ApiUrl"  # the URL of POST /ask (or, from older stacks, of the stage)
+OUTPUT_API_ID = "ApiId"
+OUTPUT_API_KEY_ID = "ApiKeyId"
+ASK_SUFFIX = "/ask"
+DEFAULT_TIMEOUT_SECONDS = 90.0
+
+
+class AskError(Exception):
+    """Something the user must fix; printed as one line, never as a traceback."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # the POST /ask URL
+    api_key: str
+
+
+def ask_url(url: str) -> str:
+    """The POST /ask URL for a stage or router URL (``.../prod``, ``.../semantic``) or itself."""
+    trimmed = url.rstrip("/")
+    return trimmed if trimmed.endswith(ASK_SUFFIX) else trimmed + ASK_SUFFIX
+
+
+def stack_name_for(name: str) -> str:
+    """Accept a router name (``semantic``) for its stack (``SemanticRouterStack``)."""
+    strategy = STRATEGIES.get(name)
+    return strategy.stack_name if strategy else name
+
+
+def resolve_stack(session: Any, stack_name: str) -> Endpoint:
+    """The URL and key value of a deployed router stack; AskError says what is missing."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        cloudformation = session.client("cloudformation")
+        region = cloudformation.meta.region_name
+        try:
+            stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if "does not exist" in str(error.get("Message", "")):
+                raise AskError(
+                    f"stack {stack_name} not found in {region}: deploy it "
+                    f"(npx cdk deploy {stack_name}) or pass the --region it is in"
+                ) from None
+            raise AskError(f"cannot read stack {stack_name}: {_client_error(exc)}") from None
+        stack = stacks[0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        missing = [key for key in (OUTPUT_API_URL, OUTPUT_API_KEY_ID) if key not in outputs]
+        if missing:
+            raise AskError(
+                f"stack {stack_name} ({stack.get('StackStatus', 'unknown status')}) has no "
+                f"output {' or '.join(missing)}: is it a router stack, and fully deployed?"
+            )
+        try:
+            key = session.client("apigateway").get_api_key(
+                apiKey=outputs[OUTPUT_API_KEY_ID], includeValue=True
+            )
+        except ClientError as exc:
+            raise AskError(
+                f"cannot read API key {outputs[OUTPUT_API_KEY_ID]} of stack {stack_name}: "
+                f"{_client_error(exc)}"
+            ) from None
+    except NoCredentialsError:
+        raise AskError(
+            "no AWS credentials found: configure them (aws configure, AWS_PROFILE or "
+            "aws sso login), or target a local run with --url and --api-key"
+        ) from None
+    except NoRegionError:
+        raise AskError("no AWS region: pass --region or set AWS_REGION") from None
+    except BotoCoreError as exc:
+        raise AskError(f"AWS: {exc}") from None
+    if not key.get("value"):
+        raise AskError(f"API key {outputs[OUTPUT_API_KEY_ID]} has no value you may read")
+    return Endpoint(ask_url(outputs[OUTPUT_API_URL]), key["value"])
+
+
+def _client_error(exc: Any) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
+
+
+def describe_error_body(raw: bytes) -> str:
+    """The API's error in a few words: ``error``/``message`` and, when present, ``reason``."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace").strip()[:300] or "(empty body)"
+    if not isinstance(body, Mapping):
+        return json.dumps(body)[:300]
+    message = body.get("error") or body.get("message") or json.dumps(body)[:300]
+    reason = body.get("reason")
+    return f"{message} ({reason})" if reason else str(message)
+
+
+def post_question(
+    endpoint: Endpoint,
+    question: str,
+    category: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """POST the question; the parsed body of a 2xx answer, else AskError with status and reason."""
+    payload: dict[str, str] = {"question": question}
+    if category:
+        payload["category"] = category
+    request = urllib.request.Request(
+        endpoint.url,
+        data=json.dumps(payload).encode("utf-8"),
+        method="POST",
+        headers={"Content-Type": "application/json", "x-api-key": endpoint.api_key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        raise AskError(
+            f"HTTP {exc.code} from {endpoint.url}: {describe_error_body(exc.read())}"
+        ) from None
+    except urllib.error.URLError as exc:
+        raise AskError(f"cannot reach {endpoint.url}: {exc.reason}") from None
+    except TimeoutError:
+        raise AskError(f"no answer from {endpoint.url} within {timeout:g} s") from None
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AskError(f"{endpoint.url} answered with something other than JSON") from None
+    if not isinstance(body, dict):
+        raise AskError(f"{endpoint.url} answered with JSON that is not an object")
+    return body
+
+
+def format_answer(body: Mapping[str, Any]) -> str:
+    """The answer, then the routing decision and timings, for a person to read."""
+    routing = body.get("routing") or {}
+    category = body.get("question_classification")
+    decider = body.get("classifier_LLM") or body.get("embedding_LLM")
+    decided = f"{routing.get('strategy', 'router')} router"
+    if decider:
+        decided += f" with {decider}"
+    elif routing.get("decided_by") == "caller":
+        decided = "named by the caller"
+    if routing.get("declined"):
+        route = f"{category}: declined, no answer model called ({decided})"
+    else:
+        route = f"{category} -> {body.get('answerer_LLM')} ({decided})"
+    lines = [str(body.get("answer", "")).strip(), "", f"Routing: {route}"]
+    if routing.get("fallback_to_default"):
+        lines.append(f"Fallback: {routing.get('fallback_reason', 'default category used')}")
+    lines.append(
+        "Time: classification {:.3f} s, answer {:.3f} s, total {:.3f} s".format(
+            float(body.get("classification_time") or 0),
+            float(body.get("answer_generation_time") or 0),
+            float(body.get("total_response_time") or 0),
+        )
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Ask a router a question.")
+    parser.add_argument("question")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--stack",
+        help=f"deployed router stack, e.g. SemanticRouterStack, or a router name "
+        f"({', '.join(STRATEGIES)})",
+    )
+    target.add_argument(
+        "--url", help="router URL, e.g. http://127.0.0.1:3000/semantic (/ask is appended)"
+    )
+    parser.add_argument("--api-key", help="the x-api-key value (with --url)")
+    parser.add_argument("--category", help="skip classification: route to this category")
+    parser.add_argument("--json", action="store_true", help="print the raw response body")
+    parser.add_argument("--region", help="AWS region of the stack")
+    parser.add_argument("--profile", help="AWS profile to use")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
+    args = parser.parse_args(argv)
+    if args.url and not args.api_key:
+        parser.error("--url needs --api-key (local.py prints it at start-up)")
+    if args.stack and args.api_key:
+        parser.error("--api-key goes with --url; with --stack the key comes from the stack")
+    return args
+
+
+def endpoint_for(args: argparse.Namespace) -> Endpoint:
+    if args.url:
+        return Endpoint(ask_url(args.url), args.api_key)
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    except BotoCoreError as exc:  # e.g. ProfileNotFound
+        raise AskError(f"AWS: {exc}") from None
+    return resolve_stack(session, stack_name_for(args.stack))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        body = post_question(endpoint_for(args), args.question, args.category, args.timeout)
+    except AskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else format_answer(body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

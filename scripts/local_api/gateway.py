@@ -1,0 +1,160 @@
+"""The request pipeline of the deployed REST API, in API Gateway's order.
+
+1. payload size (10 MB) → 413; 2. resource and method → 403 "Missing Authentication Token" for
+anything not defined (API Gateway answers an undefined method the same way, never 405), and the
+CORS preflight (``OPTIONS``, no key) the stack defines;
+3. ``x-api-key`` → 403 "Forbidden"; 4. the usage plan's throttle and quota → 429;
+5. the request model → 400 "Invalid request body"; 6. the Lambda proxy integration, whose errors
+and malformed results are a 502 "Internal server error".
+
+Not emulated: the 29-second integration timeout (a slow local model would otherwise fail requests
+the handler answers), stage variables, custom domain names and WAF.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+from apigw_events import LocalLambdaContext
+from llm_router.config import RoutesConfig
+
+from .messages import (
+    BAD_REQUEST_BODY,
+    FORBIDDEN,
+    INTEGRATION_FAILURE,
+    MISSING_AUTHENTICATION_TOKEN,
+    PREFLIGHT_HEADERS,
+    QUOTA_EXCEEDED,
+    REQUEST_TOO_LARGE,
+    THROTTLED,
+    HttpRequest,
+    HttpResponse,
+    gateway_error,
+)
+from .proxy import MalformedProxyResult, from_result, to_event
+from .request_model import RequestModel, request_schema
+from .throttle import UsagePlan
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+API_KEY_HEADER = "x-api-key"
+HEALTH_PATH = "/health"
+LOCAL_API_KEY_ID = "local-api-key"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the stack configures on the API, read from routes.json, plus the key to accept."""
+
+    api_key: str
+    rate_limit: float
+    burst_limit: int
+    max_question_chars: int
+    quota_per_day: int | None = None
+    max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES
+    stage: str = "prod"
+    lambda_timeout_seconds: int = 60
+
+    @classmethod
+    def from_config(cls, config: RoutesConfig, api_key: str) -> ApiSettings:
+        return cls(
+            api_key=api_key,
+            rate_limit=config.api.throttle_rate_limit,
+            burst_limit=config.api.throttle_burst_limit,
+            max_question_chars=config.api.max_question_chars,
+            quota_per_day=config.api.quota_requests_per_day,
+            lambda_timeout_seconds=config.lambda_settings.timeout_seconds,
+        )
+
+
+def ask_path(router: str) -> str:
+    """The local path of a router's ``POST /ask`` (the deployed API has one API per router)."""
+    return f"/{router}/ask"
+
+
+class LocalGateway:
+    """Dispatches HTTP requests to the Lambda handler of each router, as API Gateway would."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        handlers: Mapping[str, LambdaHandler],
+        usage_plan: UsagePlan | None = None,
+    ) -> None:
+        if not settings.api_key:
+            raise ValueError("the local API needs an API key")
+        self.settings = settings
+        self._routes = {ask_path(name): (name, handler) for name, handler in handlers.items()}
+        self._usage_plan = usage_plan or UsagePlan(
+            settings.rate_limit, settings.burst_limit, settings.quota_per_day
+        )
+        self._model = RequestModel(request_schema(settings.max_question_chars))
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._routes)
+
+    def too_large(self, content_length: int) -> bool:
+        return content_length > self.settings.max_payload_bytes
+
+    def dispatch(self, request: HttpRequest) -> HttpResponse:
+        request_id = str(uuid.uuid4())
+        if self.too_large(len(request.body)):
+            return gateway_error(REQUEST_TOO_LARGE, request_id)
+        path = request.path.rstrip("/") or "/"
+        if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
+            return self._health(request_id)
+        route = self._routes.get(path)
+        if route is not None and request.method == "OPTIONS":
+            return HttpResponse(204, b"", [*PREFLIGHT_HEADERS, ("x-amzn-RequestId", request_id)])
+        if route is None or request.method != "POST":
+            return gateway_error(MISSING_AUTHENTICATION_TOKEN, request_id)
+        name, handler = route
+        key = request.header(API_KEY_HEADER)
+        if key is None or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
+            return gateway_error(FORBIDDEN, request_id)
+        refusal = self._usage_plan.admit(name, key)
+        if refusal is not None:
+            return gateway_error(QUOTA_EXCEEDED if refusal == "quota" else THROTTLED, request_id)
+        if not self._model.accepts(request.body):
+            return gateway_error(BAD_REQUEST_BODY, request_id)
+        return self._integrate(name, handler, request, request_id)
+
+    def _integrate(
+        self, name: str, handler: LambdaHandler, request: HttpRequest, request_id: str
+    ) -> HttpResponse:
+        event = to_event(
+            request,
+            request_id,
+            stage=self.settings.stage,
+            api_id=f"local-{name}",
+            api_key=self.settings.api_key,
+            api_key_id=LOCAL_API_KEY_ID,
+        )
+        context = LocalLambdaContext(
+            function_name=f"local-{name}-router",
+            timeout_seconds=self.settings.lambda_timeout_seconds,
+        )
+        try:
+            return from_result(handler(event, context), request_id)
+        except MalformedProxyResult as exc:
+            log.error("%s: malformed Lambda proxy response: %s", name, exc)
+        except Exception:  # the function crashed: API Gateway answers 502, the log has the trace
+            log.exception("%s: the Lambda handler raised", name)
+        return gateway_error(INTEGRATION_FAILURE, request_id)
+
+    def _health(self, request_id: str) -> HttpResponse:
+        body = {"status": "ok", "routers": {path: "POST" for path in self._routes}}
+        return HttpResponse(
+            200,
+            json.dumps(body).encode(),
+            [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)],
+        )

@@ -1,0 +1,61 @@
+"""The real Lambda handler of every router, built in-process with an explicit Bedrock client.
+
+One :class:`llm_router.handler.RouterHandler` per entry of ``STRATEGIES`` (never a hard-coded
+list), each given a ready service instead of reading ``ROUTER_STRATEGY`` and friends from the
+environment, so several routers share one process. A router that cannot be built is still mounted:
+its handler answers 503 with the reason, as the deployed function does, and the caller can print
+why at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+from llm_router.config import RoutesConfig
+from llm_router.factory import build_service
+from llm_router.handler import _INIT_ERRORS, RouterHandler
+from llm_router.service import RouterService
+from llm_router.strategies import STRATEGIES, Strategy
+
+
+@dataclass(frozen=True)
+class MountedRouter:
+    strategy: Strategy
+    handler: RouterHandler
+    error: str | None  # why the router refuses to serve, None when it is ready
+
+
+def _ready(service: RouterService) -> Callable[[], RouterService]:
+    return lambda: service
+
+
+def _failing(exc: Exception) -> Callable[[], RouterService]:
+    def factory() -> RouterService:
+        raise exc
+
+    return factory
+
+
+def mount_routers(
+    config: RoutesConfig,
+    client: Any,
+    index_dir: Path,
+    embedding_source: str,
+    strategies: Iterable[Strategy] | None = None,
+) -> list[MountedRouter]:
+    """Build every router's service now (the Lambda cold start) and wrap it in its handler."""
+    mounted = []
+    for strategy in strategies if strategies is not None else STRATEGIES.values():
+        try:
+            service = build_service(strategy.name, config, client, index_dir, embedding_source)
+        except _INIT_ERRORS as exc:
+            factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
+        else:
+            factory, error = _ready(service), None
+        handler = RouterHandler(strategy=strategy.name, service_factory=factory, eager=True)
+        mounted.append(MountedRouter(strategy, handler, error))
+    return mounted

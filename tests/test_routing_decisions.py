@@ -1,0 +1,136 @@
+"""Off-topic handling, static routing and the hybrid router, through the shared core."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import STANDIN_SOURCE, invoke
+from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
+from llm_router.factory import build_service
+from llm_router.handler import RouterHandler
+from test_routers import HAIKU, QUADRATIC, SONNET, TITAN_EMBED, TITAN_TEXT, WW2
+
+OFF_TOPIC_NEAR_REFERENCE = "What is a good recipe for pasta carbonara?"
+
+
+def variant(routes: RoutesConfig, edit: Any) -> RoutesConfig:
+    raw = copy.deepcopy(dict(routes.raw))
+    edit(raw)
+    return parse_routes(raw)
+
+
+def handler(service_factory: Any) -> RouterHandler:
+    return RouterHandler(service_factory=service_factory, eager=True)
+
+
+@pytest.fixture
+def service_for(bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any) -> Any:
+    def make(strategy: str, config: RoutesConfig) -> Any:
+        return build_service(strategy, config, bedrock_client, semantic_index_dir, STANDIN_SOURCE)
+
+    return make
+
+
+@pytest.mark.parametrize("strategy", ["llm-assisted", "semantic", "hybrid"])
+def test_static_category_skips_classification(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any, strategy: str
+) -> None:
+    status, body = invoke(
+        handler(lambda: service_for(strategy, routes)), {"question": WW2, "category": "math"}
+    )
+    assert status == 200
+    assert body["question_classification"] == "math"
+    assert body["answerer_LLM"] == SONNET
+    assert body["classification_time"] == 0.0
+    assert body["routing"]["decided_by"] == "caller"
+    assert body["usage"]["classification"] == []
+    assert [c["api"] for c in fresh_standin.calls()] == ["converse"]
+
+
+def test_static_unknown_category_is_400_listing_valid_ones(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    status, body = invoke(
+        handler(lambda: service_for("semantic", routes)), {"question": WW2, "category": "art"}
+    )
+    assert status == 400
+    assert body["valid_categories"] == ["history", "math"]
+    assert "art" in body["error"]
+    assert fresh_standin.calls() == []
+
+
+def test_off_topic_is_declined_without_an_answer_call(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    status, body = invoke(
+        handler(lambda: service_for("semantic", routes)), {"question": OFF_TOPIC_NEAR_REFERENCE}
+    )
+    assert status == 200
+    assert body["question_classification"] == OUT_OF_SCOPE
+    assert body["answer"] == routes.out_of_scope.decline_message
+    assert body["answerer_LLM"] is None
+    assert body["usage"]["answer"] is None
+    assert body["routing"]["declined"] is True
+    assert body["routing"]["out_of_scope_reason"]
+    assert [c["model_id"] for c in fresh_standin.calls()] == [TITAN_EMBED]
+
+
+def test_off_topic_action_default_routes_to_default_category(
+    service_for: Any, routes: RoutesConfig
+) -> None:
+    config = variant(routes, lambda raw: raw["out_of_scope"].update(action="default"))
+    body = service_for("semantic", config).ask(OFF_TOPIC_NEAR_REFERENCE)
+    assert body["question_classification"] == "math"
+    assert body["answerer_LLM"] == SONNET
+    assert body["routing"]["out_of_scope"] is True
+    assert body["routing"]["fallback_to_default"] is True
+
+
+def test_similarity_threshold_declines_weak_matches(service_for: Any, routes: RoutesConfig) -> None:
+    config = variant(
+        routes, lambda raw: raw["semantic"].update(min_similarity={"history": 1.01, "math": 1.01})
+    )
+    decision = service_for("semantic", config).classify(WW2)
+    assert decision.category == OUT_OF_SCOPE
+    assert "below its threshold" in decision.details["out_of_scope_reason"]
+
+
+def test_llm_none_label_declines(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    fresh_standin.script(TITAN_TEXT, ["none"])
+    body = service_for("llm-assisted", routes).ask("What's a good pasta recipe?")
+    assert body["question_classification"] == OUT_OF_SCOPE
+    assert body["routing"]["declined"] is True
+    assert body["routing"]["fallback_to_default"] is False
+
+
+def test_hybrid_confident_semantic_decision_skips_the_llm(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    body = service_for("hybrid", routes).ask(WW2)  # thresholds 0: always confident
+    assert body["routing"]["decided_by"] == "semantic"
+    assert body["question_classification"] == "history"
+    assert body["answerer_LLM"] == HAIKU
+    assert body["embedding_LLM"] == TITAN_EMBED
+    assert TITAN_TEXT not in [c["model_id"] for c in fresh_standin.calls()]
+
+
+def test_hybrid_escalates_unconfident_decisions_to_the_llm(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    config = variant(routes, lambda raw: raw["hybrid"].update(min_similarity=1.01))
+    body = service_for("hybrid", config).ask(QUADRATIC)
+    routing = body["routing"]
+    assert routing["decided_by"] == "llm"
+    assert "not confident" in routing["why"]
+    assert routing["semantic"]["category"] == "math"
+    assert routing["classifier_LLM"] == TITAN_TEXT
+    assert body["question_classification"] == "math"
+    models = [u["model_id"] for u in body["usage"]["classification"]]
+    assert models == [TITAN_EMBED, TITAN_TEXT]
+    assert [c["model_id"] for c in fresh_standin.calls()] == [TITAN_EMBED, TITAN_TEXT, SONNET]
