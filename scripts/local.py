@@ -26,50 +26,16 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import _bootstrap
-from llm_router.bedrock import BEDROCK_ENDPOINT_ENV, runtime_client
+import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
 from llm_router.config import ConfigError, RoutesConfig, load_routes
-from llm_router.factory import SEMANTIC_INDEX_DIR_ENV
-from llm_router.strategies import STRATEGIES
-
-STANDIN = "stand-in"
-AWS = "aws"
-# build_index.py's names for where the embeddings come from, and the manifests' embedding_source.
-INDEX_SOURCES = {STANDIN: ("stand-in", "offline-stand-in"), AWS: ("bedrock", "bedrock")}
-LOCAL_BUILD_DIR = _bootstrap.REPO_ROOT / ".build" / "local"
-STANDIN_REGION = "us-east-1"
-STANDIN_CREDENTIALS = ("stand-in", "stand-in")
-
-
-class StartupError(RuntimeError):
-    """The local run cannot start; the message says what to do."""
 
 
 class StopRequested(Exception):  # noqa: N818  (a signal, not an error)
     """SIGINT or SIGTERM arrived."""
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where the routers' Bedrock calls go."""
-
-    client: Any
-    kind: str  # STANDIN or AWS
-    region: str
-    description: str
-
-    @property
-    def index_source(self) -> str:
-        return INDEX_SOURCES[self.kind][0]
-
-    @property
-    def embedding_source(self) -> str:
-        return INDEX_SOURCES[self.kind][1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,57 +69,6 @@ def configure_handler_environment(lambda_logs: bool) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines on stdout
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if lambda_logs else "WARNING")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-
-
-def standin_backend(stack: contextlib.ExitStack, answer_url: str | None) -> Backend:
-    from bedrock_standin import StandInServer
-
-    server = stack.enter_context(StandInServer(host="127.0.0.1", port=0, answer_url=answer_url))
-    os.environ[BEDROCK_ENDPOINT_ENV] = server.url
-    client = runtime_client(
-        region=STANDIN_REGION, endpoint_url=server.url, credentials=STANDIN_CREDENTIALS
-    )
-    answers = f"answers from {answer_url}" if answer_url else "canned answers"
-    return Backend(
-        client, STANDIN, STANDIN_REGION, f"local stand-in at {server.url} (offline, {answers})"
-    )
-
-
-def aws_backend(region: str | None) -> Backend:
-    import boto3
-
-    session = boto3.Session(region_name=region)
-    if session.get_credentials() is None:
-        raise StartupError(
-            "--bedrock aws calls Amazon Bedrock with your AWS credentials, but none were found. "
-            "Configure them (aws configure, AWS_PROFILE or aws sso login), or run without "
-            "--bedrock aws to use the offline stand-in."
-        )
-    resolved = session.region_name
-    if not resolved:
-        raise StartupError(
-            "--bedrock aws needs a region: pass --region, set AWS_REGION or configure one for "
-            "your profile (aws configure set region us-east-1)."
-        )
-    os.environ.pop(BEDROCK_ENDPOINT_ENV, None)
-    return Backend(
-        runtime_client(region=resolved), AWS, resolved, f"Amazon Bedrock in {resolved}"
-    )
-
-
-def prepare_index(config: RoutesConfig, backend: Backend, say: Callable[[str], None]) -> Path:
-    """The semantic index for this backend's embeddings, built when missing or stale."""
-    from build_index import IndexBuildError, ensure_index
-
-    index_dir = LOCAL_BUILD_DIR / f"semantic-index-{backend.index_source}"
-    if not any(s.needs_index for s in STRATEGIES.values()):
-        return index_dir
-    try:
-        ensure_index(config, index_dir, backend.index_source, backend.region, say)
-    except IndexBuildError as exc:
-        raise StartupError(str(exc)) from exc
-    os.environ[SEMANTIC_INDEX_DIR_ENV] = str(index_dir)
-    return index_dir
 
 
 def display_url(host: str, port: int) -> str:
@@ -214,10 +129,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         raise StartupError(str(exc)) from exc
     api_key = args.api_key or secrets.token_urlsafe(18)
     with contextlib.ExitStack() as stack:
-        if args.bedrock == AWS:
-            backend = aws_backend(args.region)
-        else:
-            backend = standin_backend(stack, args.answer_url)
+        backend = open_backend(stack, args.bedrock, args.region, args.answer_url)
         say(f"Bedrock: {backend.description}")
         index_dir = prepare_index(config, backend, say)
         routers = mount_routers(config, backend.client, index_dir, backend.embedding_source)

@@ -214,7 +214,7 @@ def test_k_nearest_neighbour_vote(
     config = _variant(routes, lambda raw: raw["semantic"].update(k=3))
     build_index(config, TitanEmbedder(bedrock_client, config.embedding), tmp_path, STANDIN_SOURCE)
     service = build_service("semantic", config, bedrock_client, tmp_path, STANDIN_SOURCE)
-    decision = service.classify(QUADRATIC)
+    decision = service.decide(QUADRATIC)
     assert decision.category == "math"
     assert len(decision.details["neighbours"]) == 3
     assert sum(v["votes"] for v in decision.details["votes"].values()) == 3

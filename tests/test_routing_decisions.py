@@ -94,7 +94,7 @@ def test_similarity_threshold_declines_weak_matches(service_for: Any, routes: Ro
     config = variant(
         routes, lambda raw: raw["semantic"].update(min_similarity={"history": 1.01, "math": 1.01})
     )
-    decision = service_for("semantic", config).classify(WW2)
+    decision = service_for("semantic", config).decide(WW2)
     assert decision.category == OUT_OF_SCOPE
     assert "below its threshold" in decision.details["out_of_scope_reason"]
 

@@ -68,10 +68,6 @@ class RouterService:
     def strategy(self) -> str:
         return self.classifier.strategy
 
-    def classify(self, question: str) -> Classification:
-        """The routing decision alone (no answer): what evaluation measures."""
-        return self.classifier.classify(question)
-
     def static_classification(self, category: str) -> Classification:
         """The caller named the category: validate it and skip classification (no cost)."""
         if category not in self.config.categories:
@@ -96,12 +92,15 @@ class RouterService:
             ),
         )
 
+    def decide(self, question: str, category: str | None = None) -> Classification:
+        """The routing decision ``ask`` acts on (a category, or OUT_OF_SCOPE to decline)."""
+        if category is not None:
+            return self.static_classification(category)
+        return self.resolve_out_of_scope(self.classifier.classify(question))
+
     def ask(self, question: str, category: str | None = None) -> dict[str, Any]:
         started = time.perf_counter()
-        if category is not None:
-            classification = self.static_classification(category)
-        else:
-            classification = self.resolve_out_of_scope(self.classifier.classify(question))
+        classification = self.decide(question, category)
         if classification.category == OUT_OF_SCOPE:
             return shape_response(
                 self.classifier,

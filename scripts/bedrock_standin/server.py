@@ -1,0 +1,384 @@
+"""The Bedrock Runtime stand-in: an HTTP server on loopback that speaks bedrock-runtime's REST-JSON.
+
+A boto3 ``bedrock-runtime`` client with ``endpoint_url`` set to :attr:`StandInServer.url` runs the
+shipped code unchanged: ``InvokeModel`` is ``POST /model/{modelId}/invoke`` and ``Converse`` is
+``POST /model/{modelId}/converse``, with the bodies, responses, error headers and status codes of
+the real service. Why hand-written: moto does not implement bedrock-runtime, and the stand-in has
+to produce real embeddings, validate model-native bodies and let tests script outputs and faults.
+
+Tests control it in-process (:meth:`script`, :meth:`inject_fault`, :meth:`calls`, :meth:`reset`)
+or over HTTP under ``/_standin/`` (``POST reset``, ``POST faults``, ``POST scripts``,
+``GET calls``) when it runs in another process. ``python -m bedrock_standin --port 4000`` runs it
+alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from . import bodies
+from .errors import ERROR_STATUS, BedrockError
+from .minilm import shared_model
+from .models import ResolvedModel, resolve
+from .text_models import Generation, TextModels
+from .titan_space import to_titan
+
+ANY_MODEL = "*"
+_ROUTE = re.compile(r"^/model/([^/]+)/(invoke|converse)$")
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/bedrock/")
+_STRONG_HINTS = re.compile(r"[0-9=^+*/]|\b(prove|derive|explain why|step by step|compare)\b", re.I)
+
+
+class StandInState:
+    """Scripted outputs, injected faults and the call log; shared by all request threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts: dict[str, deque[str]] = defaultdict(deque)
+            self._faults: dict[str, list[Any]] = {}  # model -> [code, remaining or None, message]
+            self._calls: list[dict[str, Any]] = []
+            self.prompt_routers: dict[str, tuple[str, ...]] = {}
+
+    def script(self, model_id: str, outputs: list[str]) -> None:
+        with self._lock:
+            self._scripts[model_id].extend(outputs)
+
+    def inject_fault(
+        self, model_id: str, code: str, count: int | None = None, message: str | None = None
+    ) -> None:
+        if code not in ERROR_STATUS:
+            raise ValueError(f"unknown Bedrock error {code!r}; known: {', '.join(ERROR_STATUS)}")
+        with self._lock:
+            self._faults[model_id] = [code, count, message]
+
+    def take_fault(self, model_id: str) -> BedrockError | None:
+        with self._lock:
+            for key in (model_id, ANY_MODEL):
+                fault = self._faults.get(key)
+                if fault is None:
+                    continue
+                code, remaining, message = fault
+                if remaining is not None:
+                    if remaining <= 1:
+                        del self._faults[key]
+                    else:
+                        fault[1] = remaining - 1
+                return BedrockError(code, message)
+        return None
+
+    def take_script(self, model_id: str) -> str | None:
+        with self._lock:
+            queue = self._scripts.get(model_id)
+            return queue.popleft() if queue else None
+
+    def record(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self._calls]
+
+
+class BedrockRuntime:
+    """The service logic: resolve the model, validate the body, answer or fail like Bedrock."""
+
+    def __init__(self, state: StandInState, text: TextModels) -> None:
+        self.state = state
+        self.text = text
+        self.minilm = text._minilm
+
+    def handle(self, api: str, model_id: str, raw: bytes, region: str) -> dict[str, Any]:
+        call: dict[str, Any] = {"api": api, "model_id": model_id, "status": 200}
+        try:
+            model = resolve(model_id, self.state.prompt_routers)
+            body = bodies.parse_json(raw)
+            call["body"] = body
+            fault = self.state.take_fault(model_id)
+            if fault:
+                raise fault
+            if api == "converse":
+                return self._converse(model, bodies.converse(body, model), region)
+            return self._invoke(model, body)
+        except BedrockError as error:
+            call["status"] = error.status
+            call["error"] = error.code
+            raise
+        finally:
+            self.state.record(call)
+
+    def _invoke(self, model: ResolvedModel, body: Any) -> dict[str, Any]:
+        if model.is_prompt_router:
+            raise BedrockError(
+                "ValidationException",
+                "InvokeModel doesn't support prompt routers. Use the Converse API instead.",
+            )
+        if model.family == "titan-embed-v2":
+            return self._embed(bodies.titan_embed(body))
+        if model.family == "titan-text":
+            request = bodies.titan_text(body, model)
+            out = self._generate(request, model.requested)
+            return {
+                "inputTextTokenCount": out.input_tokens,
+                "results": [
+                    {
+                        "tokenCount": out.output_tokens,
+                        "outputText": out.text,
+                        "completionReason": "LENGTH"
+                        if out.stop_reason == "max_tokens"
+                        else "FINISH",
+                    }
+                ],
+            }
+        if model.family == "anthropic":
+            request = bodies.anthropic_messages(body, model)
+            out = self._generate(request, model.requested)
+            return {
+                "id": f"msg_bdrk_{uuid.uuid4().hex[:24]}",
+                "type": "message",
+                "role": "assistant",
+                "model": model.foundation_id,
+                "content": [{"type": "text", "text": out.text}],
+                "stop_reason": out.stop_reason,
+                "stop_sequence": None,
+                "usage": {"input_tokens": out.input_tokens, "output_tokens": out.output_tokens},
+            }
+        raise BedrockError(
+            "ValidationException",
+            f"The stand-in has no InvokeModel body for "
+            f"{model.foundation_id}; use the Converse API.",
+        )
+
+    def _embed(self, request: bodies.EmbedRequest) -> dict[str, Any]:
+        pooled = self.minilm.embed(request.text, normalize=request.normalize)
+        vector = [
+            round(float(v), 8) for v in to_titan(pooled, request.dimensions, request.normalize)
+        ]
+        by_type: dict[str, Any] = {}
+        if "float" in request.embedding_types:
+            by_type["float"] = vector
+        if "binary" in request.embedding_types:
+            by_type["binary"] = [1 if v > 0 else 0 for v in vector]
+        return {
+            "embedding": vector,
+            "embeddingsByType": by_type,
+            "inputTextTokenCount": self.minilm.count_tokens(request.text),
+        }
+
+    def _generate(self, request: bodies.ChatRequest, model_id: str) -> Generation:
+        return self.text.generate(request, model_id, self.state.take_script(model_id))
+
+    def _converse(
+        self, model: ResolvedModel, request: bodies.ChatRequest, region: str
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        invoked = model.requested
+        if model.is_prompt_router:
+            fast, strong = model.router_targets[0], model.router_targets[-1]
+            hard = _STRONG_HINTS.search(request.last_user_text) or len(request.last_user_text) > 300
+            invoked = f"arn:aws:bedrock:{region}::foundation-model/{strong if hard else fast}"
+        out = self._generate(request, model.requested)
+        response: dict[str, Any] = {
+            "output": {"message": {"role": "assistant", "content": [{"text": out.text}]}},
+            "stopReason": out.stop_reason,
+            "usage": {
+                "inputTokens": out.input_tokens,
+                "outputTokens": out.output_tokens,
+                "totalTokens": out.input_tokens + out.output_tokens,
+            },
+            "metrics": {"latencyMs": max(1, round((time.perf_counter() - started) * 1000))},
+        }
+        if model.is_prompt_router:
+            response["trace"] = {"promptRouter": {"invokedModelId": invoked}}
+        return response
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base's name)
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, error: BedrockError) -> None:
+        self._send(error.status, error.body(), error.headers())
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+        raw = self._body()
+        path = urlsplit(self.path).path
+        if path.startswith("/_standin/"):
+            self._admin("POST", path, raw)
+            return
+        match = _ROUTE.match(path)
+        if not match:
+            self._error(
+                BedrockError(
+                    "ResourceNotFoundException",
+                    f"The stand-in serves InvokeModel and Converse, not {path}",
+                )
+            )
+            return
+        if "Authorization" not in self.headers:
+            self._send(
+                403,
+                {"message": "Missing Authentication Token"},
+                {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+            )
+            return
+        region_match = _REGION.search(self.headers["Authorization"])
+        region = region_match.group(1) if region_match else "us-east-1"
+        model_id, api = unquote(match.group(1)), match.group(2)
+        try:
+            response = self.server.runtime.handle(api, model_id, raw, region)
+        except BedrockError as error:
+            self._error(error)
+            return
+        except Exception as exc:  # a stand-in bug must still look like a service error
+            self._error(BedrockError("InternalServerException", f"stand-in failure: {exc!r}"))
+            return
+        headers = {}
+        if api == "invoke":
+            headers = {
+                "X-Amzn-Bedrock-Input-Token-Count": str(_input_tokens(response)),
+                "X-Amzn-Bedrock-Invocation-Latency": "1",
+            }
+        self._send(200, response, headers)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._admin("GET", urlsplit(self.path).path, b"")
+
+    def _admin(self, method: str, path: str, raw: bytes) -> None:
+        state = self.server.runtime.state
+        try:
+            payload = json.loads(raw) if raw else {}
+            if (method, path) == ("GET", "/_standin/calls"):
+                self._send(200, {"calls": state.calls()})
+            elif (method, path) == ("GET", "/_standin/health"):
+                self._send(200, {"status": "ok"})
+            elif (method, path) == ("POST", "/_standin/reset"):
+                state.reset()
+                self._send(200, {"reset": True})
+            elif (method, path) == ("POST", "/_standin/faults"):
+                state.inject_fault(
+                    payload["model_id"],
+                    payload["error"],
+                    payload.get("count"),
+                    payload.get("message"),
+                )
+                self._send(200, {"fault": payload})
+            elif (method, path) == ("POST", "/_standin/scripts"):
+                state.script(payload["model_id"], list(payload["outputs"]))
+                self._send(200, {"script": payload})
+            else:
+                self._send(404, {"message": f"no admin endpoint {method} {path}"})
+        except (KeyError, TypeError, ValueError) as exc:
+            self._send(400, {"message": f"bad admin request: {exc}"})
+
+
+def _input_tokens(response: dict[str, Any]) -> int:
+    if "inputTextTokenCount" in response:
+        return int(response["inputTextTokenCount"])
+    return int(response.get("usage", {}).get("input_tokens", 0))
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    runtime: BedrockRuntime
+    verbose: bool = False
+
+
+class StandInServer:
+    """Runs the stand-in on a background thread; a context manager that stops it on exit."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        answer_url: str | None = None,
+        answer_model: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.state = StandInState()
+        text = TextModels(shared_model(), answer_url, answer_model)
+        self._http = _HttpServer((host, port), _Handler)
+        self._http.runtime = BedrockRuntime(self.state, text)
+        self._http.verbose = verbose
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._http.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._http.server_address[0]}:{self.port}"
+
+    def start(self) -> StandInServer:
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name="bedrock-stand-in", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread:
+            self._http.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._http.server_close()
+
+    def __enter__(self) -> StandInServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # In-process control, for tests.
+    def reset(self) -> None:
+        self.state.reset()
+
+    def script(self, model_id: str, outputs: list[str]) -> None:
+        """The next calls to ``model_id`` generate these texts, in order."""
+        self.state.script(model_id, outputs)
+
+    def inject_fault(
+        self, model_id: str, error: str, count: int | None = None, message: str | None = None
+    ) -> None:
+        """The next ``count`` calls (None: all) to ``model_id`` ('*': any) fail with ``error``."""
+        self.state.inject_fault(model_id, error, count, message)
+
+    def add_prompt_router(self, arn: str, models: tuple[str, ...]) -> None:
+        """Make a custom prompt router ARN known, choosing between ``models`` (fast, strong)."""
+        self.state.prompt_routers[arn] = tuple(models)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every request so far: api ('invoke'|'converse'), model_id, status, body, error."""
+        return self.state.calls()

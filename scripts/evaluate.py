@@ -1,0 +1,275 @@
+"""Measure a router's decisions on labelled questions, and fit its thresholds.
+
+    python scripts/evaluate.py --router semantic --dataset ../shared/eval/tutor_dev.jsonl
+    python scripts/evaluate.py --router hybrid --dataset FILE.jsonl --format json
+    python scripts/evaluate.py --fit   # thresholds from the reference prompts, into routes.json
+
+The dataset is JSON lines of ``{"question": ..., "label": ...}``; the label is a category or
+``other`` for off-topic questions. Each question goes through the router's decision exactly as the
+Lambda makes it (``RouterService.decide``: the same classifier, thresholds and out-of-scope action),
+without the answer call. Reported: accuracy (in-domain questions routed to their category; a
+decline counts as an error), per-class precision and recall, the confusion matrix, off-topic
+recall, false-refusal rate, escalation rate (hybrid), classification latency, and the monthly cost
+of routing and answering at the decided mix against sending every question to the premium model
+(traffic and prices from the cost calculator's scenario).
+
+Offline by default, against the Bedrock stand-in (local MiniLM embeddings, zero-shot classifier);
+``--bedrock aws`` measures the real models with your AWS credentials.
+
+``--fit`` chooses the semantic and hybrid thresholds (see ``evaluation/fit.py``) from
+``--fit-dataset`` or, by default, from the reference prompts leave-one-out, and writes them into
+the routes file; with ``--dataset`` the fitted router is then evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import cost_calculator
+from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
+from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
+from evaluation.metrics import OTHER, Outcome, summarise
+from llm_router.bedrock import BedrockFailure
+from llm_router.classifiers.semantic import SemanticClassifier
+from llm_router.config import ConfigError, RoutesConfig, load_routes
+from llm_router.factory import build_service
+from llm_router.service import RouterService
+from llm_router.strategies import STRATEGIES
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation cannot run; the message says why."""
+
+
+def read_dataset(path: Path, config: RoutesConfig) -> list[dict[str, str]]:
+    valid = {*config.category_names, OTHER}
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise EvaluationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            question, label = row["question"], row["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EvaluationError(
+                f'{path}:{number}: expected {{"question": ..., "label": ...}}: {exc}'
+            ) from exc
+        if label not in valid:
+            raise EvaluationError(
+                f"{path}:{number}: label {label!r} is none of {', '.join(sorted(valid))}"
+            )
+        rows.append({"question": question, "label": label})
+    if not rows:
+        raise EvaluationError(f"{path} has no questions")
+    return rows
+
+
+def evaluate(service: RouterService, rows: Sequence[dict[str, str]]) -> list[Outcome]:
+    outcomes = []
+    for row in rows:
+        decision = service.decide(row["question"])
+        decided_by = decision.details.get("decided_by")
+        outcomes.append(
+            Outcome(
+                question=row["question"],
+                label=row["label"],
+                decision=decision.category,
+                seconds=decision.seconds,
+                escalated=(decided_by == "llm") if service.strategy == "hybrid" else None,
+            )
+        )
+    return outcomes
+
+
+def monthly_cost(
+    summary: dict[str, Any], outcomes: Sequence[Outcome], strategy: str
+) -> dict[str, Any]:
+    """The cost calculator's scenario, with the answers split as this router decided them.
+
+    Daily traffic stays the scenario's total and every question pays for routing (the hybrid pays
+    the classifier LLM on its measured escalation share); each category's answerer gets the share
+    of questions the router sent to it, and declined questions get no answer. The baseline sends
+    every question to the premium answerer, as the calculator's own baseline does.
+    """
+    scenario = cost_calculator.load_scenario()
+    if summary["escalation_rate"] is not None:
+        scenario["routing"]["hybrid_escalation_rate"] = summary["escalation_rate"]
+    full = cost_calculator.compute(scenario)
+    categories = cost_calculator.entries(scenario["categories"])
+    per_day = sum(Decimal(str(c["questions_per_day"])) for c in categories.values())
+    decided = cost_calculator.deep_merge(
+        scenario,
+        {
+            "categories": {
+                name: {
+                    "questions_per_day": per_day
+                    * sum(o.decision == name for o in outcomes)
+                    / len(outcomes)
+                }
+                for name in categories
+            }
+        },
+    )
+    answers = cost_calculator.compute(decided).answers_cost
+    routing_line = full.routing_for(strategy)
+    routing = routing_line.monthly_cost if routing_line else Decimal(0)
+    premium = full.baseline.answers
+    return {
+        "questions_per_month": int(full.questions),
+        "answering": float(round(answers, 2)),
+        "routing": float(round(routing, 2)),
+        "total": float(round(answers + routing, 2)),
+        "all_premium_answering": float(round(premium, 2)),
+        "saving": float(round(premium - answers - routing, 2)),
+    }
+
+
+def render_text(strategy: str, summary: dict[str, Any], cost: dict[str, Any] | None) -> str:
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 100:.1f}%"
+
+    lines = [
+        f"Router: {strategy}   questions: {summary['n']} "
+        f"({summary['n_in_domain']} in-domain, {summary['n_off_topic']} off-topic)",
+        f"  accuracy (in-domain routed to their category): {pct(summary['accuracy'])}",
+        f"  off-topic recall (off-topic declined):           {pct(summary['out_of_scope_recall'])}",
+        f"  false-refusal rate (in-domain declined):         {pct(summary['false_refusal_rate'])}",
+        f"  escalation rate (decided by the LLM):            {pct(summary['escalation_rate'])}",
+        f"  classification latency: p50 {summary['classification_latency_ms']['p50']:.1f} ms, "
+        f"p95 {summary['classification_latency_ms']['p95']:.1f} ms",
+        "",
+        "  class       precision  recall  support",
+    ]
+    for name, figures in summary["per_class"].items():
+        lines.append(
+            f"  {name:<11} {pct(figures['precision']):>9}  {pct(figures['recall']):>6}  "
+            f"{figures['support']:>7}"
+        )
+    classes = list(summary["confusion"])
+    lines += [
+        "",
+        "  confusion (rows: label, columns: decision)",
+        "  " + " " * 11 + "".join(f"{c:>10}" for c in classes),
+    ]
+    for label in classes:
+        row = summary["confusion"][label]
+        lines.append(f"  {label:<11}" + "".join(f"{row[c]:>10}" for c in classes))
+    if cost:
+        lines += [
+            "",
+            f"  monthly cost at this mix ({cost['questions_per_month']:,} questions, the cost "
+            "calculator's scenario):",
+            f"    answering ${cost['answering']:,.2f} + routing ${cost['routing']:,.2f} = "
+            f"${cost['total']:,.2f}",
+            f"    every question to the premium model: ${cost['all_premium_answering']:,.2f}; "
+            f"saving ${cost['saving']:,.2f}",
+        ]
+    if summary["errors"]:
+        lines += ["", f"  errors ({len(summary['errors'])}):"]
+        lines += [
+            f"    [{e['label']} -> {e['predicted']}] {e['question']}" for e in summary["errors"]
+        ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--router", choices=list(STRATEGIES), default="semantic")
+    parser.add_argument("--dataset", type=Path, help="JSONL of {question, label}")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--bedrock", choices=(STANDIN, AWS), default=STANDIN)
+    parser.add_argument("--region", help="AWS region for --bedrock aws")
+    parser.add_argument("--preset", help="routes.json preset (default: active_preset)")
+    parser.add_argument("--routes", type=Path, help="routes file (default: the project's)")
+    parser.add_argument("--fit", action="store_true", help="fit thresholds, write them")
+    parser.add_argument(
+        "--fit-dataset",
+        type=Path,
+        help="labelled questions to fit on (default: reference prompts, leave-one-out)",
+    )
+    parser.add_argument("--max-false-refusal", type=float, default=0.01)
+    parser.add_argument("--max-confident-error", type=float, default=0.005)
+    args = parser.parse_args(argv)
+    if not args.fit and args.dataset is None:
+        parser.error("give --dataset to evaluate, --fit to fit thresholds, or both")
+    return args
+
+
+def run_fit(
+    args: argparse.Namespace, config: RoutesConfig, semantic: SemanticClassifier, say: Any
+) -> RoutesConfig:
+    if args.fit_dataset:
+        samples = dataset_samples(semantic, read_dataset(args.fit_dataset, config))
+        source = str(args.fit_dataset)
+    else:
+        samples = leave_one_out_samples(semantic, config)
+        source = "reference prompts, leave-one-out"
+    result = fit(samples, config, source, args.max_false_refusal, args.max_confident_error)
+    assert config.source_path is not None
+    write_thresholds(config.source_path, result.thresholds)
+    t = result.thresholds
+    say(f"fitted on {result.n} questions ({source}); written to {config.source_path}:")
+    say(f"  semantic.min_similarity {dict(t.min_similarity)}, semantic.min_margin {t.min_margin}")
+    say(
+        f"  hybrid.min_similarity {t.hybrid_min_similarity}, hybrid.min_margin "
+        f"{t.hybrid_min_margin}"
+    )
+    say(f"  on the fit set: {json.dumps(result.semantic)}, hybrid {json.dumps(result.hybrid)}")
+    return replace(config, thresholds=t)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    # Progress goes to stderr so that --format json prints one object on stdout.
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        config = load_routes(args.routes, preset=args.preset)
+        with contextlib.ExitStack() as stack:
+            backend = open_backend(stack, args.bedrock, args.region)
+            index_dir = prepare_index(config, backend, say)
+            if args.fit:
+                semantic = build_service(
+                    "semantic", config, backend.client, index_dir, backend.embedding_source
+                ).classifier
+                assert isinstance(semantic, SemanticClassifier)
+                config = run_fit(args, config, semantic, say)
+            if args.dataset is None:
+                return 0
+            rows = read_dataset(args.dataset, config)
+            service = build_service(
+                args.router, config, backend.client, index_dir, backend.embedding_source
+            )
+            outcomes = evaluate(service, rows)
+    except (ConfigError, StartupError, EvaluationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BedrockFailure as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    summary = summarise(outcomes, config.category_names)
+    cost = monthly_cost(summary, outcomes, args.router)
+    if args.format == "json":
+        print(json.dumps({"router": args.router, **summary, "monthly_cost": cost}, indent=2))
+    else:
+        print(render_text(args.router, summary, cost))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

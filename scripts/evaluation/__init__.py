@@ -1,0 +1,1 @@
+"""Routing evaluation: metrics and threshold fitting for scripts/evaluate.py."""
