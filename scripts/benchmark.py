@@ -32,6 +32,7 @@ prints figures (with the machine and every simplification) for the README.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import copy
 import hashlib
@@ -41,8 +42,10 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +88,8 @@ RECALL_K = 10
 TIE_TOLERANCE = 1e-5  # a neighbour this close to the exact k-th similarity counts as a hit
 # Lambda's limit for code plus all layers, unzipped (layers/build.py LAMBDA_UNZIPPED_LIMIT_BYTES).
 LAMBDA_LAYER_LIMIT_BYTES = 250 * 1024 * 1024
+ROUTES_FILE = "routes.json"  # the synthetic routes document, written beside the index
+MARKER_FILE = "benchmark.json"  # written last: the cached directory is complete
 DATA_VERSION = 1  # bump when the synthetic data or the cache layout changes
 PROMPT_PATTERN = re.compile(r"#(\d+)$")
 
@@ -159,16 +164,16 @@ class SyntheticSet:
         return chunk[i % CHUNK_ROWS]
 
 
-def synthetic_set(n: int, dims: int, label_names: Sequence[str], seed: int) -> SyntheticSet:
-    """``n`` L2-normalised vectors around CENTROIDS random unit centroids, each centroid a label.
+def synthetic_layout(
+    n: int, dims: int, label_names: Sequence[str], seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The CENTROIDS random unit centroids, each row's centroid and each row's label.
 
-    Rows are ordered by label (categories, then out of scope) to match
-    ``RoutesConfig.reference_prompts``. Chunks are generated in parallel from per-chunk seeds, so
-    the vectors do not depend on the number of threads.
+    Each centroid carries one label; rows are ordered by label (categories, then out of scope) to
+    match ``RoutesConfig.reference_prompts``. Cheap: no row vectors are drawn.
     """
     import faiss
 
-    started = time.perf_counter()
     rng = np.random.default_rng([seed, n, dims])
     centroids = rng.standard_normal((CENTROIDS, dims), dtype=np.float32)
     faiss.normalize_L2(centroids)
@@ -176,6 +181,19 @@ def synthetic_set(n: int, dims: int, label_names: Sequence[str], seed: int) -> S
     label_of_centroid = np.arange(CENTROIDS) % len(label_names)
     assignment = assignment[np.argsort(label_of_centroid[assignment], kind="stable")]
     labels = [label_names[i] for i in label_of_centroid[assignment]]
+    return centroids, assignment, labels
+
+
+def synthetic_set(n: int, dims: int, label_names: Sequence[str], seed: int) -> SyntheticSet:
+    """``n`` L2-normalised vectors: each row its centroid plus Gaussian noise, then normalised.
+
+    Chunks are generated in parallel from per-chunk seeds, so the vectors do not depend on the
+    number of threads.
+    """
+    import faiss
+
+    started = time.perf_counter()
+    centroids, assignment, labels = synthetic_layout(n, dims, label_names, seed)
     starts = list(range(0, n, CHUNK_ROWS))
     seeds = np.random.SeedSequence([seed, n, dims, 1]).spawn(len(starts))
     scale = float(CLUSTER_NOISE / np.sqrt(dims))
@@ -323,6 +341,16 @@ class PreparedIndex:
         }
 
 
+def index_recipe() -> str:
+    """``make_faiss_index``'s code without its docstring (editing the figures keeps the cache)."""
+    source = textwrap.dedent(inspect.getsource(semantic_index.make_faiss_index))
+    function = ast.parse(source).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    if ast.get_docstring(function) is not None:
+        function.body = function.body[1:]
+    return ast.unparse(function)
+
+
 def cache_key(n: int, dims: int, queries: int, seed: int, base: RoutesConfig) -> str:
     """Everything that shapes the cached index, the queries or the exact neighbours."""
     import faiss
@@ -340,14 +368,19 @@ def cache_key(n: int, dims: int, queries: int, seed: int, base: RoutesConfig) ->
         "labels": [*base.category_names, OUT_OF_SCOPE],
         "embedding_model_id": base.embedding.model_id,
         "faiss": faiss.__version__,
-        # the index choice: the function and the module constants it reads
-        "make_faiss_index": inspect.getsource(semantic_index.make_faiss_index),
+        # the index choice: the function's code and the module constants it reads
+        "make_faiss_index": index_recipe(),
         "thresholds": {
             k: v for k, v in vars(semantic_index).items() if k.isupper() and isinstance(v, int)
         },
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
     return f"n{n}-d{dims}-q{queries}-s{seed}-{digest}"
+
+
+def write_routes(directory: Path, raw: dict[str, Any]) -> None:
+    """The routes document beside the index, for the cold-start probe's ``load_routes``."""
+    (directory / ROUTES_FILE).write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
 
 
 def truth_depth(config: RoutesConfig) -> int:
@@ -368,30 +401,39 @@ def prepare_index(
     """The index directory for ``n`` synthetic vectors, built with ``build_index`` or reused."""
     say = progress or (lambda _msg: None)
     directory = cache_dir / cache_key(n, dims, queries, seed, base)
-    marker = directory / "benchmark.json"
-    if use_cache and marker.is_file():
-        meta = json.loads(marker.read_text(encoding="utf-8"))
-        config = load_routes(directory / "routes.json")
-        if semantic_index.is_fresh(directory, config, EMBEDDING_SOURCE):
-            say(f"{n:,} vectors: reusing the index cached in {directory}")
-            return PreparedIndex(
-                vectors=n,
-                dimensions=dims,
-                directory=directory,
-                config=config,
-                manifest=Manifest.read(directory),
-                queries=np.load(directory / "queries.npy"),
-                truth_ids=np.load(directory / "truth_ids.npy"),
-                truth_scores=np.load(directory / "truth_scores.npy"),
-                timings=meta,
-                cached=True,
-            )
+    marker = directory / MARKER_FILE
     label_names = [*base.category_names, OUT_OF_SCOPE]
+    # The routes document is rebuilt from the current routes.json on every run (its thresholds
+    # and k may have changed); only the reference prompts, and so the index, are cached.
+    _, _, labels = synthetic_layout(n, dims, label_names, seed)
+    raw = routes_variant(base, labels, dims)
+    config = parse_routes(raw, preset=base.preset)
+    del labels
+    if (
+        use_cache
+        and marker.is_file()
+        and semantic_index.is_fresh(directory, config, EMBEDDING_SOURCE)
+    ):
+        say(f"{n:,} vectors: reusing the index cached in {directory}")
+        write_routes(directory, raw)
+        return PreparedIndex(
+            vectors=n,
+            dimensions=dims,
+            directory=directory,
+            config=config,
+            manifest=Manifest.read(directory),
+            queries=np.load(directory / "queries.npy"),
+            truth_ids=np.load(directory / "truth_ids.npy"),
+            truth_scores=np.load(directory / "truth_scores.npy"),
+            timings=json.loads(marker.read_text(encoding="utf-8")),
+            cached=True,
+        )
+    for stale in cache_dir.glob(f"{directory.name.rsplit('-', 1)[0]}-*"):
+        if stale != directory and (stale / MARKER_FILE).is_file():  # built by an older recipe
+            shutil.rmtree(stale)
     say(f"{n:,} vectors: generating {dims}-dimensional clustered vectors")
     data = synthetic_set(n, dims, label_names, seed)
     generate_seconds = data.generate_seconds
-    raw = routes_variant(base, data.labels, dims)
-    config = parse_routes(raw, preset=base.preset)
     query_vectors = make_queries(data, queries, seed)
     embedder = SyntheticEmbedder(data, config.embedding.model_id, query_vectors, truth_depth(base))
     say(f"{n:,} vectors: build_index ({n:,} rows)")
@@ -402,7 +444,7 @@ def prepare_index(
         manifest = build_index(config, embedder, directory, EMBEDDING_SOURCE)
     build_index_seconds = time.perf_counter() - started - embedder.truth_seconds
     del data
-    (directory / "routes.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    write_routes(directory, raw)
     np.save(directory / "queries.npy", query_vectors)
     np.save(directory / "truth_ids.npy", embedder.truth_ids)
     np.save(directory / "truth_scores.npy", embedder.truth_scores)
@@ -585,7 +627,8 @@ def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
         embedding_source=EMBEDDING_SOURCE,
     )
     load_seconds = time.perf_counter() - started
-    handler = RouterHandler(service_factory=lambda: service, eager=True)
+    with stdout_to_devnull():  # the "router ready" log line
+        handler = RouterHandler(service_factory=lambda: service, eager=True)
     total = WARMUP_REQUESTS + requests
     events = [
         proxy_event(json.dumps({"question": f"Synthetic benchmark question number {i}?"}))

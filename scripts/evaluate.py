@@ -200,8 +200,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="labelled questions to fit on (default: reference prompts, leave-one-out)",
     )
-    parser.add_argument("--max-false-refusal", type=float, default=0.01)
-    parser.add_argument("--max-confident-error", type=float, default=0.005)
+    parser.add_argument("--max-false-refusal", type=float, default=0.005)
+    parser.add_argument(
+        "--max-escalation",
+        type=float,
+        default=0.2,
+        help="hybrid: the largest share of questions the fit may escalate",
+    )
     args = parser.parse_args(argv)
     if not args.fit and args.dataset is None:
         parser.error("give --dataset to evaluate, --fit to fit thresholds, or both")
@@ -209,7 +214,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run_fit(
-    args: argparse.Namespace, config: RoutesConfig, semantic: SemanticClassifier, say: Any
+    args: argparse.Namespace,
+    config: RoutesConfig,
+    semantic: SemanticClassifier,
+    llm: RouterService,
+    say: Any,
 ) -> RoutesConfig:
     if args.fit_dataset:
         samples = dataset_samples(semantic, read_dataset(args.fit_dataset, config))
@@ -217,7 +226,11 @@ def run_fit(
     else:
         samples = leave_one_out_samples(semantic, config)
         source = "reference prompts, leave-one-out"
-    result = fit(samples, config, source, args.max_false_refusal, args.max_confident_error)
+    say(f"asking the classifier LLM ({llm.classifier.model_id}) about {len(samples)} questions")
+    llm_decisions = [llm.decide(sample.question).category for sample in samples]
+    result = fit(
+        samples, config, source, llm_decisions, args.max_false_refusal, args.max_escalation
+    )
     assert config.source_path is not None
     write_thresholds(config.source_path, result.thresholds)
     t = result.thresholds
@@ -248,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "semantic", config, backend.client, index_dir, backend.embedding_source
                 ).classifier
                 assert isinstance(semantic, SemanticClassifier)
-                config = run_fit(args, config, semantic, say)
+                llm = build_service("llm-assisted", config, backend.client)
+                config = run_fit(args, config, semantic, llm, say)
             if args.dataset is None:
                 return 0
             rows = read_dataset(args.dataset, config)

@@ -23,7 +23,7 @@ WW2 = "What year did World War II end?"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 TITAN_EMBED = "amazon.titan-embed-text-v2:0"
-KEY = "ask-test-key"
+KEY = "local-test-key-0123456789"  # API Gateway key values have at least 20 characters
 # moto has no model for this resource type; an outputs-only template is all these tests need.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation")
 

@@ -12,8 +12,10 @@ Objectives (the issue's floors, with headroom):
 
 * semantic: the highest off-topic recall whose false-refusal rate is at most ``max_false_refusal``
   (declining an in-domain question costs the user an answer; declining off-topic saves money);
-* hybrid: the lowest escalation rate whose *confident* semantic decisions are wrong on at most
-  ``max_confident_error`` of all questions (what the LLM does not see, it cannot fix).
+* hybrid: the fewest wrong final decisions (the semantic decision where it is confident, the
+  classifier LLM's elsewhere, both measured on the same questions), then the lowest escalation
+  rate, with at most ``max_escalation`` of the questions escalated. Where the LLM is no better
+  than the semantic router on the uncertain questions, this escalates little, as it should.
 
 Without a dataset the fit uses the reference prompts themselves, leave-one-out: each prompt is
 classified by the others, which approximates questions the index has never seen without using any
@@ -28,9 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from evaluation.metrics import OTHER
 from llm_router.classifiers.semantic import Neighbours, SemanticClassifier, decide
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, SemanticThresholds
+
+from evaluation.metrics import OTHER
 
 SIMILARITY_GRID = np.round(np.arange(0.0, 0.71, 0.01), 2)
 MARGIN_GRID = np.round(np.arange(0.0, 0.31, 0.01), 2)
@@ -38,6 +41,7 @@ MARGIN_GRID = np.round(np.arange(0.0, 0.31, 0.01), 2)
 
 @dataclass(frozen=True)
 class Sample:
+    question: str
     label: str  # a category or OUT_OF_SCOPE
     neighbours: Neighbours
 
@@ -57,7 +61,7 @@ def leave_one_out_samples(semantic: SemanticClassifier, config: RoutesConfig) ->
     for label, prompt in config.reference_prompts():
         neighbours, _ = semantic.neighbours(prompt, extra=1)
         kept = [(row, score) for row, score in neighbours if row.prompt != prompt]
-        samples.append(Sample(label, kept))
+        samples.append(Sample(prompt, label, kept))
     return samples
 
 
@@ -65,6 +69,7 @@ def dataset_samples(semantic: SemanticClassifier, rows: Iterable[dict]) -> list[
     """Labelled questions ({"question", "label"}; label ``other`` = off-topic)."""
     return [
         Sample(
+            row["question"],
             OUT_OF_SCOPE if row["label"] == OTHER else row["label"],
             semantic.neighbours(row["question"])[0],
         )
@@ -149,21 +154,22 @@ def fit_semantic(f: _Features, categories: Sequence[str], max_false_refusal: flo
     return best_sim, best_margin, _rates(f, _decisions(f, best_sim, best_margin))
 
 
-def fit_hybrid(f: _Features, decisions: np.ndarray, max_confident_error: float) -> tuple:
-    """The loosest confidence thresholds whose confident decisions are nearly all right."""
-    wrong = decisions != f.labels
-    best = (0.0, 0.0, 1.0, 0.0)
-    best_escalation = None
+def fit_hybrid(
+    f: _Features, decisions: np.ndarray, llm_decisions: np.ndarray, max_escalation: float
+) -> tuple[float, float, float, float]:
+    """(min_similarity, min_margin, escalation rate, error rate) of the chosen confidence rule."""
+    best: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    best_key: tuple[float, float] | None = None
     for sim in SIMILARITY_GRID:
         for margin in MARGIN_GRID:
             confident = (f.top >= sim) & (f.margin >= margin)
-            error = float(np.mean(confident & wrong))
             escalation = float(np.mean(~confident))
-            if error <= max_confident_error and (
-                best_escalation is None or escalation < best_escalation
-            ):
-                best_escalation = escalation
-                best = (float(sim), float(margin), escalation, error)
+            if escalation > max_escalation:
+                continue
+            final = np.where(confident, decisions, llm_decisions)
+            error = float(np.mean(final != f.labels))
+            if best_key is None or (error, escalation) < best_key:
+                best_key, best = (error, escalation), (float(sim), float(margin), escalation, error)
     return best
 
 
@@ -171,15 +177,17 @@ def fit(
     samples: Sequence[Sample],
     config: RoutesConfig,
     source: str,
-    max_false_refusal: float = 0.01,
-    max_confident_error: float = 0.005,
+    llm_decisions: Sequence[str],
+    max_false_refusal: float = 0.005,
+    max_escalation: float = 0.2,
 ) -> FitResult:
+    """Fit every threshold; ``llm_decisions`` are the classifier LLM's, one per sample."""
     f = _features(samples, config)
     categories = config.category_names
     sim, margin, semantic_rates = fit_semantic(f, categories, max_false_refusal)
     decisions = _decisions(f, sim, margin)
-    hybrid_sim, hybrid_margin, escalation, confident_error = fit_hybrid(
-        f, decisions, max_confident_error
+    hybrid_sim, hybrid_margin, escalation, error = fit_hybrid(
+        f, decisions, np.array(llm_decisions), max_escalation
     )
     thresholds = SemanticThresholds(sim, margin, hybrid_sim, hybrid_margin)
     fitted = _with(config, thresholds)
@@ -192,7 +200,7 @@ def fit(
         source,
         len(samples),
         semantic_rates,
-        {"escalation_rate": escalation, "confident_error_rate": confident_error},
+        {"escalation_rate": escalation, "error_rate": error},
     )
 
 
