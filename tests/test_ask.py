@@ -98,12 +98,12 @@ def test_router_names_stand_for_their_stacks() -> None:
 
 
 def test_resolves_url_and_key_value_from_the_stack(aws: boto3.Session) -> None:
-    key_id = create_key(aws, "the-key-value-0123456789")
+    key_id = create_key(aws, KEY)
     url = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/ask"
     create_stack(aws, "SemanticRouterStack", {
         ask.OUTPUT_API_URL: url, ask.OUTPUT_API_ID: "abc123", ask.OUTPUT_API_KEY_ID: key_id,
     })
-    assert ask.resolve_stack(aws, "SemanticRouterStack") == ask.Endpoint(url, "the-key-value-0123456789")
+    assert ask.resolve_stack(aws, "SemanticRouterStack") == ask.Endpoint(url, KEY)
 
 
 def test_a_stage_url_output_gets_ask_appended(aws: boto3.Session) -> None:

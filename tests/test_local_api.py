@@ -249,6 +249,7 @@ def test_request_model_matches_the_stacks_api_gateway_model(routes: RoutesConfig
     cdk = pytest.importorskip("aws_cdk")
     from aws_cdk import assertions
     from aws_cdk import aws_apigateway as apigw
+
     from stacks.router_api import question_schema
 
     stack = cdk.Stack(cdk.App(), "SchemaProbe")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import STANDIN_SOURCE, invoke
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
 from llm_router.factory import build_service

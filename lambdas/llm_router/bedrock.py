@@ -34,7 +34,8 @@ def runtime_client(
 ) -> Any:
     """A bedrock-runtime client with standard retries and timeouts below the Lambda timeout."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first call; botocore's "max_attempts" would count retries.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=read_timeout,
         user_agent_extra="multi-llm-router",

@@ -9,12 +9,8 @@ from typing import Any
 from .answering import ConverseAnswerer
 from .bedrock import endpoint_kind, runtime_client
 from .classification import Classifier
-from .classifiers.hybrid import HybridClassifier
 from .classifiers.llm import LlmClassifier
-from .classifiers.semantic import SemanticClassifier
 from .config import RoutesConfig
-from .embeddings import TitanEmbedder
-from .semantic_index import load_index
 from .service import RouterService
 from .strategies import get_strategy
 
@@ -34,14 +30,22 @@ def build_classifier(
     embedding_source: str | None = None,
 ) -> Classifier:
     strategy = get_strategy(strategy_name)
-    semantic: SemanticClassifier | None = None
+    semantic: Classifier | None = None
     if strategy.uses_embeddings:
+        # Imported here: they need numpy and faiss, which only the semantic layer ships, so the
+        # LLM-assisted function (runtime layer only) must not import them at cold start.
+        from .classifiers.semantic import SemanticClassifier
+        from .embeddings import TitanEmbedder
+        from .semantic_index import load_index
+
         index = load_index(
             index_dir or index_dir_from_env(), config, embedding_source or endpoint_kind()
         )
         semantic = SemanticClassifier(TitanEmbedder(client, config.embedding), index, config)
     llm = LlmClassifier(client, config) if strategy.uses_classifier_llm else None
     if semantic and llm:
+        from .classifiers.hybrid import HybridClassifier
+
         return HybridClassifier(semantic, llm)
     if semantic:
         return semantic

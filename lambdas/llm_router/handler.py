@@ -19,13 +19,14 @@ from .bedrock import BedrockFailure
 from .config import ConfigError, RoutesConfig, load_routes
 from .factory import build_service
 from .http_api import BadRequest, error_response, json_response, parse_request
-from .semantic_index import IndexMismatch
 from .service import RouterService, UnknownCategory
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
-_INIT_ERRORS = (ConfigError, IndexMismatch, ValueError, OSError)
+# ConfigError includes semantic_index.IndexMismatch, which is not imported here: that module needs
+# numpy, which only the semantic routers' layer ships.
+_INIT_ERRORS = (ConfigError, ValueError, OSError)
 
 
 class RouterHandler:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import RoutesConfig
+from .config import ConfigError, RoutesConfig
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
@@ -43,7 +43,7 @@ class Embedder(Protocol):
     def embed(self, text: str) -> Any: ...
 
 
-class IndexMismatch(RuntimeError):
+class IndexMismatch(ConfigError):
     """The index on disk was built for a different embedding setup than the one configured."""
 
 

@@ -1,0 +1,668 @@
+"""The deploy preflight (scripts/doctor.py), offline.
+
+STS, CloudFormation and SSM are moto's; the ``bedrock`` control plane (ListFoundationModels,
+GetInferenceProfile, which moto does not implement) is a real boto3 client under
+``botocore.stub.Stubber`` returning exactly the catalogue each test needs; bedrock-runtime is the
+stand-in on loopback. Nothing reaches AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import doctor
+import pytest
+from botocore.stub import Stubber
+from llm_router.bedrock import runtime_client
+from llm_router.config import RoutesConfig, load_routes
+from moto import mock_aws
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+BOOTSTRAP_FIX = f"npx cdk bootstrap aws://{ACCOUNT}/{REGION}"
+# A bootstrap stack as `cdk bootstrap` leaves it: the version parameter is one of its resources.
+BOOTSTRAP_TEMPLATE = {
+    "Resources": {
+        "CdkBootstrapVersion": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {
+                "Type": "String",
+                "Name": doctor.BOOTSTRAP_VERSION_PARAMETER,
+                "Value": "21",
+            },
+        }
+    }
+}
+
+
+@pytest.fixture(autouse=True)
+def _routes_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repository's routes.json with its own active preset (blog-2024)."""
+    monkeypatch.delenv("ROUTES_FILE", raising=False)
+    monkeypatch.delenv("ROUTES_PRESET", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+
+
+@pytest.fixture(scope="module")
+def blog() -> RoutesConfig:
+    return load_routes(preset="blog-2024")
+
+
+@pytest.fixture(scope="module")
+def current() -> RoutesConfig:
+    return load_routes(preset="current")
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def bootstrapped(aws: None) -> None:
+    """A bootstrapped moto account: CDKToolkit in CREATE_COMPLETE with version parameter 21."""
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(
+        StackName=doctor.BOOTSTRAP_STACK, TemplateBody=json.dumps(BOOTSTRAP_TEMPLATE)
+    )
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def catalogue(statuses: dict[str, str | None]) -> dict[str, Any]:
+    """A ListFoundationModels response: model id → ACTIVE / LEGACY (None: no lifecycle field)."""
+    summaries = []
+    for model_id, status in statuses.items():
+        summary: dict[str, Any] = {
+            "modelArn": f"arn:aws:bedrock:{REGION}::foundation-model/{model_id}",
+            "modelId": model_id,
+        }
+        if status is not None:
+            summary["modelLifecycle"] = {"status": status}
+        summaries.append(summary)
+    return {"modelSummaries": summaries}
+
+
+def profile(profile_id: str, status: str = "ACTIVE") -> dict[str, Any]:
+    """A GetInferenceProfile response for a system-defined (geographic) inference profile."""
+    base = profile_id.split(".", 1)[1]
+    return {
+        "inferenceProfileName": f"US {base}",
+        "inferenceProfileArn": (
+            f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/{profile_id}"
+        ),
+        "inferenceProfileId": profile_id,
+        "models": [
+            {"modelArn": f"arn:aws:bedrock:{r}::foundation-model/{base}"}
+            for r in ("us-east-1", "us-east-2", "us-west-2")
+        ],
+        "status": status,
+        "type": "SYSTEM_DEFINED",
+    }
+
+
+class StubbedBedrock:
+    """A real ``bedrock`` client whose calls are answered, in order, by a Stubber."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self.client = boto3.client("bedrock", region_name=region)
+        self.stubber = Stubber(self.client)
+        self.stubber.activate()
+
+    def models(self, statuses: dict[str, str | None]) -> StubbedBedrock:
+        self.stubber.add_response("list_foundation_models", catalogue(statuses), {})
+        return self
+
+    def profile(self, profile_id: str, status: str = "ACTIVE") -> StubbedBedrock:
+        self.stubber.add_response(
+            "get_inference_profile",
+            profile(profile_id, status),
+            {"inferenceProfileIdentifier": profile_id},
+        )
+        return self
+
+    def error(self, operation: str, code: str, message: str, status: int = 400) -> StubbedBedrock:
+        self.stubber.add_client_error(
+            operation, service_error_code=code, service_message=message, http_status_code=status
+        )
+        return self
+
+    def assert_all_used(self) -> None:
+        self.stubber.assert_no_pending_responses()
+
+
+def all_active(config: RoutesConfig) -> dict[str, str | None]:
+    """Every model of a preset (profiles by their base model) listed Active."""
+    ids = [u.model_id for u in doctor.model_uses([config])]
+    return {
+        (m.split(".", 1)[1] if doctor.profile_prefix(m) else m): "ACTIVE" for m in ids
+    }
+
+
+def moto_clients(bedrock: Any, runtime: Any, region: str = REGION) -> doctor.Clients:
+    return doctor.Clients(
+        sts=boto3.client("sts", region_name=region),
+        cloudformation=boto3.client("cloudformation", region_name=region),
+        ssm=boto3.client("ssm", region_name=region),
+        bedrock=bedrock,
+        bedrock_runtime=runtime,
+    )
+
+
+def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
+    return {c.name: c for c in checks}
+
+
+def use_clients(
+    monkeypatch: pytest.MonkeyPatch, bedrock: StubbedBedrock, runtime: Any
+) -> list[Any]:
+    """Make main() build its STS/CloudFormation/SSM clients from its session (moto) and use the
+    stubbed bedrock client and the stand-in runtime; returns the sessions main() created."""
+    sessions: list[Any] = []
+
+    def make_clients(session: Any) -> doctor.Clients:
+        sessions.append(session)
+        return doctor.Clients(
+            sts=session.client("sts"),
+            cloudformation=session.client("cloudformation"),
+            ssm=session.client("ssm"),
+            bedrock=bedrock.client,
+            bedrock_runtime=runtime,
+        )
+
+    monkeypatch.setattr(doctor, "make_clients", make_clients)
+    return sessions
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = doctor.main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, json.loads(out)
+
+
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An environment where botocore finds no credentials (and asks no metadata service)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+# --- all good --------------------------------------------------------------------------------
+
+
+def test_all_good_text_output_and_exit_0(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bedrock = StubbedBedrock().models(all_active(blog))
+    sessions = use_clients(monkeypatch, bedrock, bedrock_client)
+
+    assert doctor.main([]) == 0
+
+    out = capsys.readouterr().out
+    assert sessions[0].region_name == REGION
+    assert out.startswith(f"Preflight for preset blog-2024 in {REGION}\n")
+    assert "[FAIL]" not in out and "[WARN]" not in out
+    assert f"[ OK ] AWS credentials: account {ACCOUNT}" in out
+    assert "[ OK ] CDK bootstrap version: version 21" in out
+    assert out.rstrip().endswith("Ready to deploy.")
+    bedrock.assert_all_used()
+    # One tiny call per model: Converse with maxTokens 1, InvokeModel for the embedder.
+    calls = fresh_standin.calls()
+    assert {c["model_id"] for c in calls} == set(blog.all_model_ids())
+    assert all(c["status"] == 200 for c in calls)
+    for call in calls:
+        if call["model_id"] == blog.embedding.model_id:
+            assert call["api"] == "invoke"
+        else:
+            assert call["api"] == "converse"
+            assert call["body"]["inferenceConfig"] == {"maxTokens": 1}
+
+
+def test_all_good_json_lists_every_check(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    current: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --all-presets: blog-2024's models (the first lifecycle check lists the catalogue once),
+    # then current's inference profiles, each looked up with GetInferenceProfile.
+    bedrock = StubbedBedrock().models({**all_active(blog), **all_active(current)})
+    for model_id in current.all_model_ids():
+        if doctor.profile_prefix(model_id):
+            bedrock.profile(model_id)
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    code, report = run_json(["--all-presets"], capsys)
+
+    assert code == 0
+    assert report["ok"] is True
+    assert report["region"] == REGION
+    assert report["presets"] == ["blog-2024", "current"]
+    checks = report["checks"]
+    assert all(set(c) == {"name", "status", "detail", "fix"} for c in checks)
+    assert all(c["status"] == "ok" and c["fix"] is None for c in checks), checks
+    models = dict.fromkeys([*blog.all_model_ids(), *current.all_model_ids()])
+    expected = ["AWS credentials", "CDK bootstrap", "CDK bootstrap version"]
+    for model_id in models:
+        expected += [f"{model_id} lifecycle", f"{model_id} invoke"]
+    assert [c["name"] for c in checks] == expected
+    # The shared embedding model is checked once, for both presets.
+    embed = by_name([doctor.Check(**c) for c in checks])[f"{blog.embedding.model_id} invoke"]
+    assert "blog-2024 embedding" in embed.detail and "current embedding" in embed.detail
+    bedrock.assert_all_used()
+
+
+# --- credentials and region ------------------------------------------------------------------
+
+
+def test_no_credentials_fails_with_fix_and_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_credentials(monkeypatch, tmp_path)
+
+    assert doctor.main([]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "[FAIL] AWS credentials: NoCredentialsError" in out
+    assert "aws configure" in out
+    assert "[SKIP] everything else: needs working credentials" in out
+
+    code, report = run_json([], capsys)
+    assert code == 1 and report["ok"] is False
+    credentials, rest = report["checks"]
+    assert credentials["name"] == "AWS credentials" and credentials["status"] == "fail"
+    assert "aws configure" in credentials["fix"] and "aws sso login" in credentials["fix"]
+    assert rest["status"] == "skip"
+
+
+def test_rejected_credentials_fail_with_fix() -> None:
+    sts = boto3.client("sts", region_name=REGION)
+    with Stubber(sts) as stubber:
+        stubber.add_client_error(
+            "get_caller_identity", "ExpiredToken", "The security token included is expired"
+        )
+        check, account = doctor.check_identity(sts)
+    assert account is None
+    assert check.status == doctor.FAIL
+    assert check.detail == "ExpiredToken: The security token included is expired"
+    assert "aws configure" in (check.fix or "")
+
+
+def test_no_region_fails_with_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+
+    code, report = run_json([], capsys)
+
+    assert code == 1 and report["ok"] is False
+    [check] = report["checks"]
+    assert check["name"] == "AWS region" and check["status"] == "fail"
+    assert "--region" in check["fix"]
+
+
+# --- the CDK bootstrap -----------------------------------------------------------------------
+
+
+def test_missing_bootstrap_stack_fails_with_cdk_bootstrap(aws: None) -> None:
+    clients = moto_clients(StubbedBedrock().client, None)
+    checks = doctor.check_bootstrap(clients.cloudformation, clients.ssm, ACCOUNT, REGION)
+    assert checks == [
+        doctor.Check(
+            "CDK bootstrap", doctor.FAIL, f"no CDKToolkit stack in {REGION}",
+            f"Run `{BOOTSTRAP_FIX}`.",
+        )
+    ]
+
+
+@pytest.mark.parametrize("version", ["5", "", "latest"])
+def test_too_old_bootstrap_version_fails_with_cdk_bootstrap(
+    bootstrapped: None, version: str
+) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    if version:
+        ssm.put_parameter(
+            Name=doctor.BOOTSTRAP_VERSION_PARAMETER, Value=version, Type="String", Overwrite=True
+        )
+    else:  # a stack whose version parameter is gone
+        ssm.delete_parameter(Name=doctor.BOOTSTRAP_VERSION_PARAMETER)
+    clients = moto_clients(None, None)
+
+    stack, version_check = doctor.check_bootstrap(
+        clients.cloudformation, clients.ssm, ACCOUNT, REGION
+    )
+
+    assert stack.status == doctor.OK and stack.detail == "CDKToolkit is CREATE_COMPLETE"
+    assert version_check.name == "CDK bootstrap version"
+    assert version_check.status == doctor.FAIL
+    assert BOOTSTRAP_FIX in (version_check.fix or "")
+    if version:
+        assert f"version {version}, the CDK needs 6 or later" == version_check.detail
+
+
+def test_bootstrap_failures_fail_the_run(
+    aws: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bedrock = StubbedBedrock().models(all_active(blog))
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    code, report = run_json(["--no-invoke"], capsys)
+
+    assert code == 1 and report["ok"] is False
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in failed] == ["CDK bootstrap"]
+    assert "cdk bootstrap" in failed[0]["fix"]
+
+
+def describe(status: str) -> dict[str, Any]:
+    return {
+        "Stacks": [
+            {"StackName": "CDKToolkit", "CreationTime": "2024-01-01T00:00:00Z",
+             "StackStatus": status}
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "fix"),
+    [
+        ("ROLLBACK_COMPLETE", doctor.FAIL, f"then run `{BOOTSTRAP_FIX}`."),
+        ("CREATE_IN_PROGRESS", doctor.WARN, "Wait for it."),
+    ],
+)
+def test_unusable_bootstrap_stack(status: str, expected: str, fix: str) -> None:
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    with Stubber(cloudformation) as stubber:
+        stubber.add_response("describe_stacks", describe(status), {"StackName": "CDKToolkit"})
+        [check] = doctor.check_bootstrap(cloudformation, None, ACCOUNT, REGION)
+    assert check.status == expected
+    assert check.detail == f"CDKToolkit is {status}"
+    assert (check.fix or "").endswith(fix)
+
+
+def test_unreadable_bootstrap_version_is_a_warning() -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    with Stubber(ssm) as stubber:
+        stubber.add_client_error("get_parameter", "AccessDeniedException", "not allowed")
+        check = doctor.check_bootstrap_version(ssm, "Run `npx cdk bootstrap`.")
+    assert check.status == doctor.WARN
+    assert "AccessDeniedException" in check.detail
+
+
+# --- model lifecycle -------------------------------------------------------------------------
+
+
+def test_legacy_model_warns_but_does_not_fail(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    legacy = blog.answerer_for("history")
+    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"})
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    assert doctor.main([]) == 0
+
+    out = capsys.readouterr().out
+    assert f"[WARN] {legacy} lifecycle: Legacy" in out
+    assert "switch to the `current` preset" in out
+    assert f"[ OK ] {legacy} invoke" in out  # the account can still use it
+    assert out.rstrip().endswith("Ready to deploy (1 warning(s)).")
+
+
+def test_model_without_lifecycle_field_counts_as_active(
+    aws: None, blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    statuses: dict[str, str | None] = dict.fromkeys(all_active(blog))
+    bedrock = StubbedBedrock().models(statuses)
+    checks = doctor.run_checks(moto_clients(bedrock.client, bedrock_client), [blog], REGION,
+                               invoke=False)
+    lifecycle = [c for c in checks if c.name.endswith(" lifecycle")]
+    assert len(lifecycle) == 4 and all(c.status == doctor.OK for c in lifecycle)
+
+
+def test_model_gone_from_the_catalogue_fails_with_switch_preset(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gone = blog.answerer_for("math")
+    statuses = all_active(blog)
+    del statuses[gone]
+    bedrock = StubbedBedrock().models(statuses)
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    code, report = run_json(["--no-invoke"], capsys)
+
+    assert code == 1 and report["ok"] is False
+    [failed] = [c for c in report["checks"] if c["status"] == "fail"]
+    assert failed["name"] == f"{gone} lifecycle"
+    assert failed["detail"] == (
+        f"{gone} is not offered in {REGION} (end of life, or not in this region)"
+    )
+    assert "switch to the `current` preset" in failed["fix"]
+    assert "-c preset=current" in failed["fix"]
+    bedrock.assert_all_used()
+
+
+def test_catalogue_unavailable_is_reported_once_per_model_with_iam_fix(
+    aws: None, blog: RoutesConfig
+) -> None:
+    bedrock = StubbedBedrock().error(
+        "list_foundation_models",
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: "
+        "bedrock:ListFoundationModels",
+        403,
+    )
+    checks = doctor.run_checks(moto_clients(bedrock.client, None), [blog], REGION, invoke=False)
+
+    lifecycle = [c for c in checks if c.name.endswith(" lifecycle")]
+    assert len(lifecycle) == 4
+    for check in lifecycle:
+        assert check.status == doctor.FAIL
+        assert check.detail.startswith("AccessDeniedException: ")
+        assert "Allow bedrock:InvokeModel" in (check.fix or "")
+    bedrock.assert_all_used()  # listed once, not once per model
+
+
+def test_current_preset_looks_up_inference_profiles(
+    aws: None, current: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    classifier, embedder = current.classifier.model_id, current.embedding.model_id
+    history, math = current.answerer_for("history"), current.answerer_for("math")
+    assert all(doctor.profile_prefix(m) == "us" for m in (classifier, history, math))
+    statuses = all_active(current)
+    statuses[history.split(".", 1)[1]] = "LEGACY"  # the profile's model
+    bedrock = (
+        StubbedBedrock()
+        .profile(classifier)
+        .models(statuses)  # first needed for the classifier's base model
+        .profile(history)
+        .profile(math)
+    )
+
+    checks = by_name(
+        doctor.run_checks(moto_clients(bedrock.client, bedrock_client), [current], REGION)
+    )
+
+    bedrock.assert_all_used()
+    assert checks[f"{classifier} lifecycle"].status == doctor.OK
+    assert checks[f"{embedder} lifecycle"].status == doctor.OK
+    assert checks[f"{math} lifecycle"].status == doctor.OK
+    assert checks[f"{history} lifecycle"].status == doctor.WARN
+    assert all(checks[f"{m} invoke"].status == doctor.OK for m in current.all_model_ids())
+    invoked = {c["model_id"] for c in fresh_standin.calls()}
+    assert invoked == set(current.all_model_ids())  # the profile ids themselves
+
+
+def test_inference_profile_from_a_region_it_does_not_serve(
+    aws: None, current: RoutesConfig
+) -> None:
+    # No GetInferenceProfile call: the us. prefix cannot serve eu-west-1.
+    bedrock = StubbedBedrock("eu-west-1").models(all_active(current))
+    checks = doctor.run_checks(
+        moto_clients(bedrock.client, None, "eu-west-1"), [current], "eu-west-1", invoke=False
+    )
+    bedrock.assert_all_used()
+    failed = [c for c in checks if c.status == doctor.FAIL]
+    assert len(failed) == 3
+    for check in failed:
+        assert "us. inference profiles are called from us-east-1, us-east-2, us-west-2" in (
+            check.detail
+        )
+        assert (check.fix or "").startswith("Deploy to one of us-east-1, us-east-2, us-west-2")
+        assert "switch to the `blog-2024` preset" in (check.fix or "")
+
+
+def test_unknown_inference_profile_fails_with_fix(current: RoutesConfig) -> None:
+    use = next(u for u in doctor.model_uses([current]) if doctor.profile_prefix(u.model_id))
+    bedrock = StubbedBedrock().error(
+        "get_inference_profile", "ResourceNotFoundException", "Inference profile not found", 404
+    )
+    check = doctor.check_lifecycle(use, bedrock.client, doctor.Catalogue(bedrock.client), REGION)
+    assert check.status == doctor.FAIL
+    assert check.detail == "ResourceNotFoundException: Inference profile not found"
+    assert f"not available to this account in {REGION}" in (check.fix or "")
+
+
+def test_arn_model_lifecycle_is_skipped(blog: RoutesConfig) -> None:
+    arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:default-prompt-router/anthropic.claude:1"
+    use = doctor.ModelUse(arn, ("answerer (math)",), blog)
+    bedrock = StubbedBedrock()  # no call expected
+    check = doctor.check_lifecycle(use, bedrock.client, doctor.Catalogue(bedrock.client), REGION)
+    assert check.status == doctor.SKIP
+
+
+# --- invocation ------------------------------------------------------------------------------
+
+
+def test_access_denied_invocation_fails_with_enable_model_access(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    denied = blog.answerer_for("history")
+    fresh_standin.inject_fault(denied, "AccessDeniedException")
+    bedrock = StubbedBedrock().models(all_active(blog))
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    code, report = run_json([], capsys)
+
+    assert code == 1 and report["ok"] is False
+    [failed] = [c for c in report["checks"] if c["status"] == "fail"]
+    assert failed["name"] == f"{denied} invoke"
+    assert failed["detail"].startswith("AccessDeniedException: ")
+    assert failed["fix"] == (
+        f"Enable model access for {denied} in the Amazon Bedrock console, region {REGION}."
+    )
+
+
+def test_access_denied_embedding_fails_with_enable_model_access(
+    blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    use = next(u for u in doctor.model_uses([blog]) if u.is_embedding)
+    fresh_standin.inject_fault(use.model_id, "AccessDeniedException")
+    check = doctor.check_invoke(use, bedrock_client, REGION)
+    assert check.status == doctor.FAIL
+    assert check.fix == (
+        f"Enable model access for {use.model_id} in the Amazon Bedrock console, region {REGION}."
+    )
+    assert fresh_standin.calls()[0]["api"] == "invoke"
+
+
+def test_access_denied_on_a_legacy_model_says_switch_preset(
+    aws: None, blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    legacy = blog.answerer_for("math")
+    fresh_standin.inject_fault(legacy, "AccessDeniedException")
+    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"})
+
+    checks = by_name(doctor.run_checks(moto_clients(bedrock.client, bedrock_client), [blog],
+                                       REGION))
+
+    assert checks[f"{legacy} lifecycle"].status == doctor.WARN
+    invoke = checks[f"{legacy} invoke"]
+    assert invoke.status == doctor.FAIL
+    assert invoke.fix == (
+        f"{legacy} is Legacy and this account cannot use it: switch to the `current` preset: "
+        "set active_preset in routes.json or deploy with -c preset=current."
+    )
+
+
+def test_throttled_invocation_is_a_warning(
+    blog: RoutesConfig, fresh_standin: Any
+) -> None:
+    runtime = runtime_client(
+        region=REGION, endpoint_url=fresh_standin.url, max_attempts=1,
+        credentials=("testing", "testing"),
+    )
+    use = next(u for u in doctor.model_uses([blog]) if not u.is_embedding)
+    fresh_standin.inject_fault(use.model_id, "ThrottlingException")
+    check = doctor.check_invoke(use, runtime, REGION)
+    assert check.status == doctor.WARN
+    assert "ThrottlingException" in check.detail
+
+
+def test_no_invoke_skips_the_calls(
+    bootstrapped: None,
+    blog: RoutesConfig,
+    fresh_standin: Any,
+    bedrock_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fresh_standin.inject_fault("*", "AccessDeniedException")  # would fail any call
+    bedrock = StubbedBedrock().models(all_active(blog))
+    use_clients(monkeypatch, bedrock, bedrock_client)
+
+    code, report = run_json(["--no-invoke"], capsys)
+
+    assert code == 0 and report["ok"] is True
+    assert fresh_standin.calls() == []
+    invoke = [c for c in report["checks"] if c["name"].endswith(" invoke")]
+    assert [c["name"] for c in invoke] == [f"{m} invoke" for m in blog.all_model_ids()]
+    assert all(c["status"] == "skip" for c in invoke)
