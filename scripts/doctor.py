@@ -357,6 +357,8 @@ def run_checks(
         if invoke:
             legacy = catalogue.is_legacy(use.model_id)
             add([check_invoke(use, clients.bedrock_runtime, region, legacy)])
+        else:
+            add([Check(f"{use.model_id} invoke", SKIP, "not invoked (--no-invoke)")])
     return checks
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .minilm import DIMENSIONS as SOURCE_DIMENSIONS
 
@@ -35,7 +36,8 @@ def _matrix(dimensions: int) -> np.ndarray:
     """``dimensions x 384``: orthonormal columns when widening, orthonormal rows when narrowing."""
     size = max(dimensions, SOURCE_DIMENSIONS)
     gaussian = np.random.default_rng(_SEED + dimensions).standard_normal((size, size))
-    orthogonal, upper = np.linalg.qr(gaussian)
+    with threadpool_limits(limits=1, user_api="blas"):  # see minilm.py: threads oversubscribe
+        orthogonal, upper = np.linalg.qr(gaussian)
     orthogonal *= np.sign(np.diag(upper))  # a unique, well-spread orthogonal matrix
     if dimensions >= SOURCE_DIMENSIONS:
         matrix = orthogonal[:, :SOURCE_DIMENSIONS]
