@@ -28,6 +28,9 @@ def print_request(method: str, path: str, status: int, millis: float) -> None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not keep the process alive at shutdown
+    # socketserver listens with a backlog of 5: a burst of simultaneous clients would be reset
+    # by the kernel before the gateway could answer (API Gateway sends them 429s, not resets).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], gateway: LocalGateway, log: RequestLog) -> None:
         self.gateway = gateway
