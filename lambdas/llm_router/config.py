@@ -261,6 +261,11 @@ def parse_routes(
         )
         if out_of_scope.action not in OUT_OF_SCOPE_ACTIONS:
             raise ConfigError(f"out_of_scope.action must be one of {OUT_OF_SCOPE_ACTIONS}")
+        api = raw["api"]
+        for key in ("max_question_chars", "throttle_rate_limit", "throttle_burst_limit",
+                    "quota_requests_per_day"):
+            if not float(api[key]) > 0:
+                raise ConfigError(f"api.{key} must be positive, got {api[key]!r}")
         lam = raw["lambda"]
         if lam["architecture"] not in ("arm64", "x86_64"):
             raise ConfigError("lambda.architecture must be arm64 or x86_64")
@@ -283,10 +288,10 @@ def parse_routes(
                 system_prompt=raw["answering"]["system_prompt"],
             ),
             api=ApiConfig(
-                max_question_chars=int(raw["api"]["max_question_chars"]),
-                throttle_rate_limit=float(raw["api"]["throttle_rate_limit"]),
-                throttle_burst_limit=int(raw["api"]["throttle_burst_limit"]),
-                quota_requests_per_day=int(raw["api"]["quota_requests_per_day"]),
+                max_question_chars=int(api["max_question_chars"]),
+                throttle_rate_limit=float(api["throttle_rate_limit"]),
+                throttle_burst_limit=int(api["throttle_burst_limit"]),
+                quota_requests_per_day=int(api["quota_requests_per_day"]),
             ),
             lambda_settings=LambdaConfig(
                 runtime=lam["runtime"],
