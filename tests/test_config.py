@@ -86,8 +86,8 @@ def test_adding_a_category_is_a_config_edit(routes: RoutesConfig) -> None:
     (lambda r: r.update(active_preset="nope"), "unknown preset"),
     (lambda r: r.pop("categories"), "missing the key"),
     (lambda r: r["lambda"].update(architecture="sparc"), "architecture"),
-    (lambda r: r["api"].update(throttle_burst_limit=0), "api.throttle_burst_limit must be positive"),
-    (lambda r: r["api"].update(throttle_rate_limit=-1), "api.throttle_rate_limit must be positive"),
+    (lambda r: r["api"].update(throttle_burst_limit=0), "throttle_burst_limit must be positive"),
+    (lambda r: r["api"].update(throttle_rate_limit=-1), "throttle_rate_limit must be positive"),
 ])
 def test_invalid_configuration_is_rejected(routes: RoutesConfig, edit: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
