@@ -86,15 +86,21 @@ def test_calls_reach_bedrock_with_the_configured_models(
     assert calls == [("invoke", TITAN_TEXT), ("converse", HAIKU)]
 
 
-def test_semantic_response_reports_neighbours_and_scores(handler_for: Any) -> None:
+def test_semantic_response_reports_neighbours_and_scores(
+    handler_for: Any, routes: RoutesConfig
+) -> None:
     status, body = invoke(handler_for("semantic"), {"question": WW2})
     assert status == 200
     routing = body["routing"]
-    assert routing["k"] == 1
-    (neighbour,) = routing["neighbours"]
-    assert neighbour["category"] == "history"
-    assert 0 < neighbour["similarity"] <= 1
-    assert routing["votes"]["history"]["votes"] == 1
+    k = routing["k"]
+    assert k == routes.semantic_k
+    assert len(routing["neighbours"]) == k
+    similarities = [n["similarity"] for n in routing["neighbours"]]
+    assert similarities == sorted(similarities, reverse=True)
+    assert all(0 < s <= 1 for s in similarities)
+    assert routing["neighbours"][0]["category"] == "history"
+    assert sum(v["votes"] for v in routing["votes"].values()) == k
+    assert routing["votes"]["history"]["votes"] > k / 2
 
 
 @pytest.mark.parametrize("output", ["probably cooking", "history math", "", "maths"])
