@@ -20,9 +20,11 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from background_server import BackgroundServer, QuietThreadingServer
 
 from . import bodies
 from .errors import ERROR_STATUS, BedrockError
@@ -208,6 +210,7 @@ class BedrockRuntime:
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see background_server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base's name)
         if self.server.verbose:
@@ -309,13 +312,12 @@ def _input_tokens(response: dict[str, Any]) -> int:
     return int(response.get("usage", {}).get("input_tokens", 0))
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HttpServer(QuietThreadingServer):
     runtime: BedrockRuntime
     verbose: bool = False
 
 
-class StandInServer:
+class StandInServer(BackgroundServer):
     """Runs the stand-in on a background thread; a context manager that stops it on exit."""
 
     def __init__(
@@ -327,39 +329,11 @@ class StandInServer:
         verbose: bool = False,
     ) -> None:
         self.state = StandInState()
-        text = TextModels(shared_model(), answer_url, answer_model)
-        self._http = _HttpServer((host, port), _Handler)
-        self._http.runtime = BedrockRuntime(self.state, text)
-        self._http.verbose = verbose
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._http.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._http.server_address[0]}:{self.port}"
-
-    def start(self) -> StandInServer:
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, name="bedrock-stand-in", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread:
-            self._http.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._http.server_close()
-
-    def __enter__(self) -> StandInServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        http = _HttpServer((host, port), _Handler)
+        http.runtime = BedrockRuntime(self.state, TextModels(shared_model(), answer_url,
+                                                             answer_model))
+        http.verbose = verbose
+        super().__init__(http, "bedrock-stand-in")
 
     # In-process control, for tests.
     def reset(self) -> None:

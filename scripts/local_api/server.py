@@ -9,11 +9,12 @@ request; every API decision is :class:`~local_api.gateway.LocalGateway`'s.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from background_server import BackgroundServer, QuietThreadingServer
 
 from .gateway import LocalGateway
 from .messages import REQUEST_TOO_LARGE, HttpRequest, HttpResponse, gateway_error
@@ -26,22 +27,11 @@ def print_request(method: str, path: str, status: int, millis: float) -> None:
     print(f"{method} {path} {status} {millis:.0f}ms", flush=True)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck client must not keep the process alive at shutdown
-    # socketserver listens with a backlog of 5: a burst of simultaneous clients would be reset
-    # by the kernel before the gateway could answer (API Gateway sends them 429s, not resets).
-    request_queue_size = 128
-
+class _Server(QuietThreadingServer):
     def __init__(self, address: tuple[str, int], gateway: LocalGateway, log: RequestLog) -> None:
         self.gateway = gateway
         self.request_log = log
         super().__init__(address, _RequestHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            return  # the client went away; nothing to answer
-        super().handle_error(request, client_address)
 
 
 class _BodyTooLarge(Exception):
@@ -51,6 +41,7 @@ class _BodyTooLarge(Exception):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # see background_server
     server_version = "local-api-gateway"
     sys_version = ""
     timeout = 120  # seconds a connection may sit idle or stall mid-request
@@ -125,7 +116,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         sys.stderr.write(f"local api: {format % args}\n")
 
 
-class LocalApiServer:
+class LocalApiServer(BackgroundServer):
     """Serves a :class:`LocalGateway` on ``host:port`` (port 0 picks a free one) on a thread."""
 
     def __init__(
@@ -135,41 +126,4 @@ class LocalApiServer:
         port: int = 0,
         request_log: RequestLog = print_request,
     ) -> None:
-        self._server = _Server((host, port), gateway, request_log)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return str(self._server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> LocalApiServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # how soon stop() takes effect
-            name="local-api",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop accepting requests and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> LocalApiServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        super().__init__(_Server((host, port), gateway, request_log), "local-api")
