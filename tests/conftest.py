@@ -16,6 +16,21 @@ from llm_router.embeddings import TitanEmbedder
 from llm_router.semantic_index import build_index
 
 STANDIN_SOURCE = "offline-stand-in"
+# The blog-2024 preset's models, written out: tests check routing against these literals.
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+TITAN_TEXT = "amazon.titan-text-express-v1"
+TITAN_EMBED = "amazon.titan-embed-text-v2:0"
+# The original sample's response fields, which its clients rely on (besides classifier_LLM or
+# embedding_LLM, which name the classifier).
+ORIGINAL_FIELDS = (
+    "answer",
+    "question_classification",
+    "classification_time",
+    "answerer_LLM",
+    "answer_generation_time",
+    "total_response_time",
+)
 
 
 @pytest.fixture(autouse=True)

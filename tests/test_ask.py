@@ -11,7 +11,7 @@ from typing import Any
 import ask
 import boto3
 import pytest
-from conftest import STANDIN_SOURCE
+from conftest import HAIKU, SONNET, STANDIN_SOURCE
 from llm_router.config import RoutesConfig
 from llm_router.strategies import STRATEGIES
 from local_api import ApiSettings, LocalApiServer, LocalGateway
@@ -20,8 +20,6 @@ from moto import mock_aws
 
 REGION = "us-east-1"
 WW2 = "What year did World War II end?"
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 TITAN_EMBED = "amazon.titan-embed-text-v2:0"
 KEY = "local-test-key-0123456789"  # API Gateway key values have at least 20 characters
 # moto has no model for this resource type; an outputs-only template is all these tests need.

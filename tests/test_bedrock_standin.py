@@ -17,6 +17,7 @@ from bedrock_standin.errors import ERROR_STATUS
 from bedrock_standin.minilm import shared_model
 from bedrock_standin.titan_space import to_titan
 from botocore.exceptions import ClientError
+from conftest import HAIKU, TITAN_EMBED, TITAN_TEXT
 from llm_router.bedrock import runtime_client
 from llm_router.classifiers.llm import build_prompt
 from llm_router.config import RoutesConfig
@@ -24,9 +25,6 @@ from llm_router.config import RoutesConfig
 from layers import REPO_ROOT
 
 GOLDEN = REPO_ROOT.parent / "shared" / "fixtures" / "minilm_golden.json"
-TITAN_EMBED = "amazon.titan-embed-text-v2:0"
-TITAN_TEXT = "amazon.titan-text-express-v1"
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ROUTER_ARN = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
 
 

@@ -11,13 +11,10 @@ from typing import Any
 
 import cost_calculator as cc
 import pytest
+from conftest import HAIKU, SONNET
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "cost_calculator.py"
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-TITAN_TEXT = "amazon.titan-text-express-v1"
-TITAN_EMBED = "amazon.titan-embed-text-v2:0"
 
 
 def report_for(*argv: str) -> cc.Report:

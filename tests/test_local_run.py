@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import HAIKU, ORIGINAL_FIELDS, SONNET
 from llm_router.config import load_routes
 from llm_router.strategies import STRATEGIES
 from local_api.examples import (
@@ -55,20 +56,10 @@ REQUEST_TIMEOUT = 60.0
 CONFIG = load_routes()
 THROTTLE_RATE = CONFIG.api.throttle_rate_limit
 THROTTLE_BURST = CONFIG.api.throttle_burst_limit
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 OFF_TOPIC_QUESTION = "What's a good recipe for pasta carbonara?"
 # The blog's two questions and where they must go (the blog-2024 preset, the README's run).
 EXPECTED = {WW2_QUESTION: ("history", HAIKU), QUADRATIC_QUESTION: ("math", SONNET)}
 # The response fields of the original sample; one of the *_LLM fields names the classifier.
-ORIGINAL_FIELDS = (
-    "answer",
-    "question_classification",
-    "classification_time",
-    "answerer_LLM",
-    "answer_generation_time",
-    "total_response_time",
-)
 CLASSIFIER_FIELDS = ("classifier_LLM", "embedding_LLM")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
 FORBIDDEN = {"message": "Forbidden"}

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STANDIN_SOURCE, invoke
+from conftest import (
+    HAIKU,
+    ORIGINAL_FIELDS,
+    SONNET,
+    STANDIN_SOURCE,
+    TITAN_EMBED,
+    TITAN_TEXT,
+    invoke,
+)
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.embeddings import TitanEmbedder
 from llm_router.factory import build_service
@@ -18,18 +26,6 @@ from llm_router.semantic_index import build_index
 
 WW2 = "What year did World War II end?"
 QUADRATIC = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-TITAN_TEXT = "amazon.titan-text-express-v1"
-TITAN_EMBED = "amazon.titan-embed-text-v2:0"
-ORIGINAL_FIELDS = (
-    "answer",
-    "question_classification",
-    "classification_time",
-    "answerer_LLM",
-    "answer_generation_time",
-    "total_response_time",
-)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import STANDIN_SOURCE, invoke
+from conftest import HAIKU, SONNET, STANDIN_SOURCE, TITAN_EMBED, TITAN_TEXT, invoke
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
 from llm_router.factory import build_service
 from llm_router.handler import RouterHandler
-from test_routers import HAIKU, QUADRATIC, SONNET, TITAN_EMBED, TITAN_TEXT, WW2
+from test_routers import QUADRATIC, WW2
 
 OFF_TOPIC_NEAR_REFERENCE = "What is a good recipe for pasta carbonara?"
 
