@@ -50,15 +50,23 @@ class Backend:
         return INDEX_SOURCES[self.kind][1]
 
 
-def standin_backend(stack: contextlib.ExitStack, answer_url: str | None) -> Backend:
+def standin_backend(
+    stack: contextlib.ExitStack, answer_url: str | None, answer_model: str | None = None
+) -> Backend:
     from bedrock_standin import StandInServer
 
-    server = stack.enter_context(StandInServer(host="127.0.0.1", port=0, answer_url=answer_url))
+    server = stack.enter_context(
+        StandInServer(host="127.0.0.1", port=0, answer_url=answer_url, answer_model=answer_model)
+    )
     os.environ[BEDROCK_ENDPOINT_ENV] = server.url
     client = runtime_client(
         region=STANDIN_REGION, endpoint_url=server.url, credentials=STANDIN_CREDENTIALS
     )
-    answers = f"answers from {answer_url}" if answer_url else "canned answers"
+    answers = (
+        f"answers from {answer_model or 'the first model'} at {answer_url}"
+        if answer_url
+        else "placeholder answers"
+    )
     return Backend(
         client, STANDIN, STANDIN_REGION, f"local stand-in at {server.url} (offline, {answers})"
     )
@@ -100,7 +108,11 @@ def prepare_index(config: RoutesConfig, backend: Backend, say: Callable[[str], N
 
 
 def open_backend(
-    stack: contextlib.ExitStack, kind: str, region: str | None = None, answer_url: str | None = None
+    stack: contextlib.ExitStack,
+    kind: str,
+    region: str | None = None,
+    answer_url: str | None = None,
+    answer_model: str | None = None,
 ) -> Backend:
     """The stand-in (started on ``stack``) or AWS, by ``kind`` (STANDIN or AWS)."""
-    return aws_backend(region) if kind == AWS else standin_backend(stack, answer_url)
+    return aws_backend(region) if kind == AWS else standin_backend(stack, answer_url, answer_model)

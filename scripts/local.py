@@ -51,12 +51,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="OpenAI-compatible server the stand-in forwards answers to, e.g. "
         "http://127.0.0.1:11434/v1 (Ollama)",
     )
+    parser.add_argument(
+        "--answer-model", help="model name on the --answer-url server (default: the first it lists)"
+    )
     parser.add_argument("--region", help="AWS region for --bedrock aws (default: your profile's)")
     parser.add_argument("--preset", help="routes.json preset (default: active_preset)")
     parser.add_argument(
         "--lambda-logs", action="store_true", help="show the handlers' JSON logs (INFO)"
     )
     args = parser.parse_args(argv)
+    if args.answer_model and not args.answer_url:
+        parser.error("--answer-model names a model of the --answer-url server")
     if args.answer_url and args.bedrock == AWS:
         parser.error("--answer-url applies to the Bedrock stand-in, not to --bedrock aws")
     if args.api_key is not None and not args.api_key.strip():
@@ -131,7 +136,9 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         raise StartupError(str(exc)) from exc
     api_key = args.api_key or secrets.token_urlsafe(18)
     with contextlib.ExitStack() as stack:
-        backend = open_backend(stack, args.bedrock, args.region, args.answer_url)
+        backend = open_backend(
+            stack, args.bedrock, args.region, args.answer_url, args.answer_model
+        )
         say(f"Bedrock: {backend.description}")
         index_dir = prepare_index(config, backend, say)
         routers = mount_routers(config, backend.client, index_dir, backend.embedding_source)
