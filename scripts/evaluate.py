@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
-import cost_calculator
+import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
 from evaluation.metrics import OTHER, Outcome, summarise
@@ -104,13 +104,13 @@ def monthly_cost(
     of questions the router sent to it, and declined questions get no answer. The baseline sends
     every question to the premium answerer, as the calculator's own baseline does.
     """
-    scenario = cost_calculator.load_scenario()
+    scenario = costs.load_scenario()
     if summary["escalation_rate"] is not None:
         scenario["routing"]["hybrid_escalation_rate"] = summary["escalation_rate"]
-    full = cost_calculator.compute(scenario)
-    categories = cost_calculator.entries(scenario["categories"])
+    full = costs.compute(scenario)
+    categories = costs.entries(scenario["categories"])
     per_day = sum(Decimal(str(c["questions_per_day"])) for c in categories.values())
-    decided = cost_calculator.deep_merge(
+    decided = costs.deep_merge(
         scenario,
         {
             "categories": {
@@ -123,7 +123,7 @@ def monthly_cost(
             }
         },
     )
-    answers = cost_calculator.compute(decided).answers_cost
+    answers = costs.compute(decided).answers_cost
     routing_line = full.routing_for(strategy)
     routing = routing_line.monthly_cost if routing_line else Decimal(0)
     premium = full.baseline.answers

@@ -23,7 +23,7 @@ WW2 = "What year did World War II end?"
 TITAN_EMBED = "amazon.titan-embed-text-v2:0"
 KEY = "local-test-key-0123456789"  # API Gateway key values have at least 20 characters
 # moto has no model for this resource type; an outputs-only template is all these tests need.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS")
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def aws() -> Iterator[boto3.Session]:
 
 
 # The stacks hold one placeholder resource; moto creates it but warns that it does not model it.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::CloudFormation")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS")
 
 
 def create_stack(session: boto3.Session, name: str, outputs: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cost_calculator as cc
+import costs
 import pytest
 from conftest import HAIKU, SONNET
 
@@ -17,18 +18,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "cost_calculator.py"
 
 
-def report_for(*argv: str) -> cc.Report:
+def report_for(*argv: str) -> costs.Report:
     """The report the command line would print for ``argv``."""
     args = cc.build_parser().parse_args(list(argv))
-    scenario = cc.load_scenario(args.scenario or ())
-    return cc.compute(cc.apply_overrides(scenario, cc.overrides_from_args(args, scenario)))
+    scenario = costs.load_scenario(args.scenario or ())
+    return costs.compute(costs.apply_overrides(scenario, cc.overrides_from_args(args, scenario)))
 
 
-def answers(report: cc.Report) -> dict[str, cc.AnswerLine]:
+def answers(report: costs.Report) -> dict[str, costs.AnswerLine]:
     return {line.category: line for line in report.answers}
 
 
-def routing_cost(report: cc.Report, strategy: str) -> Decimal:
+def routing_cost(report: costs.Report, strategy: str) -> Decimal:
     line = report.routing_for(strategy)
     assert line is not None
     return line.monthly_cost
@@ -46,14 +47,14 @@ def run_script(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def default() -> cc.Report:
-    return cc.compute(cc.load_scenario())
+def default() -> costs.Report:
+    return costs.compute(costs.load_scenario())
 
 
 # --- the blog's figures --------------------------------------------------------------------
 
 
-def test_default_reproduces_the_blogs_bedrock_figures_exactly(default: cc.Report) -> None:
+def test_default_reproduces_the_blogs_bedrock_figures_exactly(default: costs.Report) -> None:
     lines = answers(default)
     assert lines["history"].model_id == HAIKU
     assert lines["history"].questions == 1_500_000
@@ -65,31 +66,31 @@ def test_default_reproduces_the_blogs_bedrock_figures_exactly(default: cc.Report
     assert lines["math"].model_id == SONNET
     assert lines["math"].monthly_cost == Decimal("7425")
     assert default.answers_cost == Decimal("8043.75")
-    assert routing_cost(default, cc.LLM_ASSISTED) == Decimal("90")
-    assert routing_cost(default, cc.SEMANTIC) == Decimal("9")
-    assert default.routing_for(cc.HYBRID) is None  # no escalation rate in the blog
+    assert routing_cost(default, costs.LLM_ASSISTED) == Decimal("90")
+    assert routing_cost(default, costs.SEMANTIC) == Decimal("9")
+    assert default.routing_for(costs.HYBRID) is None  # no escalation rate in the blog
     # ...and they are the figures the scenario file records as the blog's.
     blog = default.blog_figures
     assert lines["history"].monthly_cost == blog["answers"]["history"]
     assert lines["math"].monthly_cost == blog["answers"]["math"]
-    assert routing_cost(default, cc.LLM_ASSISTED) == blog["routing"]["llm-assisted"]
-    assert routing_cost(default, cc.SEMANTIC) == blog["routing"]["semantic"]
+    assert routing_cost(default, costs.LLM_ASSISTED) == blog["routing"]["llm-assisted"]
+    assert routing_cost(default, costs.SEMANTIC) == blog["routing"]["semantic"]
 
 
 def test_classifier_output_tokens_are_computed_but_not_in_the_blogs_90(
-    default: cc.Report,
+    default: costs.Report,
 ) -> None:
-    classifier = default.routing_for(cc.LLM_ASSISTED)
+    classifier = default.routing_for(costs.LLM_ASSISTED)
     assert classifier is not None and not classifier.output_tokens_counted
     assert classifier.output_tokens == 3_000_000
     assert classifier.output_cost == Decimal("1.80")
     assert classifier.monthly_cost_with_output_tokens == Decimal("91.80")
     counted = report_for("--count-classifier-output")
-    assert routing_cost(counted, cc.LLM_ASSISTED) == Decimal("91.80")
-    assert routing_cost(counted, cc.SEMANTIC) == Decimal("9")  # embeddings have no output
+    assert routing_cost(counted, costs.LLM_ASSISTED) == Decimal("91.80")
+    assert routing_cost(counted, costs.SEMANTIC) == Decimal("9")  # embeddings have no output
 
 
-def test_lambda_and_api_gateway_from_unit_prices(default: cc.Report) -> None:
+def test_lambda_and_api_gateway_from_unit_prices(default: costs.Report) -> None:
     infra = default.infrastructure
     assert (infra.architecture, infra.memory_mb, infra.ephemeral_mb) == ("x86_64", 1024, 512)
     assert infra.requests == 3_000_000
@@ -99,24 +100,24 @@ def test_lambda_and_api_gateway_from_unit_prices(default: cc.Report) -> None:
     assert infra.request_cost == Decimal("0.40")
     assert infra.ephemeral_cost == 0  # 512 MB is free
     assert infra.api_gateway_cost == Decimal("10.50")
-    assert cc.cents(infra.monthly_cost) == Decimal("104.23")
+    assert costs.cents(infra.monthly_cost) == Decimal("104.23")
 
 
-def test_the_blogs_98_9_is_the_pricing_calculators_convention(default: cc.Report) -> None:
+def test_the_blogs_98_9_is_the_pricing_calculators_convention(default: costs.Report) -> None:
     calculator = default.infrastructure_calculator
     assert calculator.days_per_month == Decimal(730) / Decimal(24)
     assert calculator.free_tier_scope == "per-function"
-    assert cc.cents(calculator.monthly_cost) == Decimal("98.91")
+    assert costs.cents(calculator.monthly_cost) == Decimal("98.91")
     assert abs(calculator.monthly_cost - Decimal("98.9")) < Decimal("0.01")
     # The same conventions from the command line give the same figure.
     flags = report_for("--days-per-month", "730/24", "--free-tier-scope", "per-function")
     assert flags.infrastructure.monthly_cost == calculator.monthly_cost
-    assert "730-hour month" in cc.explain_infrastructure(default)
+    assert "730-hour month" in costs.explain_infrastructure(default)
 
 
 def test_default_models_match_the_routes_json_blog_preset() -> None:
     preset = json.loads((REPO_ROOT / "routes.json").read_text())["presets"]["blog-2024"]
-    scenario = cc.load_scenario()
+    scenario = costs.load_scenario()
     assert scenario["routing"]["classifier_model"] == preset["classifier_model_id"]
     assert scenario["routing"]["embedding_model"] == preset["embedding_model_id"]
     for category, model_id in preset["answerers"].items():
@@ -147,14 +148,14 @@ def test_default_text_output_formats_every_figure_as_dollars() -> None:
 # --- saving against all-premium ------------------------------------------------------------
 
 
-def test_saving_against_answering_everything_with_the_premium_model(default: cc.Report) -> None:
+def test_saving_against_answering_everything_with_the_premium_model(default: costs.Report) -> None:
     base = default.baseline
     assert (base.category, base.model_id) == ("math", SONNET)
     # 3M questions x (150 x $0.003 + 300 x $0.015) / 1k
     assert base.answers == Decimal("14850")
     totals = {s.strategy: s for s in default.strategies}
-    assert totals[cc.LLM_ASSISTED].saving == Decimal("14850") - Decimal("8043.75") - 90
-    assert totals[cc.SEMANTIC].saving == Decimal("6797.25")
+    assert totals[costs.LLM_ASSISTED].saving == Decimal("14850") - Decimal("8043.75") - 90
+    assert totals[costs.SEMANTIC].saving == Decimal("6797.25")
     for total in totals.values():
         assert total.saving == base.total - total.total
         assert total.saving_percent == total.saving / base.total * 100
@@ -163,16 +164,16 @@ def test_saving_against_answering_everything_with_the_premium_model(default: cc.
 # --- what-ifs ------------------------------------------------------------------------------
 
 
-def test_doubling_math_traffic_doubles_math_answer_cost(default: cc.Report) -> None:
+def test_doubling_math_traffic_doubles_math_answer_cost(default: costs.Report) -> None:
     doubled = report_for("--math-per-day", "100000")
     assert answers(doubled)["math"].monthly_cost == 2 * answers(default)["math"].monthly_cost
     assert answers(doubled)["history"] == answers(default)["history"]
     assert report_for("--traffic", "math=100000").answers == doubled.answers
     # Routing pays per question: 4.5M instead of 3M.
-    assert routing_cost(doubled, cc.SEMANTIC) == Decimal("13.50")
+    assert routing_cost(doubled, costs.SEMANTIC) == Decimal("13.50")
 
 
-def test_switching_architecture_changes_only_lambda(default: cc.Report) -> None:
+def test_switching_architecture_changes_only_lambda(default: costs.Report) -> None:
     arm = report_for("--architecture", "arm64")
     assert arm.answers == default.answers
     assert arm.routing == default.routing
@@ -187,7 +188,7 @@ def test_switching_architecture_changes_only_lambda(default: cc.Report) -> None:
         )
 
 
-def test_partial_scenario_file_overrides_one_price(tmp_path: Path, default: cc.Report) -> None:
+def test_partial_scenario_file_overrides_one_price(tmp_path: Path, default: costs.Report) -> None:
     partial = tmp_path / "haiku.json"
     partial.write_text(json.dumps({"models": {HAIKU: {"output_per_1k": 0.0025}}}))
     report = report_for("--scenario", str(partial))
@@ -211,7 +212,7 @@ def test_command_line_what_ifs() -> None:
     tokens = answers(report_for("--input-tokens", "300", "--output-tokens", "600"))
     assert tokens["history"].monthly_cost == 2 * Decimal("618.75")
     hybrid = report_for("--hybrid-escalation-rate", "0.2")
-    assert routing_cost(hybrid, cc.HYBRID) == Decimal("9") + Decimal("0.2") * 90
+    assert routing_cost(hybrid, costs.HYBRID) == Decimal("9") + Decimal("0.2") * 90
     cheaper = report_for("--price", f"{SONNET}=0.0015/0.0075")
     assert answers(cheaper)["math"].monthly_cost == Decimal("3712.5")
     new = report_for(
@@ -225,7 +226,7 @@ def test_command_line_what_ifs() -> None:
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def test_json_output_from_the_script_matches_the_computation(default: cc.Report) -> None:
+def test_json_output_from_the_script_matches_the_computation(default: costs.Report) -> None:
     result = run_script("--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -242,11 +243,11 @@ def test_json_output_from_the_script_matches_the_computation(default: cc.Report)
     assert data["all_premium"]["answers"] == 14850
     assert data["blog_figures"]["lambda_api_gateway"] == 98.9
     # Every money figure is the computation rounded to the cent, as a number.
-    assert data == cc.report_to_dict(default)
+    assert data == costs.report_to_dict(default)
     for strategy in default.strategies:
         row = data["strategies"][strategy.strategy]
-        assert row["total"] == float(cc.cents(strategy.total))
-        assert row["saving_vs_all_premium"] == float(cc.cents(strategy.saving))
+        assert row["total"] == float(costs.cents(strategy.total))
+        assert row["saving_vs_all_premium"] == float(costs.cents(strategy.saving))
         assert isinstance(row["total"], float)
 
 
@@ -307,6 +308,6 @@ def test_bad_scenario_file_from_the_script(tmp_path: Path) -> None:
 
 def test_deep_merge_keeps_what_the_override_does_not_name() -> None:
     base: dict[str, Any] = {"a": {"b": 1, "c": {"d": 2}}, "e": [1]}
-    merged = cc.deep_merge(base, {"a": {"c": {"d": 3}}, "e": [2]})
+    merged = costs.deep_merge(base, {"a": {"c": {"d": 3}}, "e": [2]})
     assert merged == {"a": {"b": 1, "c": {"d": 3}}, "e": [2]}
     assert base == {"a": {"b": 1, "c": {"d": 2}}, "e": [1]}
