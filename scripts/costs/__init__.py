@@ -1,0 +1,83 @@
+"""The multi-LLM router's monthly bill, computed from prices kept as data.
+
+Three steps of small pure functions, one concern a module:
+
+- ``scenario``: ``load_scenario`` (JSON files, deep-merged over the default) and
+  ``apply_overrides`` (a partial scenario, which is what the command-line flags become), both
+  validated; bad input raises ``CostError``.
+- ``calculation``: ``compute`` turns a scenario into a ``Report``, the frozen dataclasses of
+  ``report`` (the names callers read a report by are re-exported here; the rest stay there).
+- ``text_report`` / ``json_report``: ``render_text`` / ``report_to_dict`` present it, writing
+  money and counts through ``formatting``.
+
+``scripts/cost_calculator.py`` is the command line over these; ``scripts/evaluate.py`` prices the
+router's measured decisions with the same functions.
+"""
+
+from .calculation import (
+    CALCULATOR_DAYS_PER_MONTH,
+    compute,
+    compute_answers,
+    compute_baseline,
+    compute_infrastructure,
+    compute_routing,
+    compute_strategies,
+)
+from .formatting import cents
+from .json_report import render_json, report_to_dict
+from .report import (
+    HYBRID,
+    LLM_ASSISTED,
+    SEMANTIC,
+    STRATEGY_LABELS,
+    AnswerLine,
+    Baseline,
+    Report,
+    RoutingLine,
+)
+from .scenario import (
+    ARCHITECTURES,
+    DEFAULT_SCENARIO_PATH,
+    FREE_TIER_SCOPES,
+    CostError,
+    apply_overrides,
+    deep_merge,
+    entries,
+    load_scenario,
+    to_decimal,
+    validate_scenario,
+)
+from .text_report import explain_infrastructure, render_text
+
+__all__ = [
+    "ARCHITECTURES",
+    "CALCULATOR_DAYS_PER_MONTH",
+    "DEFAULT_SCENARIO_PATH",
+    "FREE_TIER_SCOPES",
+    "HYBRID",
+    "LLM_ASSISTED",
+    "SEMANTIC",
+    "STRATEGY_LABELS",
+    "AnswerLine",
+    "Baseline",
+    "CostError",
+    "Report",
+    "RoutingLine",
+    "apply_overrides",
+    "cents",
+    "compute",
+    "compute_answers",
+    "compute_baseline",
+    "compute_infrastructure",
+    "compute_routing",
+    "compute_strategies",
+    "deep_merge",
+    "entries",
+    "explain_infrastructure",
+    "load_scenario",
+    "render_json",
+    "render_text",
+    "report_to_dict",
+    "to_decimal",
+    "validate_scenario",
+]
