@@ -68,6 +68,7 @@ from llm_router.semantic_index import (
     build_index,
     load_index,
 )
+from text_table import table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (10, 1_000, 100_000, 1_000_000)
@@ -834,14 +835,6 @@ def run(
 # --------------------------------------------------------------------------------------------
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return out
-
-
 def _mb(size: int) -> str:
     mib = size / (1024 * 1024)
     return f"{mib:,.1f}" if mib >= 10 else f"{mib:.3f}"
@@ -876,7 +869,7 @@ def format_text(result: dict[str, Any]) -> str:
                 f"{r['overhead_ms']['p99']:.3f}",
             ]
         )
-    lines += _table(
+    lines += table(
         [
             "vectors",
             "dims",
@@ -888,6 +881,7 @@ def format_text(result: dict[str, Any]) -> str:
             "overhead p99",
         ],
         per_request,
+        left=0,
     )
     lines += ["", "Cold start (s, fresh process) and index size"]
     cold_rows = []
@@ -910,7 +904,7 @@ def format_text(result: dict[str, Any]) -> str:
                 f"{c['index_load']:.3f}",
             ]
         )
-    lines += _table(
+    lines += table(
         [
             "vectors",
             "index",
@@ -926,6 +920,7 @@ def format_text(result: dict[str, Any]) -> str:
             "load_index",
         ],
         cold_rows,
+        left=0,
     )
     lines += [
         "",

@@ -8,29 +8,17 @@ width of the source code.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+from text_table import table
 
 from .formatting import cents, fmt_count, fmt_percent, fmt_price, fmt_usd, signed_usd
 from .report import HYBRID, LLM_ASSISTED, SEMANTIC, STRATEGY_LABELS, Report, RoutingLine
 from .scenario import to_decimal
 
 TEXT_WIDTH = 100
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Aligned columns; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            cell.ljust(widths[i]) if i < left else cell.rjust(widths[i])
-            for i, cell in enumerate(cells)
-        ]
-        return "  ".join(out).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
 
 
 def _routing_models(line: RoutingLine) -> str:
