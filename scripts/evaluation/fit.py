@@ -15,7 +15,8 @@ Objectives (the issue's floors, with headroom):
 * hybrid: the fewest wrong final decisions (the semantic decision where it is confident, the
   classifier LLM's elsewhere, both measured on the same questions), then the lowest escalation
   rate, with at most ``max_escalation`` of the questions escalated. Where the LLM is no better
-  than the semantic router on the uncertain questions, this escalates little, as it should.
+  than the semantic router on the uncertain questions, this escalates little or nothing, as it
+  should: the hybrid is worth its LLM calls only where they fix decisions.
 
 Without a dataset the fit uses the reference prompts themselves, leave-one-out: each prompt is
 classified by the others, which approximates questions the index has never seen without using any
@@ -37,6 +38,10 @@ from evaluation.metrics import OTHER
 
 SIMILARITY_GRID = np.round(np.arange(0.0, 0.71, 0.01), 2)
 MARGIN_GRID = np.round(np.arange(0.0, 0.31, 0.01), 2)
+# The hybrid may also never escalate: a lead of -1 is cleared by every decision (similarities of
+# normalised vectors differ by less than that in practice), so "the LLM only adds errors" can win.
+NEVER_ESCALATE = -1.0
+HYBRID_MARGIN_GRID = np.concatenate(([NEVER_ESCALATE], MARGIN_GRID))
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ def fit_hybrid(
     best: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
     best_key: tuple[float, float] | None = None
     for sim in SIMILARITY_GRID:
-        for margin in MARGIN_GRID:
+        for margin in HYBRID_MARGIN_GRID:
             confident = (f.top >= sim) & (f.margin >= margin)
             escalation = float(np.mean(~confident))
             if escalation > max_escalation:
