@@ -111,7 +111,7 @@ def test_llm_none_label_declines(
 def test_hybrid_confident_semantic_decision_skips_the_llm(
     service_for: Any, routes: RoutesConfig, fresh_standin: Any
 ) -> None:
-    body = service_for("hybrid", routes).ask(WW2)  # thresholds 0: always confident
+    body = service_for("hybrid", routes).ask(WW2)  # a clear history question: confident
     assert body["routing"]["decided_by"] == "semantic"
     assert body["question_classification"] == "history"
     assert body["answerer_LLM"] == HAIKU
