@@ -28,7 +28,7 @@ from background_server import BackgroundServer, QuietThreadingServer
 
 from . import bodies
 from .errors import ERROR_STATUS, BedrockError
-from .minilm import shared_model
+from .minilm import MiniLM, shared_model
 from .models import ResolvedModel, resolve
 from .text_models import Generation, TextModels
 from .titan_space import to_titan
@@ -97,10 +97,10 @@ class StandInState:
 class BedrockRuntime:
     """The service logic: resolve the model, validate the body, answer or fail like Bedrock."""
 
-    def __init__(self, state: StandInState, text: TextModels) -> None:
+    def __init__(self, state: StandInState, minilm: MiniLM, text: TextModels) -> None:
         self.state = state
+        self.minilm = minilm
         self.text = text
-        self.minilm = text._minilm
 
     def handle(self, api: str, model_id: str, raw: bytes, region: str) -> dict[str, Any]:
         call: dict[str, Any] = {"api": api, "model_id": model_id, "status": 200}
@@ -330,8 +330,10 @@ class StandInServer(BackgroundServer):
     ) -> None:
         self.state = StandInState()
         http = _HttpServer((host, port), _Handler)
-        http.runtime = BedrockRuntime(self.state, TextModels(shared_model(), answer_url,
-                                                             answer_model))
+        minilm = shared_model()
+        http.runtime = BedrockRuntime(
+            self.state, minilm, TextModels(minilm, answer_url, answer_model)
+        )
         http.verbose = verbose
         super().__init__(http, "bedrock-stand-in")
 
