@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,10 @@ from llm_router.embeddings import TitanEmbedder
 from llm_router.semantic_index import Manifest, build_index, is_fresh
 
 SOURCES = ("auto", "bedrock", "stand-in")
+# Embedded again before an existing index is reused, and compared with what it gave at build time.
+PROBE_TEXT = "What year did World War II end?"
+PROBE_FILE = "embedding-probe.json"
+PROBE_TOLERANCE = 1e-3
 STANDIN_SOURCE = "offline-stand-in"
 BEDROCK_SOURCE = "bedrock"
 
@@ -77,15 +82,15 @@ def ensure_index(
     region: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Manifest:
-    """Build the index into ``out_dir`` unless a fresh one for this configuration is there."""
+    """Build the index into ``out_dir`` unless a fresh one for this configuration is there.
+
+    Fresh means the manifest matches the configuration *and* the embedder still embeds a probe
+    text as it did when the index was built: the manifest cannot see a changed embedder (a new
+    stand-in, a model update), and an index of other vectors routes silently wrong.
+    """
     say = progress or (lambda _msg: None)
     resolved = resolve_source(source)
-    if is_fresh(out_dir, config, resolved):
-        say(f"semantic index in {out_dir} is up to date")
-        return Manifest.read(out_dir)
     rows = len(config.reference_prompts())
-    say(f"building semantic index: {rows} reference prompts with {config.embedding.model_id} "
-        f"({resolved})")
     step = max(1, rows // 10)
 
     def tick(done: int, total: int) -> None:
@@ -94,7 +99,16 @@ def ensure_index(
 
     try:
         with _embedder(config, resolved, region) as embedder:
-            return build_index(config, embedder, out_dir, resolved, progress=tick)
+            if is_fresh(out_dir, config, resolved) and _probe_matches(out_dir, embedder):
+                say(f"semantic index in {out_dir} is up to date")
+                return Manifest.read(out_dir)
+            say(
+                f"building semantic index: {rows} reference prompts with "
+                f"{config.embedding.model_id} ({resolved})"
+            )
+            manifest = build_index(config, embedder, out_dir, resolved, progress=tick)
+            _write_probe(out_dir, embedder)
+            return manifest
     except BedrockFailure as failure:
         hint = ""
         if failure.code in ("AccessDeniedException", "ResourceNotFoundException"):
@@ -104,6 +118,27 @@ def ensure_index(
                 "bedrock:InvokeModel on it for your deploying identity."
             )
         raise IndexBuildError(f"could not build the semantic index: {failure}.{hint}") from failure
+
+
+def _probe_vector(embedder: TitanEmbedder) -> list[float]:
+    return [round(float(v), 5) for v in embedder.embed(PROBE_TEXT).vector]
+
+
+def _write_probe(directory: Path, embedder: TitanEmbedder) -> None:
+    probe = {"text": PROBE_TEXT, "vector": _probe_vector(embedder)}
+    (directory / PROBE_FILE).write_text(json.dumps(probe), encoding="utf-8")
+
+
+def _probe_matches(directory: Path, embedder: TitanEmbedder) -> bool:
+    try:
+        stored = json.loads((directory / PROBE_FILE).read_text(encoding="utf-8"))["vector"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return False
+    current = _probe_vector(embedder)
+    return (
+        len(stored) == len(current)
+        and max(abs(a - b) for a, b in zip(stored, current, strict=True)) < PROBE_TOLERANCE
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     except IndexBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{manifest.vectors} vectors, {manifest.dimensions} dimensions, "
-          f"{manifest.embedding_source} embeddings -> {args.out}")
+    print(
+        f"{manifest.vectors} vectors, {manifest.dimensions} dimensions, "
+        f"{manifest.embedding_source} embeddings -> {args.out}"
+    )
     return 0
 
 

@@ -304,7 +304,9 @@ def test_real_semantic_layer_has_arm64_faiss_numpy_and_the_index(
     assert 0 < real_semantic.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT_BYTES
 
     index_dir = real_semantic.path / INDEX_DIR
-    assert {p.name for p in index_dir.iterdir()} == {"index.faiss", "labels.json", "manifest.json"}
+    assert {p.name for p in index_dir.iterdir()} == {
+        "index.faiss", "labels.json", "manifest.json", "embedding-probe.json"
+    }
     index = Manifest.read(index_dir)
     assert manifest_problems(index, routes, STANDIN) == []
     assert index.vectors == len(routes.reference_prompts())
