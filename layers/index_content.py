@@ -51,7 +51,13 @@ class SemanticIndexContent:
 
     def cache_inputs(self) -> Mapping[str, Any]:
         import faiss
-        from llm_router.semantic_index import MANIFEST_VERSION
+        from build_index import PROBE_FILE
+        from llm_router.semantic_index import (
+            INDEX_FILE,
+            LABELS_FILE,
+            MANIFEST_FILE,
+            MANIFEST_VERSION,
+        )
 
         embedding = self.config.embedding
         return {
@@ -63,6 +69,7 @@ class SemanticIndexContent:
             "reference_prompts_sha256": self.config.reference_prompts_hash(),
             "embedding_source": self.embedding_source,
             "faiss_version": faiss.__version__,
+            "files": [INDEX_FILE, LABELS_FILE, MANIFEST_FILE, PROBE_FILE],  # the layout shipped
         }
 
     def write(self, layer_root: Path, progress: Progress) -> Mapping[str, Any]:

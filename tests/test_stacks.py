@@ -514,4 +514,5 @@ def test_bundled_assets_hold_code_layers_and_index(
             "index.faiss",
             "labels.json",
             "manifest.json",
+            "embedding-probe.json",
         }
