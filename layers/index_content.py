@@ -25,8 +25,6 @@ INDEX_DIR = "semantic-index"
 LAMBDA_INDEX_DIR = (
     f"/opt/{INDEX_DIR}"  # where Lambda extracts it; the function's SEMANTIC_INDEX_DIR
 )
-# ensure_index() takes the source by its command-line name; manifests record the resolved name.
-_SOURCE_ARGUMENT = {"bedrock": "bedrock", "offline-stand-in": "stand-in"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class SemanticIndexContent:
             manifest = ensure_index(
                 self.config,
                 layer_root / INDEX_DIR,
-                source=_SOURCE_ARGUMENT[self.embedding_source],
+                source=self.embedding_source,
                 region=self.region,
                 progress=progress,
             )

@@ -21,8 +21,6 @@ from llm_router.strategies import STRATEGIES
 
 STANDIN = "stand-in"
 AWS = "aws"
-# build_index.py's names for where the embeddings come from, and the manifests' embedding_source.
-INDEX_SOURCES = {STANDIN: ("stand-in", "offline-stand-in"), AWS: ("bedrock", "bedrock")}
 LOCAL_BUILD_DIR = _bootstrap.REPO_ROOT / ".build" / "local"
 STANDIN_REGION = "us-east-1"
 STANDIN_CREDENTIALS = ("stand-in", "stand-in")
@@ -42,12 +40,11 @@ class Backend:
     description: str
 
     @property
-    def index_source(self) -> str:
-        return INDEX_SOURCES[self.kind][0]
-
-    @property
     def embedding_source(self) -> str:
-        return INDEX_SOURCES[self.kind][1]
+        """What the semantic index's manifest records (and the routers expect)."""
+        from build_index import BEDROCK_SOURCE, STANDIN_SOURCE
+
+        return STANDIN_SOURCE if self.kind == STANDIN else BEDROCK_SOURCE
 
 
 def standin_backend(
@@ -96,11 +93,11 @@ def prepare_index(config: RoutesConfig, backend: Backend, say: Callable[[str], N
     """The semantic index for this backend's embeddings, built when missing or stale."""
     from build_index import IndexBuildError, ensure_index
 
-    index_dir = LOCAL_BUILD_DIR / f"semantic-index-{backend.index_source}"
+    index_dir = LOCAL_BUILD_DIR / f"semantic-index-{backend.kind}"
     if not any(s.needs_index for s in STRATEGIES.values()):
         return index_dir
     try:
-        ensure_index(config, index_dir, backend.index_source, backend.region, say)
+        ensure_index(config, index_dir, backend.embedding_source, backend.region, say)
     except IndexBuildError as exc:
         raise StartupError(str(exc)) from exc
     os.environ[SEMANTIC_INDEX_DIR_ENV] = str(index_dir)

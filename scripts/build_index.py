@@ -45,11 +45,18 @@ def aws_credentials_available() -> bool:
 
 
 def resolve_source(source: str) -> str:
+    """The manifest's name for a source: ``bedrock`` or ``offline-stand-in``.
+
+    Takes the command-line names (``auto``, ``bedrock``, ``stand-in``) and the resolved names
+    themselves, so callers holding either pass it on as it is.
+    """
+    if source in (BEDROCK_SOURCE, STANDIN_SOURCE):
+        return source
     if source not in SOURCES:
         raise IndexBuildError(f"unknown embeddings source {source!r}; use one of {SOURCES}")
     if source == "auto":
         return BEDROCK_SOURCE if aws_credentials_available() else STANDIN_SOURCE
-    return BEDROCK_SOURCE if source == "bedrock" else STANDIN_SOURCE
+    return STANDIN_SOURCE
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ embeddings from a local MiniLM, answers canned or, with ``--answer-url``, genera
 OpenAI-compatible server (Ollama, llama.cpp, vLLM). ``--bedrock aws`` calls Amazon Bedrock with
 your AWS credentials, and the semantic index is then built with the real embedding model.
 
-The semantic index is built into ``.build/local/semantic-index-<source>/`` when missing or stale.
-Each router of ``STRATEGIES`` is served at ``POST /<router>/ask`` by its real Lambda handler, with
-the API key, throttling, request model and error responses of the deployed API; ``GET /health``
-says when the server is up. Ctrl-C or SIGTERM stops everything and exits 0.
+The semantic index is built into ``.build/local/semantic-index-<stand-in|aws>/`` when missing
+or stale. Each router of ``STRATEGIES`` is served at ``POST /<router>/ask`` by its real Lambda
+handler, with the API key, throttling, request model and error responses of the deployed API;
+``GET /health`` says when the server is up. Ctrl-C or SIGTERM stops everything and exits 0.
 """
 
 from __future__ import annotations
