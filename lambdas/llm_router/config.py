@@ -14,11 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .settings import (
+    ModelPrice,
+    ResilienceSettings,
+    ResponseSettings,
+    SettingsError,
+    Tier,
+    parse_prices,
+    parse_resilience,
+    parse_response,
+    parse_tiers,
+    priced_model_id,
+)
+from .targets import TargetPlan, TargetSpecError, parse_plan
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"
@@ -31,7 +46,14 @@ VALID_TITAN_V2_DIMENSIONS = (256, 512, 1024)
 # The label of "none of the categories": a reference class of its own in the semantic index and
 # the decision the routers report for off-topic questions. No category may use this name.
 OUT_OF_SCOPE = "out_of_scope"
-OUT_OF_SCOPE_ACTIONS = ("decline", "default")
+# decline: answer with the decline message, no model call; default: the default category's
+# targets; cheapest: the cheapest answer target, whose system prompt declines off-topic questions.
+OUT_OF_SCOPE_ACTIONS = ("decline", "default", "cheapest")
+# What a caller-named "category" may do (api.caller_category): trust it, use it only for questions
+# that are in scope (check), or refuse it (off).
+CALLER_CATEGORY_POLICIES = ("trust", "check", "off")
+# Where an unrecognised classifier output goes (classifier.unrecognised_output).
+UNRECOGNISED_OUTPUT_POLICIES = ("out_of_scope", "default_category")
 
 
 class ConfigError(ValueError):
@@ -42,8 +64,13 @@ class ConfigError(ValueError):
 class Category:
     name: str
     description: str
-    answerer_model_id: str
+    answer_plan: TargetPlan
     reference_prompts: tuple[str, ...]
+
+    @property
+    def answerer_model_id(self) -> str:
+        """The plan's primary target: the model a single-model view (the sample's) names."""
+        return self.answer_plan.primary
 
 
 @dataclass(frozen=True)
@@ -58,6 +85,7 @@ class ClassifierConfig:
     model_id: str
     max_output_tokens: int
     temperature: float
+    unrecognised_output: str = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,8 @@ class ApiConfig:
     throttle_rate_limit: float
     throttle_burst_limit: int
     quota_requests_per_day: int
+    integration_timeout_seconds: float = 29.0
+    caller_category: str = "check"
 
 
 @dataclass(frozen=True)
@@ -106,7 +136,7 @@ class LambdaConfig:
     runtime: str
     architecture: str
     memory_mb: int
-    timeout_seconds: int
+    timeout_seconds: int  # derived: the request budget plus resilience.function_timeout_margin
     log_retention_days: int
 
 
@@ -125,6 +155,11 @@ class RoutesConfig:
     lambda_settings: LambdaConfig
     inference_profile_regions: Mapping[str, tuple[str, ...]]
     prompt_router_targets: Mapping[str, tuple[str, ...]]
+    tiers: Mapping[str, Tier] = field(default_factory=dict)
+    default_tier: str = "standard"
+    resilience: ResilienceSettings = field(default_factory=lambda: parse_resilience({}))
+    response: ResponseSettings = field(default_factory=lambda: parse_response({}))
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
     source_path: Path | None = field(default=None, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -132,12 +167,44 @@ class RoutesConfig:
     def category_names(self) -> tuple[str, ...]:
         return tuple(self.categories)
 
-    def answerer_for(self, category: str) -> str:
-        return self.categories[category].answerer_model_id
+    def answerer_for(self, category: str, tier: str | None = None) -> str:
+        """The primary answer target of a category (for a tier, with its overrides)."""
+        return self.plan_for(category, tier).primary
+
+    def plan_for(self, category: str, tier: str | None = None) -> TargetPlan:
+        """A category's answer targets; a tier's override replaces the preset's plan."""
+        override = self.tiers.get(tier or self.default_tier)
+        if override is not None and category in override.answerers:
+            return override.answerers[category]
+        return self.categories[category].answer_plan
 
     def answerer_model_ids(self) -> tuple[str, ...]:
-        """Distinct answerer models, in category order."""
-        return tuple(dict.fromkeys(c.answerer_model_id for c in self.categories.values()))
+        """Every model that may answer, in any tier, fallbacks included, in category order."""
+        ids: list[str] = []
+        for category in self.categories:
+            ids.extend(self.categories[category].answer_plan.model_ids())
+            for tier in self.tiers.values():
+                if category in tier.answerers:
+                    ids.extend(tier.answerers[category].model_ids())
+        return tuple(dict.fromkeys(ids))
+
+    def price_of(self, model_id: str) -> ModelPrice | None:
+        """USD per 1,000 tokens for a model or inference profile; None when unknown."""
+        return self.prices.get(model_id) or self.prices.get(priced_model_id(model_id))
+
+    def cheapest_category(self, tier: str | None = None) -> str:
+        """The category whose primary target has the lowest output price (unknown prices last)."""
+
+        def cost(category: str) -> float:
+            price = self.price_of(self.answerer_for(category, tier))
+            return price.output_per_1k + price.input_per_1k if price else math.inf
+
+        return min(self.categories, key=cost)
+
+    @property
+    def request_budget_seconds(self) -> float:
+        """What one request may take: API Gateway's integration timeout less a response margin."""
+        return self.api.integration_timeout_seconds - self.resilience.response_margin_seconds
 
     def all_model_ids(self) -> tuple[str, ...]:
         """Every model the routers may invoke: classifier, embedder and answerers."""
@@ -215,7 +282,7 @@ def parse_routes(
             categories[name] = Category(
                 name=name,
                 description=spec["description"],
-                answerer_model_id=answerers[name],
+                answer_plan=parse_plan(answerers[name], f"presets.{preset_name}.answerers.{name}"),
                 reference_prompts=prompts,
             )
         extra = set(answerers) - set(categories)
@@ -266,9 +333,34 @@ def parse_routes(
                     "quota_requests_per_day"):
             if not float(api[key]) > 0:
                 raise ConfigError(f"api.{key} must be positive, got {api[key]!r}")
+        caller_category = api.get("caller_category", "check")
+        if caller_category not in CALLER_CATEGORY_POLICIES:
+            raise ConfigError(f"api.caller_category must be one of {CALLER_CATEGORY_POLICIES}")
+        unrecognised = raw["classifier"].get("unrecognised_output", "out_of_scope")
+        if unrecognised not in UNRECOGNISED_OUTPUT_POLICIES:
+            raise ConfigError(
+                f"classifier.unrecognised_output must be one of {UNRECOGNISED_OUTPUT_POLICIES}"
+            )
+        resilience = parse_resilience(raw)
+        integration_timeout = float(api.get("integration_timeout_seconds", 29))
+        if not integration_timeout > resilience.response_margin_seconds:
+            raise ConfigError(
+                "api.integration_timeout_seconds must exceed resilience.response_margin_seconds"
+            )
         lam = raw["lambda"]
         if lam["architecture"] not in ("arm64", "x86_64"):
             raise ConfigError("lambda.architecture must be arm64 or x86_64")
+        if "timeout_seconds" in lam:
+            raise ConfigError(
+                "lambda.timeout_seconds is derived from api.integration_timeout_seconds now; "
+                "remove it (see the README's Resilience section)"
+            )
+        function_timeout = math.ceil(
+            integration_timeout
+            - resilience.response_margin_seconds
+            + resilience.function_timeout_margin_seconds
+        )
+        tiers, default_tier = parse_tiers(raw, tuple(categories), api, preset_name)
         return RoutesConfig(
             preset=preset_name,
             categories=categories,
@@ -277,6 +369,7 @@ def parse_routes(
                 model_id=models["classifier_model_id"],
                 max_output_tokens=int(raw["classifier"]["max_output_tokens"]),
                 temperature=float(raw["classifier"]["temperature"]),
+                unrecognised_output=unrecognised,
             ),
             embedding=embedding,
             semantic_k=semantic_k,
@@ -292,12 +385,14 @@ def parse_routes(
                 throttle_rate_limit=float(api["throttle_rate_limit"]),
                 throttle_burst_limit=int(api["throttle_burst_limit"]),
                 quota_requests_per_day=int(api["quota_requests_per_day"]),
+                integration_timeout_seconds=integration_timeout,
+                caller_category=caller_category,
             ),
             lambda_settings=LambdaConfig(
                 runtime=lam["runtime"],
                 architecture=lam["architecture"],
                 memory_mb=int(lam["memory_mb"]),
-                timeout_seconds=int(lam["timeout_seconds"]),
+                timeout_seconds=function_timeout,
                 log_retention_days=int(lam["log_retention_days"]),
             ),
             inference_profile_regions={
@@ -306,8 +401,15 @@ def parse_routes(
             prompt_router_targets={
                 k: tuple(v) for k, v in raw.get("prompt_router_targets", {}).items()
             },
+            tiers=tiers,
+            default_tier=default_tier,
+            resilience=resilience,
+            response=parse_response(raw),
+            prices=parse_prices(raw),
             source_path=source_path,
             raw=raw,
         )
     except KeyError as exc:
         raise ConfigError(f"routes configuration is missing the key {exc.args[0]!r}") from exc
+    except (SettingsError, TargetSpecError) as exc:
+        raise ConfigError(str(exc)) from exc
