@@ -8,7 +8,9 @@ plan bound both abuse and Bedrock spend. API Gateway rejects malformed bodies (r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -17,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import ConfigError, RoutesConfig
+from llm_router.http_api import ask_request_schema
 from llm_router.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
@@ -29,7 +32,6 @@ HANDLER = "llm_router.handler.lambda_handler"
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
 METRICS_NAMESPACE = "MultiLlmRouter"
-CATEGORY_MAX_CHARS = 64
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -67,25 +69,27 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
-    """The body of POST /ask: ``question`` (required) and an optional ``category``."""
-    return apigw.JsonSchema(
-        schema=apigw.JsonSchemaVersion.DRAFT4,
-        title="AskRequest",
-        type=apigw.JsonSchemaType.OBJECT,
-        required=["question"],
-        additional_properties=False,
-        properties={
-            "question": apigw.JsonSchema(
-                type=apigw.JsonSchemaType.STRING,
-                min_length=1,
-                max_length=config.api.max_question_chars,
-            ),
-            # For static routing: a caller that knows the category may name it.
-            "category": apigw.JsonSchema(
-                type=apigw.JsonSchemaType.STRING, min_length=1, max_length=CATEGORY_MAX_CHARS
-            ),
-        },
-    )
+    """The body of POST /ask, rendered from the one definition the local API and OpenAPI use."""
+    return cdk_json_schema(ask_request_schema(config.api.max_question_chars))
+
+
+def cdk_json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
+    """A draft-4 JSON Schema dict as the CDK's ``JsonSchema`` (camelCase keys to snake_case)."""
+    args: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$schema":
+            args["schema"] = apigw.JsonSchemaVersion.DRAFT4
+        elif key == "type":
+            args["type"] = apigw.JsonSchemaType[str(value).upper()]
+        elif key == "properties":
+            args["properties"] = {name: cdk_json_schema(sub) for name, sub in value.items()}
+        elif key == "items" and isinstance(value, dict):
+            args["items"] = cdk_json_schema(value)
+        elif isinstance(value, dict):  # e.g. additionalProperties given as a schema
+            args[re.sub(r"([A-Z])", r"_\1", key).lower()] = cdk_json_schema(value)
+        else:
+            args[re.sub(r"([A-Z])", r"_\1", key).lower()] = value
+    return apigw.JsonSchema(**args)
 
 
 class RouterApi(Construct):

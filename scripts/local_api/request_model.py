@@ -2,9 +2,10 @@
 
 API Gateway models are JSON Schema draft 4, so the body is checked with ``jsonschema``'s draft 4
 validator rather than by hand: the local API then accepts and rejects exactly what that schema
-does. The schema mirrors ``stacks.router_api.question_schema`` (a CDK object, and importing the
-CDK starts a Node.js process, too slow for a local run); ``tests/test_local_api.py`` checks that
-the two agree. The question limit comes from ``routes.json`` (``api.max_question_chars``).
+does. The schema is :func:`llm_router.http_api.ask_request_schema`, the one the stack deploys
+(``stacks.router_api.question_schema`` renders it); ``tests/test_local_api.py`` checks the rendered
+CloudFormation model. The question limit comes from ``routes.json`` (``api.max_question_chars``).
+A body too deep or with too large numbers for Python's parser is invalid, as it is to API Gateway.
 """
 
 from __future__ import annotations
@@ -12,25 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from jsonschema import Draft4Validator
-
-DRAFT4 = "http://json-schema.org/draft-04/schema#"
-CATEGORY_MAX_CHARS = 64  # stacks.router_api.CATEGORY_MAX_CHARS
+from llm_router.http_api import ask_request_schema
 
 
 def request_schema(max_question_chars: int) -> dict[str, Any]:
     """The body of ``POST /ask``: ``question`` (1..max characters), optional ``category``."""
-    return {
-        "$schema": DRAFT4,
-        "title": "AskRequest",
-        "type": "object",
-        "required": ["question"],
-        "properties": {
-            "question": {"type": "string", "minLength": 1, "maxLength": max_question_chars},
-            "category": {"type": "string", "minLength": 1, "maxLength": CATEGORY_MAX_CHARS},
-        },
-        "additionalProperties": False,
-    }
+    return ask_request_schema(max_question_chars)
 
 
 class RequestModel:
@@ -44,6 +34,6 @@ class RequestModel:
         """True when the body is UTF-8 JSON that the schema allows."""
         try:
             document = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
             return False
         return self._validator.is_valid(document)
