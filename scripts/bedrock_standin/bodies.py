@@ -43,13 +43,33 @@ class EmbedRequest:
 
 
 def parse_json(raw: bytes) -> Any:
+    """The JSON body, or the ValidationException Bedrock answers for a malformed one.
+
+    A string with an unpaired surrogate (``"\\ud800"``) is not valid Unicode: refused here like
+    any malformed input rather than failing later inside a model.
+    """
     try:
-        return json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BedrockError(
             "ValidationException",
             f"Malformed input request: {exc}, please reformat your input and try again.",
         ) from exc
+    except (ValueError, RecursionError) as exc:  # too deep, or an integer too long to convert
+        raise BedrockError(
+            "ValidationException",
+            "Malformed input request: the body is too deeply nested or has a number too large, "
+            "please reformat your input and try again.",
+        ) from exc
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BedrockError(
+            "ValidationException",
+            "Malformed input request: a string is not valid Unicode (unpaired surrogate), "
+            "please reformat your input and try again.",
+        ) from exc
+    return body
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:

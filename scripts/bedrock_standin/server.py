@@ -6,20 +6,23 @@ shipped code unchanged: ``InvokeModel`` is ``POST /model/{modelId}/invoke`` and 
 the real service. Why hand-written: moto does not implement bedrock-runtime, and the stand-in has
 to produce real embeddings, validate model-native bodies and let tests script outputs and faults.
 
-Tests control it in-process (:meth:`script`, :meth:`inject_fault`, :meth:`calls`, :meth:`reset`)
-or over HTTP under ``/_standin/`` (``POST reset``, ``POST faults``, ``POST scripts``,
-``GET calls``) when it runs in another process. ``python -m bedrock_standin --port 4000`` runs it
-alone.
+Tests control it in-process (:meth:`script`, :meth:`inject_fault`, :meth:`set_delay`,
+:meth:`calls`, :meth:`reset`) or over HTTP under ``/_standin/`` (``POST reset``, ``POST faults``
+with an optional ``probability``, ``POST scripts``, ``POST delays`` / ``GET delays``, ``GET calls``
+with the count of calls the bounded log dropped) when it runs in another process.
+``python -m bedrock_standin --port 4000`` runs it alone.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -39,31 +42,82 @@ _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/bedrock/")
 _STRONG_HINTS = re.compile(r"[0-9=^+*/]|\b(prove|derive|explain why|step by step|compare)\b", re.I)
 
 
-class StandInState:
-    """Scripted outputs, injected faults and the call log; shared by all request threads."""
+DEFAULT_CALL_LOG_SIZE = 1000
+DEFAULT_FAULT_SEED = 0
 
-    def __init__(self) -> None:
+
+@dataclass
+class _Fault:
+    code: str
+    remaining: int | None  # failures left; None: no limit
+    message: str | None
+    probability: float  # the fraction of calls that fail; 1.0: every call
+
+
+class StandInState:
+    """Scripted outputs, injected faults and delays, and the call log; shared by request threads.
+
+    The call log is a ring buffer of the last ``call_log_size`` calls that counts what it dropped,
+    so a long run (a soak test, a local run left open) stays flat in memory. Faults with a
+    probability draw from one ``random.Random(seed)``: the same seed and call order fail the same
+    calls. A delay waits on an event that :meth:`reset` and :meth:`cancel_delays` set, so a slow
+    model never holds up a reset or the server's shutdown.
+    """
+
+    def __init__(
+        self, call_log_size: int = DEFAULT_CALL_LOG_SIZE, seed: int = DEFAULT_FAULT_SEED
+    ) -> None:
+        if call_log_size < 1:
+            raise ValueError(f"call_log_size must be at least 1, got {call_log_size}")
         self._lock = threading.Lock()
+        self._call_log_size = call_log_size
+        self._seed = seed
+        self._wake = threading.Event()
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self._scripts: dict[str, deque[str]] = defaultdict(deque)
-            self._faults: dict[str, list[Any]] = {}  # model -> [code, remaining or None, message]
-            self._calls: list[dict[str, Any]] = []
+            self._faults: dict[str, _Fault] = {}
+            self._delays: dict[str, float] = {}
+            self._calls: deque[dict[str, Any]] = deque(maxlen=self._call_log_size)
+            self._dropped = 0
+            self._rng = random.Random(self._seed)
             self.prompt_routers: dict[str, tuple[str, ...]] = {}
+            self._cut_delays_short()
+
+    def _cut_delays_short(self) -> None:
+        """Wake every delayed request now; later delays wait on a fresh event."""
+        self._wake.set()
+        self._wake = threading.Event()
+
+    def cancel_delays(self) -> None:
+        with self._lock:
+            self._cut_delays_short()
 
     def script(self, model_id: str, outputs: list[str]) -> None:
         with self._lock:
             self._scripts[model_id].extend(outputs)
 
     def inject_fault(
-        self, model_id: str, code: str, count: int | None = None, message: str | None = None
+        self,
+        model_id: str,
+        code: str,
+        count: int | None = None,
+        message: str | None = None,
+        probability: float | None = None,
     ) -> None:
         if code not in ERROR_STATUS:
             raise ValueError(f"unknown Bedrock error {code!r}; known: {', '.join(ERROR_STATUS)}")
+        chance = 1.0 if probability is None else float(probability)
+        if not 0.0 < chance <= 1.0:
+            raise ValueError(f"a fault's probability must be in (0, 1], got {probability}")
+        if count is not None and int(count) < 1:
+            raise ValueError(f"a fault's count must be at least 1, got {count}")
         with self._lock:
-            self._faults[model_id] = [code, count, message]
+            self._faults[model_id] = _Fault(
+                code, None if count is None else int(count), message, chance
+            )
 
     def take_fault(self, model_id: str) -> BedrockError | None:
         with self._lock:
@@ -71,14 +125,40 @@ class StandInState:
                 fault = self._faults.get(key)
                 if fault is None:
                     continue
-                code, remaining, message = fault
-                if remaining is not None:
-                    if remaining <= 1:
+                if fault.probability < 1.0 and self._rng.random() >= fault.probability:
+                    return None  # this call is one of those that succeed
+                if fault.remaining is not None:
+                    if fault.remaining <= 1:
                         del self._faults[key]
                     else:
-                        fault[1] = remaining - 1
-                return BedrockError(code, message)
+                        fault.remaining -= 1
+                return BedrockError(fault.code, fault.message)
         return None
+
+    def set_delay(self, model_id: str, seconds: float | None) -> None:
+        """Calls to ``model_id`` ('*': any) wait ``seconds`` before answering; 0 or None: none."""
+        if seconds is not None and (seconds < 0 or seconds != seconds):
+            raise ValueError(f"a delay must be a number of seconds >= 0, got {seconds}")
+        with self._lock:
+            if seconds:
+                self._delays[model_id] = float(seconds)
+            else:
+                self._delays.pop(model_id, None)
+
+    def delays(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._delays)
+
+    def wait_delay(self, model_id: str) -> float:
+        """Sleep this model's delay unless a reset or shutdown cuts it short; the seconds waited."""
+        with self._lock:
+            seconds = self._delays.get(model_id, self._delays.get(ANY_MODEL, 0.0))
+            wake = self._wake
+        if seconds <= 0:
+            return 0.0
+        started = time.monotonic()
+        wake.wait(seconds)
+        return time.monotonic() - started
 
     def take_script(self, model_id: str) -> str | None:
         with self._lock:
@@ -87,11 +167,23 @@ class StandInState:
 
     def record(self, call: dict[str, Any]) -> None:
         with self._lock:
+            if len(self._calls) == self._calls.maxlen:
+                self._dropped += 1
             self._calls.append(call)
 
     def calls(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(c) for c in self._calls]
+
+    @property
+    def dropped_calls(self) -> int:
+        """How many calls the ring buffer let go since the last reset."""
+        with self._lock:
+            return self._dropped
+
+    @property
+    def call_log_size(self) -> int:
+        return self._call_log_size
 
 
 class BedrockRuntime:
@@ -108,6 +200,9 @@ class BedrockRuntime:
             model = resolve(model_id, self.state.prompt_routers)
             body = bodies.parse_json(raw)
             call["body"] = body
+            waited = self.state.wait_delay(model_id)
+            if waited:
+                call["delayed_seconds"] = round(waited, 3)
             fault = self.state.take_fault(model_id)
             if fault:
                 raise fault
@@ -283,7 +378,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             payload = json.loads(raw) if raw else {}
             if (method, path) == ("GET", "/_standin/calls"):
-                self._send(200, {"calls": state.calls()})
+                self._send(
+                    200,
+                    {
+                        "calls": state.calls(),
+                        "dropped": state.dropped_calls,
+                        "capacity": state.call_log_size,
+                    },
+                )
             elif (method, path) == ("GET", "/_standin/health"):
                 self._send(200, {"status": "ok"})
             elif (method, path) == ("POST", "/_standin/reset"):
@@ -295,8 +397,17 @@ class _Handler(BaseHTTPRequestHandler):
                     payload["error"],
                     payload.get("count"),
                     payload.get("message"),
+                    payload.get("probability"),
                 )
                 self._send(200, {"fault": payload})
+            elif (method, path) == ("POST", "/_standin/delays"):
+                seconds = payload["seconds"]
+                if seconds is not None and not isinstance(seconds, int | float):
+                    raise TypeError("seconds must be a number")
+                state.set_delay(payload["model_id"], seconds)
+                self._send(200, {"delays": state.delays()})
+            elif (method, path) == ("GET", "/_standin/delays"):
+                self._send(200, {"delays": state.delays()})
             elif (method, path) == ("POST", "/_standin/scripts"):
                 state.script(payload["model_id"], list(payload["outputs"]))
                 self._send(200, {"script": payload})
@@ -327,8 +438,10 @@ class StandInServer(BackgroundServer):
         answer_url: str | None = None,
         answer_model: str | None = None,
         verbose: bool = False,
+        call_log_size: int = DEFAULT_CALL_LOG_SIZE,
+        seed: int = DEFAULT_FAULT_SEED,
     ) -> None:
-        self.state = StandInState()
+        self.state = StandInState(call_log_size, seed)
         http = _HttpServer((host, port), _Handler)
         minilm = shared_model()
         http.runtime = BedrockRuntime(
@@ -337,8 +450,14 @@ class StandInServer(BackgroundServer):
         http.verbose = verbose
         super().__init__(http, "bedrock-stand-in")
 
+    def stop(self) -> None:
+        """Wake delayed requests first, so none holds a thread past the shutdown."""
+        self.state.cancel_delays()
+        super().stop()
+
     # In-process control, for tests.
     def reset(self) -> None:
+        """Forget scripts, faults, delays and calls; delayed requests answer at once."""
         self.state.reset()
 
     def script(self, model_id: str, outputs: list[str]) -> None:
@@ -346,15 +465,31 @@ class StandInServer(BackgroundServer):
         self.state.script(model_id, outputs)
 
     def inject_fault(
-        self, model_id: str, error: str, count: int | None = None, message: str | None = None
+        self,
+        model_id: str,
+        error: str,
+        count: int | None = None,
+        message: str | None = None,
+        probability: float | None = None,
     ) -> None:
-        """The next ``count`` calls (None: all) to ``model_id`` ('*': any) fail with ``error``."""
-        self.state.inject_fault(model_id, error, count, message)
+        """Calls to ``model_id`` ('*': any) fail with ``error``: each with ``probability``
+        (None: every call; drawn from the seeded generator), ``count`` times (None: no limit)."""
+        self.state.inject_fault(model_id, error, count, message, probability)
+
+    def set_delay(self, model_id: str, seconds: float | None) -> None:
+        """Calls to ``model_id`` ('*': any) answer after ``seconds``; 0 or None removes it."""
+        self.state.set_delay(model_id, seconds)
 
     def add_prompt_router(self, arn: str, models: tuple[str, ...]) -> None:
         """Make a custom prompt router ARN known, choosing between ``models`` (fast, strong)."""
         self.state.prompt_routers[arn] = tuple(models)
 
     def calls(self) -> list[dict[str, Any]]:
-        """Every request so far: api ('invoke'|'converse'), model_id, status, body, error."""
+        """The last ``call_log_size`` requests: api ('invoke'|'converse'), model_id, status,
+        body, error (and delayed_seconds when a delay applied)."""
         return self.state.calls()
+
+    @property
+    def dropped_calls(self) -> int:
+        """Calls the bounded log has let go since the last reset."""
+        return self.state.dropped_calls
