@@ -2,13 +2,16 @@
 
 1. payload size (10 MB) → 413; 2. resource and method → 403 "Missing Authentication Token" for
 anything not defined (API Gateway answers an undefined method the same way, never 405), and the
-CORS preflight (``OPTIONS``, no key) the stack defines;
+CORS preflight (``OPTIONS``, no key) the stack defines; any method, TRACE and CONNECT and unknown
+ones included, reaches this step, so every refusal has API Gateway's JSON shape;
 3. ``x-api-key`` → 403 "Forbidden"; 4. the usage plan's throttle and quota → 429;
 5. the request model → 400 "Invalid request body"; 6. the Lambda proxy integration, whose errors
-and malformed results are a 502 "Internal server error".
+and malformed results are a 502 "Internal server error", and whose answer must come within the
+integration timeout (``api.integration_timeout_seconds``, 29 s by default): later, the caller gets
+API Gateway's 504 ``{"message": "Endpoint request timed out"}`` while the function runs on in the
+background, as a Lambda invocation does after API Gateway has given up on it.
 
-Not emulated: the 29-second integration timeout (a slow local model would otherwise fail requests
-the handler answers), stage variables, custom domain names and WAF.
+Not emulated: stage variables, custom domain names and WAF.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from .messages import (
     BAD_REQUEST_BODY,
     FORBIDDEN,
     INTEGRATION_FAILURE,
+    INTEGRATION_TIMEOUT,
     MISSING_AUTHENTICATION_TOKEN,
     PREFLIGHT_HEADERS,
     QUOTA_EXCEEDED,
@@ -47,6 +52,7 @@ API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 API_KEY_HEADER = "x-api-key"
 HEALTH_PATH = "/health"
 LOCAL_API_KEY_ID = "local-api-key"
+DEFAULT_INTEGRATION_TIMEOUT_SECONDS = 29.0  # API Gateway REST's default (and former maximum)
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +68,7 @@ class ApiSettings:
     max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES
     stage: str = "prod"
     lambda_timeout_seconds: int = 60
+    integration_timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS
 
     @classmethod
     def from_config(cls, config: RoutesConfig, api_key: str) -> ApiSettings:
@@ -72,6 +79,7 @@ class ApiSettings:
             max_question_chars=config.api.max_question_chars,
             quota_per_day=config.api.quota_requests_per_day,
             lambda_timeout_seconds=config.lambda_settings.timeout_seconds,
+            integration_timeout_seconds=config.api.integration_timeout_seconds,
         )
 
 
@@ -143,12 +151,20 @@ class LocalGateway:
             function_name=f"local-{name}-router",
             timeout_seconds=self.settings.lambda_timeout_seconds,
         )
+        invocation = _Invocation(handler, event, context, name)
+        if not invocation.finished.wait(self.settings.integration_timeout_seconds):
+            log.warning(
+                "%s: no answer within the %g s integration timeout: 504 (the function runs on)",
+                name,
+                self.settings.integration_timeout_seconds,
+            )
+            return gateway_error(INTEGRATION_TIMEOUT, request_id)
+        if invocation.failed:
+            return gateway_error(INTEGRATION_FAILURE, request_id)
         try:
-            return from_result(handler(event, context), request_id)
+            return from_result(invocation.result, request_id)
         except MalformedProxyResult as exc:
             log.error("%s: malformed Lambda proxy response: %s", name, exc)
-        except Exception:  # the function crashed: API Gateway answers 502, the log has the trace
-            log.exception("%s: the Lambda handler raised", name)
         return gateway_error(INTEGRATION_FAILURE, request_id)
 
     def _health(self, request_id: str) -> HttpResponse:
@@ -158,3 +174,24 @@ class LocalGateway:
             json.dumps(body).encode(),
             [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)],
         )
+
+
+class _Invocation:
+    """One Lambda invocation on its own daemon thread, so the gateway can stop waiting for it."""
+
+    def __init__(self, handler: LambdaHandler, event: dict[str, Any], context: Any, name: str):
+        self.finished = threading.Event()
+        self.result: Any = None
+        self.failed = False
+        self._call = (handler, event, context, name)
+        threading.Thread(target=self._run, name=f"lambda-{name}", daemon=True).start()
+
+    def _run(self) -> None:
+        handler, event, context, name = self._call
+        try:
+            self.result = handler(event, context)
+        except Exception:  # the function crashed: API Gateway answers 502, the log has the trace
+            log.exception("%s: the Lambda handler raised", name)
+            self.failed = True
+        finally:
+            self.finished.set()

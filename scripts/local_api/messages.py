@@ -61,6 +61,16 @@ QUOTA_EXCEEDED = (429, "Limit Exceeded", "LimitExceededException")
 BAD_REQUEST_BODY = (400, "Invalid request body", "BadRequestException")
 REQUEST_TOO_LARGE = (413, "Request Too Long", "RequestTooLargeException")
 INTEGRATION_FAILURE = (502, "Internal server error", "InternalServerErrorException")
+# INTEGRATION_TIMEOUT: the function has not answered within the integration timeout (29 s).
+INTEGRATION_TIMEOUT = (504, "Endpoint request timed out", "InternalServerErrorException")
+
+
+def protocol_error(status: int, reason: str) -> bytes:
+    """The JSON body of an HTTP-level refusal (414, 431, 400, 408, 505) in the gateway's shape.
+
+    Only the status's reason phrase, never the offending input, so nothing is echoed back.
+    """
+    return json.dumps({"message": reason}).encode()
 
 
 def gateway_error(kind: tuple[int, str, str], request_id: str) -> HttpResponse:

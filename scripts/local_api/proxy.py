@@ -75,10 +75,15 @@ def from_result(result: Any, request_id: str) -> HttpResponse:
         payload = b""
     elif not isinstance(body, str):
         raise MalformedProxyResult("the body must be a string")
-    elif result.get("isBase64Encoded"):
-        payload = base64.b64decode(body)
     else:
-        payload = body.encode("utf-8")
+        try:
+            payload = (
+                base64.b64decode(body, validate=True)
+                if result.get("isBase64Encoded")
+                else body.encode("utf-8")
+            )
+        except ValueError as exc:  # bad base64, or a lone surrogate that UTF-8 cannot encode
+            raise MalformedProxyResult(f"the body cannot be encoded: {exc}") from exc
     headers: list[tuple[str, str]] = []
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers.extend((name, str(v)) for v in values)
