@@ -168,6 +168,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         reason = self.responses.get(code, ("Error",))[0]
         body = protocol_error(code, reason)
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: answer in HTTP/1.1
+            self.request_version = "HTTP/1.1"
         self.send_response(code, reason)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
