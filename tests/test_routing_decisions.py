@@ -35,11 +35,12 @@ def service_for(bedrock_client: Any, semantic_index_dir: Path, fresh_standin: An
 
 
 @pytest.mark.parametrize("strategy", ["llm-assisted", "semantic", "hybrid"])
-def test_static_category_skips_classification(
+def test_trusted_static_category_skips_classification(
     service_for: Any, routes: RoutesConfig, fresh_standin: Any, strategy: str
 ) -> None:
+    trusting = variant(routes, lambda raw: raw["api"].update(caller_category="trust"))
     status, body = invoke(
-        handler(lambda: service_for(strategy, routes)), {"question": WW2, "category": "math"}
+        handler(lambda: service_for(strategy, trusting)), {"question": WW2, "category": "math"}
     )
     assert status == 200
     assert body["question_classification"] == "math"
@@ -48,6 +49,50 @@ def test_static_category_skips_classification(
     assert body["routing"]["decided_by"] == "caller"
     assert body["usage"]["classification"] == []
     assert [c["api"] for c in fresh_standin.calls()] == ["converse"]
+
+
+@pytest.mark.parametrize("strategy", ["llm-assisted", "semantic", "hybrid"])
+def test_checked_caller_category_cannot_buy_the_premium_model_for_off_topic(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any, strategy: str
+) -> None:
+    assert routes.api.caller_category == "check"  # the default
+    if strategy != "semantic":
+        fresh_standin.script(TITAN_TEXT, ["none"])
+    status, body = invoke(
+        handler(lambda: service_for(strategy, routes)),
+        {"question": OFF_TOPIC_NEAR_REFERENCE, "category": "math"},
+    )
+    assert status == 200
+    assert body["question_classification"] == OUT_OF_SCOPE
+    assert body["routing"]["declined"] is True
+    assert body["routing"]["caller_category"] == "math"
+    assert body["answerer_LLM"] is None
+    assert "converse" not in [c["api"] for c in fresh_standin.calls()]  # no answer model
+
+
+def test_checked_caller_category_is_used_for_in_scope_questions(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    status, body = invoke(
+        handler(lambda: service_for("semantic", routes)), {"question": WW2, "category": "math"}
+    )
+    assert status == 200
+    assert body["question_classification"] == "math"
+    assert body["answerer_LLM"] == SONNET
+    assert body["routing"]["decided_by"] == "caller"
+    assert body["routing"]["classified_as"] == "history"
+
+
+def test_caller_category_off_is_a_400(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    closed = variant(routes, lambda raw: raw["api"].update(caller_category="off"))
+    status, body = invoke(
+        handler(lambda: service_for("semantic", closed)), {"question": WW2, "category": "math"}
+    )
+    assert status == 400
+    assert body["code"] == "category_not_allowed"
+    assert fresh_standin.calls() == []
 
 
 def test_static_unknown_category_is_400_listing_valid_ones(

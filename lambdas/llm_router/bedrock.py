@@ -1,46 +1,81 @@
-"""The boto3 bedrock-runtime client the routers use, and how its failures map to HTTP.
+"""The boto3 bedrock-runtime client the routers use, and what its failures mean for routing.
 
-Retries use botocore's standard retry mode (throttling and transient errors with back-off), so no
-retry loop is written here. ``BEDROCK_ENDPOINT_URL`` points the client at the local Bedrock
-stand-in; it is unset in AWS, where the regional endpoint is used.
+Two kinds of client come from here. :func:`runtime_client` is a plain client with botocore's
+standard retries, for scripts that call Bedrock directly (index builds, the doctor). The router
+itself calls Bedrock through :mod:`llm_router.resilient_client`, whose clients make exactly one
+HTTP attempt each (``total_max_attempts=1``): the router retries and fails over itself, because
+only it knows the request's remaining budget, and botocore's retry quota (which silently turns
+retries off after a burst of failures) must not decide for it. ``BEDROCK_ENDPOINT_URL`` points
+the clients at the local Bedrock stand-in; it is unset in AWS.
+
+:func:`as_failure` classifies every error once: whether to retry the same target, whether to fail
+over to the next, and which HTTP status the caller gets if nothing answers. Bedrock's free-text
+message is kept for the log only; responses carry its error code.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 BEDROCK_ENDPOINT_ENV = "BEDROCK_ENDPOINT_URL"
-
-_RETRYABLE_CODES = {
-    "ThrottlingException",
-    "ServiceUnavailableException",
-    "ModelTimeoutException",
-    "ModelNotReadyException",
-}
+# Transient: worth another attempt at the same target, then failover.
+RETRY_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "ModelTimeoutException",
+        "ModelNotReadyException",
+        "InternalServerException",
+    }
+)
+# The target cannot serve us now or at all (quota, access, model gone, model-side error): another
+# target may, so fail over without retrying this one.
+FAILOVER_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ServiceQuotaExceededException",
+        "ModelErrorException",
+    }
+)
+_TRANSPORT_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError,
+                     ConnectionClosedError)
+RECIPE_ATTRIBUTE = "_llm_router_recipe"  # how ClientPool makes siblings with other timeouts
 
 
 def runtime_client(
     region: str | None = None,
     endpoint_url: str | None = None,
     max_attempts: int = 3,
-    read_timeout: int = 50,
+    read_timeout: float = 50,
     credentials: tuple[str, str] | None = None,
+    connect_timeout: float = 5,
 ) -> Any:
-    """A bedrock-runtime client with standard retries and timeouts below the Lambda timeout."""
+    """A bedrock-runtime client; it remembers how it was made, so others can differ in timeout."""
     config = Config(
         # total_max_attempts counts the first call; botocore's "max_attempts" would count retries.
         retries={"mode": "standard", "total_max_attempts": max_attempts},
-        connect_timeout=5,
+        connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         user_agent_extra="multi-llm-router",
+        tcp_keepalive=True,
     )
-    return boto3.client(
+    client = boto3.client(
         "bedrock-runtime",
         region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         endpoint_url=endpoint_url or os.environ.get(BEDROCK_ENDPOINT_ENV) or None,
@@ -48,6 +83,11 @@ def runtime_client(
         aws_access_key_id=credentials[0] if credentials else None,
         aws_secret_access_key=credentials[1] if credentials else None,
     )
+    recipe: Callable[..., Any] = functools.partial(
+        runtime_client, region=region, endpoint_url=endpoint_url, credentials=credentials
+    )
+    setattr(client, RECIPE_ATTRIBUTE, recipe)
+    return client
 
 
 def endpoint_kind() -> str:
@@ -57,31 +97,47 @@ def endpoint_kind() -> str:
 
 @dataclass
 class BedrockFailure(Exception):
-    """A Bedrock call failed; carries what the API should tell the caller."""
+    """A Bedrock call failed; carries what routing and the API need to know about it.
+
+    ``message`` is Bedrock's (or botocore's) own text: it can name account ids, role ARNs and
+    endpoint URLs, so it goes to the log and never into a response.
+    """
 
     status: int
     code: str
     message: str
     model_id: str
     stage: str
+    retry_same: bool = False
+    failover: bool = False
+    retry_after_seconds: float = 0.0
 
     def __str__(self) -> str:
-        return f"{self.stage} call to {self.model_id} failed: {self.code}: {self.message}"
+        return f"{self.stage} call to {self.model_id} failed: {self.code}"
 
 
 def as_failure(exc: Exception, model_id: str, stage: str) -> BedrockFailure:
-    """Translate a botocore exception into a BedrockFailure with the HTTP status to return.
+    """Translate a botocore exception into a BedrockFailure; re-raise anything else.
 
-    Throttling, timeouts and unavailability are the caller's to retry (503); everything else —
-    access denied, unknown model, a request Bedrock rejects, an internal error — is a bad gateway
-    (502) whose reason names the model and Bedrock's error code.
+    Throttling, timeouts and unavailability are retried, then failed over, and are a 503 if
+    nothing answers; access, quota and model errors fail over without a retry; a request Bedrock
+    rejects as invalid (ValidationException) fails at once with a 502, since every target would
+    reject it too.
     """
+    if isinstance(exc, BedrockFailure):
+        return exc
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "UnknownError")
         message = str(error.get("Message") or exc)
-        status = 503 if code in _RETRYABLE_CODES else 502
-        return BedrockFailure(status, code, message, model_id, stage)
+        status_code = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        retry = code in RETRY_CODES or status_code >= 500
+        failover = retry or code in FAILOVER_CODES
+        return BedrockFailure(503 if failover else 502, code, message, model_id, stage,
+                              retry_same=retry, failover=failover)
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return BedrockFailure(503, type(exc).__name__, str(exc), model_id, stage,
+                              retry_same=True, failover=True)
     if isinstance(exc, BotoCoreError):
-        return BedrockFailure(503, type(exc).__name__, str(exc), model_id, stage)
+        return BedrockFailure(502, type(exc).__name__, str(exc), model_id, stage)
     raise exc

@@ -30,6 +30,7 @@ class Classification:
     usages: tuple[ModelUsage, ...]  # every model call the decision made
     details: dict[str, Any] = field(default_factory=dict)
     fallback_reason: str | None = None  # set when the default category was used instead
+    degraded: str | None = None  # why a classifier failed and a fallback decision was used
 
     @property
     def used_fallback(self) -> bool:
@@ -39,5 +40,8 @@ class Classification:
 class Classifier(Protocol):
     strategy: str
     model_field: str  # "classifier_LLM" or "embedding_LLM"
+
+    @property
+    def model_id(self) -> str: ...
 
     def classify(self, question: str) -> Classification: ...

@@ -8,10 +8,12 @@ from typing import Any
 
 from .answering import ConverseAnswerer
 from .bedrock import endpoint_kind, runtime_client
+from .breaker import BreakerBoard
 from .classification import Classifier
 from .classifiers.llm import LlmClassifier
 from .config import RoutesConfig
-from .service import RouterService
+from .resilient_client import ClientPool, ResilientClient
+from .service import BudgetGuard, RouterService
 from .strategies import get_strategy
 
 SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
@@ -28,7 +30,10 @@ def build_classifier(
     client: Any,
     index_dir: Path | None = None,
     embedding_source: str | None = None,
+    embedding_client: Any | None = None,
 ) -> Classifier:
+    """The strategy's classifier; ``client`` serves the classifier LLM, ``embedding_client``
+    (default: the same) the embedding model."""
     strategy = get_strategy(strategy_name)
     semantic: Classifier | None = None
     if strategy.uses_embeddings:
@@ -41,7 +46,8 @@ def build_classifier(
         index = load_index(
             index_dir or index_dir_from_env(), config, embedding_source or endpoint_kind()
         )
-        semantic = SemanticClassifier(TitanEmbedder(client, config.embedding), index, config)
+        embedder = TitanEmbedder(embedding_client or client, config.embedding)
+        semantic = SemanticClassifier(embedder, index, config)
     llm = LlmClassifier(client, config) if strategy.uses_classifier_llm else None
     if semantic and llm:
         from .classifiers.hybrid import HybridClassifier
@@ -60,7 +66,27 @@ def build_service(
     client: Any | None = None,
     index_dir: Path | None = None,
     embedding_source: str | None = None,
+    budget: BudgetGuard | None = None,
 ) -> RouterService:
-    client = client or runtime_client()
-    classifier = build_classifier(strategy_name, config, client, index_dir, embedding_source)
-    return RouterService(config, classifier, ConverseAnswerer(client, config.answering))
+    """A RouterService whose every Bedrock call goes through the resilient clients: one budget
+    per request, retries, and a circuit breaker per target shared by all stages."""
+    pool = ClientPool(client or runtime_client())
+    resilience = config.resilience
+    breakers = BreakerBoard(resilience.breaker)
+
+    def stage_client(stage: str, cap: float) -> ResilientClient:
+        return ResilientClient(pool, breakers, resilience, stage, cap)
+
+    cap = resilience.classification_timeout_seconds
+    classifier = build_classifier(
+        strategy_name,
+        config,
+        stage_client("classification", cap),
+        index_dir,
+        embedding_source,
+        embedding_client=stage_client("embedding", cap),
+    )
+    answerer = ConverseAnswerer(
+        stage_client("answer", resilience.answer_attempt_timeout_seconds), config.answering
+    )
+    return RouterService(config, classifier, answerer, breakers=breakers, budget=budget)

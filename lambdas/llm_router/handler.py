@@ -3,30 +3,79 @@
 One handler serves all strategies; ``ROUTER_STRATEGY`` picks the classifier. The router is built at
 cold start (outside the request path). If it cannot be built — a semantic index that does not match
 the configured embedding model, a broken routes file — the function logs why once and answers every
-request with a 503 that carries the reason, instead of routing wrongly or crashing.
+request with a 503, instead of routing wrongly or crashing.
+
+The handler cannot throw: every event, of any type and shape, gets a JSON proxy response, with
+parsing inside the error boundary. Each request runs under one deadline below API Gateway's
+integration timeout (and the function's remaining time), in its caller's tier, under a request id
+the response carries; Bedrock's own error messages are logged under that id and never returned.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .bedrock import BedrockFailure
 from .config import ConfigError, RoutesConfig, load_routes
+from .errors import ERRORS, RoutingError
 from .factory import build_service
-from .http_api import BadRequest, error_response, json_response, parse_request
+from .http_api import BadRequest, json_response, parse_request
+from .request_context import Deadline, RequestContext, serving
 from .service import RouterService, UnknownCategory
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
+TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
 # ConfigError includes semantic_index.IndexMismatch, which is not imported here: that module needs
 # numpy, which only the semantic routers' layer ships.
 _INIT_ERRORS = (ConfigError, ValueError, OSError)
+
+
+def error_body(code: str, request_id: str | None, **details: Any) -> dict[str, Any]:
+    return {**RoutingError(code, details).body(), "request_id": request_id}
+
+
+def routing_error_response(exc: RoutingError, request_id: str | None) -> dict[str, Any]:
+    headers = (
+        {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None
+    )
+    return json_response(exc.status, {**exc.body(), "request_id": request_id}, headers)
+
+
+def tier_keys_from_env() -> dict[str, str]:
+    """{API key id: tier} from the stack's ROUTER_TIER_API_KEYS ({tier: key id})."""
+    raw = os.environ.get(TIER_KEYS_ENV)
+    if not raw:
+        return {}
+    try:
+        by_tier = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.error("ignoring malformed environment variable", variable=TIER_KEYS_ENV)
+        return {}
+    return {str(key_id): str(tier) for tier, key_id in by_tier.items()}
+
+
+def _request_context(event: Any) -> Mapping[str, Any]:
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        if isinstance(context, Mapping):
+            return context
+    return {}
+
+
+def request_id_of(event: Any, context: Any) -> str:
+    """API Gateway's request id (what its access log shows), else the invocation's, else new."""
+    request_id = _request_context(event).get("requestId")
+    if isinstance(request_id, str) and request_id:
+        return request_id[:128]
+    return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
 
 
 class RouterHandler:
@@ -37,11 +86,13 @@ class RouterHandler:
         strategy: str | None = None,
         service_factory: Callable[[], RouterService] | None = None,
         eager: bool = False,
+        tier_keys: Mapping[str, str] | None = None,
     ) -> None:
         self._strategy = strategy
         self._factory = service_factory or self._default_factory
         self._service: RouterService | None = None
         self._init_error: str | None = None
+        self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
         self._handle = logger.inject_lambda_context(clear_state=True)(
             metrics.log_metrics(self._handle_event)
         )
@@ -69,49 +120,78 @@ class RouterHandler:
                 logger.error("router refuses to serve", reason=self._init_error)
         return self._service
 
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return self._handle(event, context)
+    @property
+    def init_error(self) -> str | None:
+        return self._init_error
 
-    def _handle_event(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        service = self._ensure_service()
-        if service is None:
-            return error_response(503, "router unavailable", reason=self._init_error)
+    def tier_of(self, event: Any, config: RoutesConfig) -> str:
+        """The caller's tier from the API key id API Gateway passes; unknown ids: the default."""
+        identity = _request_context(event).get("identity")
+        key_id = identity.get("apiKeyId") if isinstance(identity, Mapping) else None
+        tier = self._tier_keys.get(key_id) if isinstance(key_id, str) else None
+        return tier if tier in config.tiers else config.default_tier
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         try:
-            request = parse_request(event, service.config)
-        except BadRequest as exc:
-            logger.info("bad request", reason=str(exc))
-            return error_response(400, str(exc))
+            return self._handle(event, context)
+        except Exception:  # the wrappers themselves failed (e.g. a context without attributes)
+            logger.exception("unhandled error around the handler")
+            return json_response(500, error_body("internal_error", None))
+
+    def _handle_event(self, event: Any, context: Any) -> dict[str, Any]:
+        request_id = request_id_of(event, context)
+        logger.append_keys(request_id=request_id)
         try:
-            body = service.ask(request.question, request.category)
-        except UnknownCategory as exc:
-            return error_response(
-                400, str(exc), valid_categories=list(service.config.category_names)
-            )
-        except BedrockFailure as failure:
-            logger.warning(
-                "bedrock call failed",
-                stage=failure.stage,
-                model_id=failure.model_id,
-                code=failure.code,
-                status=failure.status,
-            )
-            metrics.add_metric(name="BedrockFailures", unit=MetricUnit.Count, value=1)
-            return error_response(
-                failure.status,
-                f"Bedrock {failure.stage} failed",
-                reason=f"{failure.code}: {failure.message}",
-                model_id=failure.model_id,
-                bedrock_error=failure.code,
-            )
+            return self._route(event, context, request_id)
         except Exception:  # the last line of defence: log it, never leak a stack trace
             logger.exception("unhandled error while routing")
-            return error_response(500, "internal error", reason="see the function's logs")
+            return json_response(500, error_body("internal_error", request_id))
+
+    def _route(self, event: Any, context: Any, request_id: str) -> dict[str, Any]:
+        service = self._ensure_service()
+        if service is None:
+            # The reason is the router's own configuration check, never a Bedrock message.
+            unavailable = RoutingError("router_unavailable", {"reason": self._init_error})
+            return routing_error_response(unavailable, request_id)
+        config = service.config
+        try:
+            request = parse_request(event, config)
+        except BadRequest as exc:
+            logger.info("bad request", reason=str(exc))
+            return json_response(
+                400, {**error_body("bad_request", request_id), "error": str(exc)}
+            )
+        tier = self.tier_of(event, config)
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        deadline = Deadline(
+            config.request_budget_seconds,
+            lambda_remaining=(lambda: remaining() / 1000) if callable(remaining) else None,
+        )
+        request_context = RequestContext(deadline=deadline, tier=tier, request_id=request_id)
+        with serving(request_context):
+            try:
+                body = service.ask(request.question, request.category, tier=tier)
+            except UnknownCategory as exc:
+                return json_response(
+                    400,
+                    {
+                        **error_body("unknown_category", request_id),
+                        "error": str(exc),
+                        "valid_categories": list(config.category_names),
+                    },
+                )
+            except RoutingError as exc:
+                self._log_failure(exc, request_context)
+                return routing_error_response(exc, request_id)
+        self._log_attempts(request_context)
         routing = body["routing"]
         logger.info(
             "routed",
+            tier=tier,
             category=body["question_classification"],
             answerer=body["answerer_LLM"],
-            fallback=routing["fallback_to_default"],
+            degraded=routing.get("degraded"),
+            fallback_used=routing.get("fallback_used"),
             total_seconds=body["total_response_time"],
         )
         metrics.add_dimension(name="Strategy", value=service.strategy)
@@ -120,6 +200,27 @@ class RouterHandler:
             name=f"Routed_{body['question_classification']}", unit=MetricUnit.Count, value=1
         )
         return json_response(200, body)
+
+    @staticmethod
+    def _log_attempts(request_context: RequestContext) -> None:
+        """Every failed call with Bedrock's own message: for the operator, never the caller."""
+        for attempt in request_context.attempts:
+            if attempt.result == "failed":
+                logger.warning(
+                    "bedrock call failed",
+                    stage=attempt.stage,
+                    model_id=attempt.model_id,
+                    code=attempt.error_code,
+                    bedrock_message=attempt.detail,
+                )
+
+    def _log_failure(self, exc: RoutingError, request_context: RequestContext) -> None:
+        self._log_attempts(request_context)
+        status = ERRORS[exc.code][0]
+        log = logger.warning if status < 500 else logger.error
+        log("request failed", code=exc.code, status=status, cause=repr(exc.__cause__)[:2000])
+        if status >= 500:
+            metrics.add_metric(name="BedrockFailures", unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = RouterHandler(eager=bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")))

@@ -171,6 +171,9 @@ class ModelPrice:
     input_per_1k: float
     output_per_1k: float
 
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_1k + output_tokens * self.output_per_1k) / 1000
+
 
 def parse_prices(raw: Mapping[str, Any]) -> dict[str, ModelPrice]:
     """USD per 1,000 tokens by foundation model id (keys starting with '_' are comments)."""

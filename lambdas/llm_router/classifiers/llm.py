@@ -73,21 +73,40 @@ class LlmClassifier:
         label = parse_label(output, self._config)
         details: dict[str, Any] = {"classifier_output": output}
         if label is None:
-            default = self._config.default_category
+            return self._unrecognised(output, seconds, usage, details)
+        return Classification(label, self.model_id, seconds, (usage,), details)
+
+    def _unrecognised(
+        self, output: str, seconds: float, usage: ModelUsage, details: dict[str, Any]
+    ) -> Classification:
+        """An output that names no label follows classifier.unrecognised_output: by default the
+        out-of-scope policy (never the premium default unasked); ``default_category`` keeps the
+        original sample's "unsure goes to the default"."""
+        shown = output.strip()[:80]
+        if self._config.classifier.unrecognised_output == "out_of_scope":
             return Classification(
-                category=default,
+                category=OUT_OF_SCOPE,
                 model_id=self.model_id,
                 seconds=seconds,
                 usages=(usage,),
-                details=details,
-                fallback_reason=(
-                    f"classifier output {output.strip()[:80]!r} is not one of "
-                    f"{', '.join(self._config.category_names)} or {NONE_LABEL}; used the default "
-                    "category "
-                    f"{default!r}"
-                ),
+                details={
+                    **details,
+                    "out_of_scope_reason": f"classifier output {shown!r} names no category",
+                },
             )
-        return Classification(label, self.model_id, seconds, (usage,), details)
+        default = self._config.default_category
+        return Classification(
+            category=default,
+            model_id=self.model_id,
+            seconds=seconds,
+            usages=(usage,),
+            details=details,
+            fallback_reason=(
+                f"classifier output {shown!r} is not one of "
+                f"{', '.join(self._config.category_names)} or {NONE_LABEL}; used the default "
+                f"category {default!r}"
+            ),
+        )
 
     def _invoke_titan(self, prompt: str) -> tuple[str, ModelUsage]:
         body = {

@@ -1,0 +1,153 @@
+"""A bedrock-runtime client per routing stage that retries, times out and trips breakers.
+
+:class:`ResilientClient` has the two methods the routers call, ``invoke_model`` and ``converse``,
+with boto3's signatures, so the classifiers and the embedder use it exactly as they would use
+boto3's client. Each call:
+
+1. asks the target's circuit breaker; an open breaker skips the call at once (``CircuitOpen``);
+2. takes its timeout from the request's budget: the stage's cap (classification and embedding
+   share one, an answer attempt has its own) within what remains of the deadline; an attempt that
+   cannot get :data:`MIN_ATTEMPT_SECONDS` is not made (:class:`DeadlineExceeded`);
+3. is made with a client whose read timeout is that timeout (:class:`ClientPool` keeps one per
+   timeout step), so a hung model costs the attempt's share of the budget, not the request;
+4. on a transient error waits a jittered exponential back-off, if the budget allows, and tries the
+   same target again, up to ``resilience.attempts_per_target`` attempts.
+
+Failover between targets is the caller's (the answerer walks its plan; a failed classifier
+degrades the decision). Every attempt and skip is logged in the request context for the response.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .bedrock import RECIPE_ATTRIBUTE, BedrockFailure, as_failure
+from .breaker import BreakerBoard
+from .request_context import Attempt, DeadlineExceeded, current
+from .settings import ResilienceSettings
+
+MIN_ATTEMPT_SECONDS = 0.25  # below this an attempt cannot succeed; stop instead
+CIRCUIT_OPEN = "CircuitOpen"
+
+
+class ClientPool:
+    """Single-attempt clients by read timeout, made from one base client's recipe.
+
+    Timeouts are rounded down to whole seconds (quarter seconds below 2 s), so a function makes a
+    few dozen clients at most over its life. A client made elsewhere, without the recipe
+    :func:`llm_router.bedrock.runtime_client` attaches, is used as it is for every timeout.
+    """
+
+    def __init__(self, base_client: Any) -> None:
+        self.base = base_client
+        self._recipe: Callable[..., Any] | None = getattr(base_client, RECIPE_ATTRIBUTE, None)
+        self._clients: dict[float, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def step(timeout: float) -> float:
+        if timeout >= 2:
+            return float(math.floor(timeout))
+        return max(MIN_ATTEMPT_SECONDS, math.floor(timeout * 4) / 4)
+
+    def get(self, timeout: float) -> Any:
+        if self._recipe is None:
+            return self.base
+        step = self.step(timeout)
+        client = self._clients.get(step)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(step)
+                if client is None:
+                    client = self._recipe(
+                        max_attempts=1, read_timeout=step, connect_timeout=min(step, 3.0)
+                    )
+                    self._clients[step] = client
+        return client
+
+
+class ResilientClient:
+    """boto3's ``invoke_model``/``converse`` for one stage, with budget, retries and breakers."""
+
+    def __init__(
+        self,
+        clients: ClientPool,
+        breakers: BreakerBoard,
+        settings: ResilienceSettings,
+        stage: str,
+        stage_cap_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clients = clients
+        self._breakers = breakers
+        self._settings = settings
+        self.stage = stage
+        self._cap = stage_cap_seconds
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def invoke_model(self, **kwargs: Any) -> Any:
+        return self._call("invoke_model", kwargs)
+
+    def converse(self, **kwargs: Any) -> Any:
+        return self._call("converse", kwargs)
+
+    def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
+        context = current()
+        model_id = str(kwargs.get("modelId"))
+        attempts = self._settings.attempts_per_target
+        for attempt in range(1, attempts + 1):
+            timeout = context.stage_timeout(self._cap)
+            if timeout < MIN_ATTEMPT_SECONDS:
+                context.attempts.append(
+                    Attempt(model_id, self.stage, "skipped", "DeadlineExceeded")
+                )
+                raise DeadlineExceeded(self.stage, context.deadline.remaining())
+            if not self._breakers.allow(model_id):
+                context.attempts.append(Attempt(model_id, self.stage, "skipped", CIRCUIT_OPEN))
+                raise BedrockFailure(
+                    503, CIRCUIT_OPEN, "circuit breaker open", model_id, self.stage,
+                    failover=True,
+                    retry_after_seconds=self._breakers.seconds_until_retry(model_id),
+                )
+            started = time.perf_counter()
+            try:
+                response = getattr(self._clients.get(timeout), operation)(**kwargs)
+            except Exception as exc:
+                failure = as_failure(exc, model_id, self.stage)
+                context.attempts.append(
+                    Attempt(model_id, self.stage, "failed", failure.code,
+                            time.perf_counter() - started, detail=failure.message[:2000])
+                )
+                if not failure.failover:
+                    self._breakers.record_success(model_id)  # it answered: it is healthy
+                    raise failure from exc
+                if self._breakers.record_failure(model_id):
+                    context.breaker_opened.append(model_id)
+                if not failure.retry_same or attempt == attempts:
+                    raise failure from exc
+                pause = self._backoff(attempt)
+                if context.deadline.remaining() - pause < MIN_ATTEMPT_SECONDS:
+                    raise failure from exc
+                self._sleep(pause)
+                continue
+            context.attempts.append(
+                Attempt(model_id, self.stage, "ok", None, time.perf_counter() - started)
+            )
+            self._breakers.record_success(model_id)
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential back-off with jitter, as botocore's standard mode does."""
+        ceiling = min(
+            self._settings.backoff_max_seconds,
+            self._settings.backoff_base_seconds * 2 ** (attempt - 1),
+        )
+        return ceiling * (0.5 + self._rng.random() / 2)
