@@ -38,6 +38,7 @@ class Backend:
     kind: str  # STANDIN or AWS
     region: str
     description: str
+    standin: Any = None  # the StandInServer, for faults and delays; None for AWS
 
     @property
     def embedding_source(self) -> str:
@@ -65,7 +66,11 @@ def standin_backend(
         else "placeholder answers"
     )
     return Backend(
-        client, STANDIN, STANDIN_REGION, f"local stand-in at {server.url} (offline, {answers})"
+        client,
+        STANDIN,
+        STANDIN_REGION,
+        f"local stand-in at {server.url} (offline, {answers})",
+        standin=server,
     )
 
 
