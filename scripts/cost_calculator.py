@@ -14,8 +14,10 @@ strategy and the saving against answering every question with the premium model.
 Why hand-written: no library computes a Bedrock bill. AWS publishes prices as web pages and the
 Price List API (which needs credentials and returns thousands of SKUs per service), and the AWS
 Pricing Calculator is a web form. The arithmetic itself is a few multiplications, so the ``costs``
-package beside this script does it with ``decimal`` (exact cents, no float drift) over prices
-kept as data in ``scripts/cost_scenarios/blog-2024.json``, each with its source.
+package beside this script does it with ``decimal`` (exact cents, no float drift) over data:
+model prices from the ``prices`` table of ``routes.json`` (the one the function and ``evaluate.py``
+read), traffic and infrastructure prices from ``scripts/cost_scenarios/blog-2024.json``, each
+with its source.
 
 This file is only the command line: every flag becomes a key of a partial scenario laid over the
 loaded one, so a flag and a ``--scenario`` file change the same inputs the same way. Bad input
@@ -29,6 +31,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path: prices come from routes.json)
 from costs import (
     ARCHITECTURES,
     FREE_TIER_SCOPES,

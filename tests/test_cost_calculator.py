@@ -13,6 +13,8 @@ import cost_calculator as cc
 import costs
 import pytest
 from conftest import HAIKU, SONNET
+from llm_router.config import load_routes
+from llm_router.settings import priced_model_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "cost_calculator.py"
@@ -116,12 +118,66 @@ def test_the_blogs_98_9_is_the_pricing_calculators_convention(default: costs.Rep
 
 
 def test_default_models_match_the_routes_json_blog_preset() -> None:
-    preset = json.loads((REPO_ROOT / "routes.json").read_text())["presets"]["blog-2024"]
+    config = load_routes(preset="blog-2024")
     scenario = costs.load_scenario()
-    assert scenario["routing"]["classifier_model"] == preset["classifier_model_id"]
-    assert scenario["routing"]["embedding_model"] == preset["embedding_model_id"]
-    for category, model_id in preset["answerers"].items():
-        assert scenario["categories"][category]["answerer"] == model_id
+    assert scenario["routing"]["classifier_model"] == config.classifier.model_id
+    assert scenario["routing"]["embedding_model"] == config.embedding.model_id
+    for category in config.category_names:
+        assert scenario["categories"][category]["answerer"] == config.answerer_for(category)
+
+
+def test_model_prices_are_the_routes_json_table() -> None:
+    """One price table: the calculator's unit prices are routes.json's, exactly."""
+    config = load_routes(preset="blog-2024")
+    table = json.loads((REPO_ROOT / "routes.json").read_text(), parse_float=Decimal)["prices"]
+    scenario = costs.load_scenario()
+    assert "models" not in costs.read_scenario_file(costs.DEFAULT_SCENARIO_PATH)
+    for model_id in config.all_model_ids():
+        price_in, price_out = costs.model_prices(scenario, model_id)
+        foundation = priced_model_id(model_id)
+        assert price_in == table[foundation]["input_per_1k"], model_id
+        assert price_out == table[foundation]["output_per_1k"], model_id
+        assert float(price_in) == config.price_of(model_id).input_per_1k  # the function's view
+
+
+def test_a_price_change_in_routes_json_reaches_the_calculator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    raw["prices"][HAIKU]["output_per_1k"] = 0.0025
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(raw))
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    history = answers(report_for())["history"]
+    assert history.output_cost == Decimal("1125")  # 450M x $0.0025/1k
+    # A scenario's models section still overrides the table, key by key.
+    partial = tmp_path / "haiku.json"
+    partial.write_text(json.dumps({"models": {HAIKU: {"output_per_1k": 0.00125}}}))
+    assert answers(report_for("--scenario", str(partial)))["history"].monthly_cost == Decimal(
+        "618.75"
+    )
+
+
+def test_a_model_without_a_price_is_refused_not_priced_at_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    del raw["prices"][SONNET]
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(raw))
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    with pytest.raises(costs.CostError, match=f"unknown model \\(answerer of math\\) '{SONNET}'"):
+        report_for()
+    raw["prices"][HAIKU] = {"input_per_1k": "cheap"}
+    routes.write_text(json.dumps(raw))
+    with pytest.raises(costs.CostError, match="routes.json: prices"):
+        report_for()
+
+
+def test_an_inference_profile_is_priced_as_its_foundation_model(default: costs.Report) -> None:
+    profile = report_for("--answerer", f"math=us.{SONNET}")
+    assert answers(profile)["math"].model_id == f"us.{SONNET}"
+    assert answers(profile)["math"].monthly_cost == answers(default)["math"].monthly_cost
 
 
 def test_default_text_output_formats_every_figure_as_dollars() -> None:

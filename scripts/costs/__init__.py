@@ -2,6 +2,8 @@
 
 Three steps of small pure functions, one concern a module:
 
+- ``prices``: model prices, from the ``prices`` table of ``routes.json`` (shared with the
+  function and ``evaluate.py``), exact; a scenario's ``models`` section overrides it.
 - ``scenario``: ``load_scenario`` (JSON files, deep-merged over the default) and
   ``apply_overrides`` (a partial scenario, which is what the command-line flags become), both
   validated; bad input raises ``CostError``.
@@ -22,9 +24,11 @@ from .calculation import (
     compute_infrastructure,
     compute_routing,
     compute_strategies,
+    model_prices,
 )
 from .formatting import cents
 from .json_report import render_json, report_to_dict
+from .prices import price_key, routes_prices
 from .report import (
     HYBRID,
     LLM_ASSISTED,
@@ -44,6 +48,7 @@ from .scenario import (
     deep_merge,
     entries,
     load_scenario,
+    read_scenario_file,
     to_decimal,
     validate_scenario,
 )
@@ -75,9 +80,13 @@ __all__ = [
     "entries",
     "explain_infrastructure",
     "load_scenario",
+    "model_prices",
+    "price_key",
+    "read_scenario_file",
     "render_json",
     "render_text",
     "report_to_dict",
+    "routes_prices",
     "to_decimal",
     "validate_scenario",
 ]

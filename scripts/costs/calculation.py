@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from .errors import CostError
 from .formatting import fmt_count, fmt_price, fmt_usd
+from .prices import price_key
 from .report import (
     HYBRID,
     LLM_ASSISTED,
@@ -40,10 +42,15 @@ def token_cost(tokens: Decimal, price_per_1k: Decimal) -> Decimal:
 
 
 def model_prices(scenario: Mapping[str, Any], model_id: str) -> tuple[Decimal, Decimal]:
-    prices = entries(scenario["models"])[model_id]
+    """(input, output) USD per 1,000 tokens; an inference profile costs what its model does."""
+    models = entries(scenario["models"])
+    key = price_key(models, model_id)
+    if key is None:  # validate_scenario refuses this first; never price an unknown model at 0
+        raise CostError(f"no price for model {model_id!r}")
+    prices = models[key]
     return (
-        to_decimal(prices["input_per_1k"], f"models.{model_id}.input_per_1k"),
-        to_decimal(prices["output_per_1k"], f"models.{model_id}.output_per_1k"),
+        to_decimal(prices["input_per_1k"], f"models.{key}.input_per_1k"),
+        to_decimal(prices["output_per_1k"], f"models.{key}.output_per_1k"),
     )
 
 

@@ -16,14 +16,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from .errors import CostError
+from .prices import price_key, routes_prices
+
+__all__ = ["CostError"]  # re-exported: callers import it from here and from the package
+
 DEFAULT_SCENARIO_PATH = Path(__file__).resolve().parent.parent / "cost_scenarios" / "blog-2024.json"
 
 ARCHITECTURES = ("x86_64", "arm64")
 FREE_TIER_SCOPES = ("account", "per-function")
-
-
-class CostError(Exception):
-    """Input the user must fix; printed as one line, never as a traceback."""
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,8 +54,11 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_scenario(paths: Iterable[str | Path] = ()) -> dict[str, Any]:
-    """The default scenario with each file of ``paths`` deep-merged over it, in order."""
-    scenario = read_scenario_file(DEFAULT_SCENARIO_PATH)
+    """The default scenario with each file of ``paths`` deep-merged over it, in order.
+
+    Model prices come from routes.json's ``prices`` table; a scenario's ``models`` section, if
+    any, is laid over it (see ``costs.prices``)."""
+    scenario = deep_merge({"models": routes_prices()}, read_scenario_file(DEFAULT_SCENARIO_PATH))
     for path in paths:
         scenario = deep_merge(scenario, read_scenario_file(path))
     return scenario
@@ -126,6 +130,12 @@ def _known(name: str, kind: str, known: Iterable[str], hint: str = "") -> None:
         raise CostError(f"unknown {kind} {name!r} (known: {listed}){hint}")
 
 
+def _priced(model_id: str, kind: str, models: Mapping[str, Any], hint: str) -> None:
+    """A model must have a price (its own or its foundation model's): unknown is never zero."""
+    if price_key(models, model_id) is None:
+        _known(model_id, kind, models, hint)
+
+
 def validate_scenario(scenario: Mapping[str, Any]) -> None:
     """Raise ``CostError`` naming the first missing, unknown or out-of-range input."""
     _number(scenario, "days_per_month", "scenario", minimum=Decimal("0.000001"))
@@ -141,7 +151,10 @@ def validate_scenario(scenario: Mapping[str, Any]) -> None:
             raise CostError(f"models.{model_id} must be a JSON object of prices")
         _number(prices, "input_per_1k", f"models.{model_id}")
         _number(prices, "output_per_1k", f"models.{model_id}")
-    price_hint = " — give its price with --price MODEL_ID=IN/OUT or in a --scenario file"
+    price_hint = (
+        " — add it to routes.json's prices, or give a what-if price with --price MODEL_ID=IN/OUT "
+        "or in a --scenario file's models"
+    )
 
     categories = entries(_object(scenario, "categories"))
     if not categories:
@@ -155,12 +168,12 @@ def validate_scenario(scenario: Mapping[str, Any]) -> None:
         answerer = category.get("answerer")
         if not isinstance(answerer, str):
             raise CostError(f"{where}.answerer must be a model id")
-        _known(answerer, f"model (answerer of {name})", models, price_hint)
+        _priced(answerer, f"model (answerer of {name})", models, price_hint)
     _known(str(scenario.get("premium_category")), "premium category", categories)
 
     routing = _object(scenario, "routing")
-    _known(str(routing.get("classifier_model")), "classifier model", models, price_hint)
-    _known(str(routing.get("embedding_model")), "embedding model", models, price_hint)
+    _priced(str(routing.get("classifier_model")), "classifier model", models, price_hint)
+    _priced(str(routing.get("embedding_model")), "embedding model", models, price_hint)
     _number(routing, "classifier_output_tokens", "routing")
     _number(routing, "classifier_prompt_overhead_tokens", "routing")
     if not isinstance(routing.get("classifier_output_tokens_counted"), bool):
