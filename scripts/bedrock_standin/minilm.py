@@ -12,6 +12,7 @@ sentence-transformers (mean pooling over tokens, L2-normalised, truncation at 25
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -88,11 +89,11 @@ class MiniLM:
     def count_tokens(self, text: str) -> int:
         """WordPiece tokens in ``text`` (no truncation, no special tokens): a token estimate."""
         with self._lock:
-            return len(self._counter.encode(text, add_special_tokens=False).ids)
+            return len(self._counter.encode(_tokenizable(text), add_special_tokens=False).ids)
 
     def _embed(self, text: str, normalize: bool = True) -> np.ndarray:
         with self._lock:
-            ids = np.asarray(self._tokenizer.encode(text).ids, dtype=np.int64)
+            ids = np.asarray(self._tokenizer.encode(_tokenizable(text)).ids, dtype=np.int64)
         # One BLAS thread: these matrices are small, and several request threads each running a
         # multi-threaded BLAS oversubscribe the cores (measured: 30 ms a text becomes 800 ms).
         with threadpool_limits(limits=1, user_api="blas"):
@@ -144,3 +145,12 @@ class MiniLM:
 def shared_model() -> MiniLM:
     """One model per process: loading the weights takes a moment and ~200 MB."""
     return MiniLM()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _tokenizable(text: str) -> str:
+    """``text`` with unpaired surrogates as U+FFFD: the tokenizer refuses them with a TypeError,
+    and a scripted output (or a model's) may carry one."""
+    return _SURROGATE.sub("\ufffd", text)
