@@ -1,0 +1,290 @@
+"""The daily budget guard against moto's DynamoDB: levels, per-tier budgets, a new day, failures,
+and the router through its soft and hard thresholds (cheapest targets, then 429 + Retry-After)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from apigw_events import LocalLambdaContext, proxy_event
+from conftest import HAIKU, SONNET
+from llm_router.budget import (
+    BUDGET_TABLE_ENV,
+    DEFAULT_DAILY_USD,
+    BudgetGuard,
+    parse_budget,
+    spend_key,
+)
+from llm_router.config import ConfigError, RoutesConfig, parse_routes
+from llm_router.factory import build_service
+from llm_router.handler import RouterHandler
+from moto import mock_aws
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE = "router-budget"
+NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """An injectable clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def routes_raw() -> dict[str, Any]:
+    return json.loads((REPO_ROOT / "routes.json").read_text(encoding="utf-8"))
+
+
+def config_with(
+    budget: dict[str, Any] | None = None, tiers: dict[str, Any] | None = None
+) -> RoutesConfig:
+    raw = routes_raw()
+    if budget is not None:
+        raw["budget"] = budget
+    if tiers is not None:
+        raw["tiers"] = tiers
+    return parse_routes(raw, preset="blog-2024")
+
+
+def create_table(client: Any) -> None:
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=TABLE,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client)
+        yield client
+
+
+def guard_for(config: RoutesConfig, client: Any, clock: Clock) -> BudgetGuard:
+    return BudgetGuard(config, TABLE, client=client, clock=clock)
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_the_shipped_budget_is_on_with_the_documented_default() -> None:
+    settings = parse_budget(routes_raw())
+    assert settings.daily_usd == DEFAULT_DAILY_USD == 20
+    assert (settings.soft_fraction, settings.ttl_days) == (0.8, 3)
+    assert parse_budget({}) == settings  # the section's defaults are the shipped values
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"daily_usd": 0}, "budget.daily_usd must be positive or null"),
+        ({"daily_usd": "20"}, "budget.daily_usd must be a number"),
+        ({"soft_fraction": 1.5}, r"budget.soft_fraction must be in \(0, 1\]"),
+        ({"ttl_days": 0}, "budget.ttl_days must be a whole number"),
+        ({"daily_limit": 5}, "budget: unknown key"),
+        ([], "budget must be an object"),
+    ],
+)
+def test_bad_budget_sections_name_the_key(section: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_budget({"budget": section})
+
+
+def test_from_env_needs_a_table_and_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = config_with()
+    monkeypatch.delenv(BUDGET_TABLE_ENV, raising=False)
+    assert BudgetGuard.from_env(config) is None
+    monkeypatch.setenv(BUDGET_TABLE_ENV, TABLE)
+    guard = BudgetGuard.from_env(config, client=object())
+    assert guard is not None and guard.table_name == TABLE
+    off = config_with(budget={"daily_usd": None})
+    assert BudgetGuard.from_env(off) is None  # null turns it off...
+    tiers = {"default": "standard", "definitions": {"standard": {"daily_budget_usd": 5}}}
+    tier_only = config_with({"daily_usd": None}, tiers)
+    assert BudgetGuard.from_env(tier_only) is not None  # ...but not a tier's budget
+
+
+# --- levels --------------------------------------------------------------------------------
+
+
+def test_levels_ok_soft_hard_and_retry_after_until_midnight(dynamodb: Any) -> None:
+    config = config_with(budget={"daily_usd": 1.0, "soft_fraction": 0.8})
+    clock = Clock(NOON)
+    guard = guard_for(config, dynamodb, clock)
+    state = guard.check("standard")
+    assert (state.level, state.spent_usd, state.limit_usd) == ("ok", 0.0, 1.0)
+    assert state.retry_after_seconds == 12 * 3600
+    guard.record("standard", 0.5)
+    guard.record("standard", 0.29)
+    assert guard.check("standard").level == "ok"
+    guard.record("standard", 0.01)  # 0.80: the soft threshold
+    state = guard.check("standard")
+    assert state.level == "soft" and state.spent_usd == pytest.approx(0.8)
+    guard.record("standard", 0.2)  # 1.00: the budget
+    clock.now = NOON + timedelta(hours=11, minutes=59, seconds=30)
+    state = guard.check("standard")
+    assert (state.level, state.scope) == ("hard", "stack")
+    assert state.spent_usd == pytest.approx(1.0)
+    assert state.retry_after_seconds == 30
+
+
+def test_a_new_day_starts_from_zero_and_old_days_expire(dynamodb: Any) -> None:
+    config = config_with(budget={"daily_usd": 1.0, "ttl_days": 3})
+    clock = Clock(NOON)
+    guard = guard_for(config, dynamodb, clock)
+    guard.record("standard", 1.5)
+    assert guard.check("standard").level == "hard"
+    clock.now = NOON + timedelta(hours=12)  # midnight UTC
+    state = guard.check("standard")
+    assert (state.level, state.spent_usd) == ("ok", 0.0)
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": spend_key("2026-11-23", "stack")}})
+    assert float(item["Item"]["usd"]["N"]) == pytest.approx(1.5)
+    expires = int(item["Item"]["expires_at"]["N"])
+    assert expires == int(datetime(2026, 11, 26, tzinfo=UTC).timestamp())  # the day + 3 days
+    ttl = dynamodb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expires_at"
+
+
+def test_a_tier_budget_applies_to_its_tier_only_and_the_stricter_level_wins(
+    dynamodb: Any,
+) -> None:
+    tiers = {
+        "default": "standard",
+        "definitions": {"standard": {}, "pro": {"daily_budget_usd": 0.5}},
+    }
+    config = config_with(budget={"daily_usd": 10.0}, tiers=tiers)
+    guard = guard_for(config, dynamodb, Clock(NOON))
+    guard.record("pro", 0.45)  # 90% of pro's budget, 4.5% of the stack's
+    pro, standard = guard.check("pro"), guard.check("standard")
+    assert (pro.level, pro.scope, pro.limit_usd) == ("soft", "tier#pro", 0.5)
+    assert (standard.level, standard.spent_usd, standard.limit_usd) == ("ok", 0.45, 10.0)
+    guard.record("standard", 9.0)  # the stack's spend is 9.45 now: soft for everyone
+    assert guard.check("standard").level == "soft"
+    guard.record("pro", 0.05)  # pro's budget is spent; the stack's is not
+    assert guard.check("pro").level == "hard"
+    assert guard.check("standard").level == "soft"
+    pro_only = guard_for(config_with({"daily_usd": None}, tiers), dynamodb, Clock(NOON))
+    assert pro_only.check("standard").level == "off"
+    assert pro_only.check("pro").level == "hard"
+
+
+def test_concurrent_records_are_atomic_increments(dynamodb: Any) -> None:
+    config = config_with(budget={"daily_usd": 100.0})
+    guard = guard_for(config, dynamodb, Clock(NOON))
+
+    def spend() -> None:
+        for _ in range(25):
+            guard.record("standard", 0.01)
+
+    threads = [threading.Thread(target=spend) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert guard.check("standard").spent_usd == pytest.approx(1.0)
+
+
+def test_nothing_is_recorded_for_free_or_unknown_costs(dynamodb: Any) -> None:
+    guard = guard_for(config_with(budget={"daily_usd": 1.0}), dynamodb, Clock(NOON))
+    for cost in (0.0, -1.0, float("nan")):
+        guard.record("standard", cost)
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 0
+
+
+def test_a_failing_table_never_fails_a_request(
+    dynamodb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard = BudgetGuard(config_with(), "no-such-table", client=dynamodb, clock=Clock(NOON))
+    state = guard.check("standard")
+    assert state.level == "ok" and state.error == "ResourceNotFoundException"
+    guard.record("standard", 0.5)  # must not raise
+    assert "budget check failed" in caplog.text and "spend not counted" in caplog.text
+
+
+def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
+    from llm_router.budget import dynamodb_client
+
+    client = dynamodb_client(
+        endpoint_url="http://127.0.0.1:9",  # the discard port: nothing listens
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    guard = BudgetGuard(config_with(), TABLE, client=client, clock=Clock(NOON))
+    assert guard.check("standard").level == "ok"
+    guard.record("standard", 0.5)
+
+
+# --- through the router --------------------------------------------------------------------
+
+
+def cheaper_fallback_config(daily_usd: float) -> RoutesConfig:
+    """Math answered by Sonnet with Haiku behind it: the soft level must put Haiku first."""
+    raw = routes_raw()
+    preset = copy.deepcopy(raw["presets"]["blog-2024"])
+    preset["answerers"]["math"] = {"pool": [SONNET], "fallbacks": [HAIKU]}
+    raw["presets"]["blog-2024"] = preset
+    raw["budget"] = {"daily_usd": daily_usd, "soft_fraction": 0.5}
+    return parse_routes(raw, preset="blog-2024")
+
+
+def ask(handler: RouterHandler, question: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = handler(proxy_event(json.dumps({"question": question})), LocalLambdaContext())
+    return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
+
+
+def test_the_router_economises_at_soft_refuses_at_hard_and_resets_next_day(
+    dynamodb: Any, bedrock_client: Any, fresh_standin: Any
+) -> None:
+    # A budget of 1.5 blog-sized Sonnet answers: the first is ok, the second soft, then hard.
+    config = cheaper_fallback_config(daily_usd=0.0075)
+    clock = Clock(NOON)
+    guard = guard_for(config, dynamodb, clock)
+    service = build_service("llm-assisted", config, bedrock_client, budget=guard)
+    handler = RouterHandler(strategy="llm-assisted", service_factory=lambda: service, eager=True)
+    question = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
+
+    status, first, _ = ask(handler, question)
+    assert status == 200, first
+    assert (first["question_classification"], first["answerer_LLM"]) == ("math", SONNET)
+    assert first["routing"]["budget"] == "ok"
+    spent = first["usage"]["cost_usd"]["total"]
+    assert guard.check("standard").spent_usd == pytest.approx(spent)
+
+    # Push the day's spend past the soft threshold (half the budget).
+    guard.record("standard", config.raw["budget"]["daily_usd"] * 0.5)
+    status, soft, _ = ask(handler, question)
+    assert status == 200, soft
+    assert soft["routing"]["budget"] == "soft"
+    assert soft["answerer_LLM"] == HAIKU  # the cheapest target of the math plan
+
+    guard.record("standard", 1.0)
+    status, refused, headers = ask(handler, question)
+    assert status == 429, refused
+    assert refused["code"] == "over_budget" and "daily budget" in refused["error"]
+    retry_after = int(headers["Retry-After"])
+    assert retry_after == 12 * 3600  # until midnight UTC
+    assert refused["request_id"]
+
+    clock.now = NOON + timedelta(days=1)
+    status, next_day, _ = ask(handler, question)
+    assert status == 200 and next_day["routing"]["budget"] == "ok"
+    assert next_day["answerer_LLM"] == SONNET
