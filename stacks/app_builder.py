@@ -6,6 +6,8 @@ Context (``cdk synth -c key=value``):
 * ``preset``: the routes.json model preset; default ``ROUTES_PRESET`` or ``active_preset``.
 * ``semanticIndexEmbeddings``: ``auto`` | ``bedrock`` | ``stand-in``; how the semantic index
   embeds its reference prompts (``auto``: Bedrock when AWS credentials are present).
+* ``waf``: ``true`` | ``false``; an AWS WAF web ACL on each API stage, overriding routes.json
+  ``deployment.waf.enabled`` (see stacks/deployment.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from llm_router.config import ConfigError, load_routes
 from llm_router.strategies import STRATEGIES
 
 from layers.build import LayerBuilder, LayerBuildError
+from stacks.deployment import context_flag, parse_deployment
 from stacks.lambda_target import ARCHITECTURES, LambdaTarget, TargetError
 from stacks.model_access import ModelAccessError
 from stacks.router_stack import RouterStack
@@ -28,6 +31,7 @@ from stacks.router_stack import RouterStack
 CONTEXT_ARCHITECTURE = "architecture"
 CONTEXT_PRESET = "preset"
 CONTEXT_EMBEDDINGS = "semanticIndexEmbeddings"
+CONTEXT_WAF = "waf"
 
 # Errors whose message is the whole story: app.py prints them instead of a traceback.
 USER_ERRORS = (
@@ -44,6 +48,7 @@ class AppSettings:
     architecture: str | None = None  # None: routes.json
     preset: str | None = None  # None: ROUTES_PRESET or active_preset
     embeddings: str = "auto"
+    waf: bool | None = None  # None: routes.json deployment.waf.enabled
 
     @classmethod
     def from_context(cls, node: Node) -> AppSettings:
@@ -59,7 +64,12 @@ class AppSettings:
                 f"context {CONTEXT_EMBEDDINGS} must be one of {', '.join(SOURCES)}, "
                 f"got {embeddings!r}"
             )
-        return cls(architecture, node.try_get_context(CONTEXT_PRESET), embeddings)
+        return cls(
+            architecture,
+            node.try_get_context(CONTEXT_PRESET),
+            embeddings,
+            context_flag(node.try_get_context(CONTEXT_WAF), CONTEXT_WAF),
+        )
 
 
 def build_app(
@@ -71,6 +81,7 @@ def build_app(
     lam = config.lambda_settings
     target = LambdaTarget.of(lam.runtime, settings.architecture or lam.architecture)
     builder = layer_builder or LayerBuilder()
+    deployment = parse_deployment(config.raw, waf_override=settings.waf)
     stacks = [
         RouterStack(
             app,
@@ -78,6 +89,7 @@ def build_app(
             config=config,
             target=target,
             layer_builder=builder,
+            deployment=deployment,
             index_embeddings=settings.embeddings,
             # The CLI sets this from the deploying profile: embed where the stack deploys.
             index_region=os.environ.get("CDK_DEFAULT_REGION"),

@@ -13,6 +13,7 @@ from aws_cdk import Acknowledgment, Validations
 from constructs import IConstruct
 
 if TYPE_CHECKING:
+    from stacks.feedback_api import FeedbackEndpoint
     from stacks.router_api import RouterApi
 
 APIGW_LOGS_POLICY = (
@@ -25,39 +26,52 @@ NO_USER_AUTH = (
     "control this design chose; a Cognito or IAM authorizer would add an identity system the "
     "sample does not have."
 )
+XRAY_ONLY_WILDCARD = (
+    "Only X-Ray's xray:PutTraceSegments/PutTelemetryRecords (added by active tracing) use "
+    "Resource '*': X-Ray has no resource-level permissions. Logs are limited to the function's "
+    "log group, DynamoDB to the stack's own tables and Bedrock to the configured model ARNs."
+)
+PINNED_RUNTIME = (
+    "The runtime is pinned in routes.json (lambda.runtime) because the layers' compiled wheels "
+    "(numpy, faiss) are built for exactly that CPython; moving to a newer runtime is a "
+    "one-line change there, and the layers rebuild for it."
+)
+NO_PITR = (
+    "Sample data that expires by TTL within days (daily spend counters, user feedback): "
+    "point-in-time recovery would cost more than the data is worth; the table is removed with "
+    "the stack."
+)
+NO_WAF = (
+    "No WAF web ACL by default (routes.json deployment.waf.enabled or -c waf=true adds one): "
+    "abuse is bounded by the required API key, the usage plans' throttle and daily quota, the "
+    "request validator, the function's reserved concurrency and the daily budget; a web ACL's "
+    "monthly fee is left to the deployer."
+)
 
 
 def _acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
-def acknowledge_router_findings(router: RouterApi) -> None:
-    _acknowledge(router.ask_method, "AwsSolutions-APIG4", NO_USER_AUTH)
-    _acknowledge(router.ask_method, "AwsSolutions-COG4", NO_USER_AUTH)
-    _acknowledge(
-        router.api.deployment_stage,
-        "AwsSolutions-APIG3",
-        "No WAF web ACL: abuse is bounded by the required API key, the usage plan's throttle and "
-        "daily quota and the request validator; a web ACL is an account-level cost decision left "
-        "to the deployer.",
-    )
+def acknowledge_router_findings(
+    router: RouterApi, feedback: FeedbackEndpoint, *, waf: bool
+) -> None:
+    """The findings of a router stack; APIG3 (no WAF) only when the web ACL is off."""
+    for method in (router.ask_method, feedback.method):
+        _acknowledge(method, "AwsSolutions-APIG4", NO_USER_AUTH)
+        _acknowledge(method, "AwsSolutions-COG4", NO_USER_AUTH)
+    if not waf:
+        _acknowledge(router.api.deployment_stage, "AwsSolutions-APIG3", NO_WAF)
     _acknowledge(
         router.api,
         f"AwsSolutions-IAM4[Policy::{APIGW_LOGS_POLICY}]",
         "The account-level role API Gateway uses to write access and execution logs; "
         "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for exactly that role.",
     )
-    _acknowledge(
-        router.function_role,
-        "AwsSolutions-IAM5[Resource::*]",
-        "Only X-Ray's xray:PutTraceSegments/PutTelemetryRecords (added by active tracing) use "
-        "Resource '*': X-Ray has no resource-level permissions. Logs are limited to the function's "
-        "log group and Bedrock to the configured model ARNs.",
-    )
-    _acknowledge(
-        router.function,
-        "AwsSolutions-L1",
-        "The runtime is pinned in routes.json (lambda.runtime) because the layers' compiled wheels "
-        "(numpy, faiss) are built for exactly that CPython; moving to a newer runtime is a "
-        "one-line change there, and the layers rebuild for it.",
-    )
+    for role in (router.function_role, feedback.function_role):
+        _acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_ONLY_WILDCARD)
+    for function in (router.function, feedback.function):
+        _acknowledge(function, "AwsSolutions-L1", PINNED_RUNTIME)
+    for table in (router.budget_table, feedback.table):
+        if table is not None:
+            _acknowledge(table, "AwsSolutions-DDB3", NO_PITR)

@@ -1,9 +1,11 @@
 """What every router stack has: the router Lambda behind a key-protected ``POST /ask``.
 
-Callers authenticate with an API key (``x-api-key``) tied to a usage plan whose throttle and daily
-quota come from ``routes.json`` ``api.*``: the sample has no user accounts, so the key plus the
-plan bound both abuse and Bedrock spend. API Gateway rejects malformed bodies (request validator
-+ JSON schema) before they can cost a Lambda invocation or a model call.
+Callers authenticate with an API key (``x-api-key``) tied to their tier's usage plan, whose
+throttle and daily quota come from ``routes.json`` ``tiers`` (defaults ``api.*``): the sample has
+no user accounts, so the keys plus the plans bound both abuse and Bedrock spend, and the daily
+budget table bounds it in dollars. API Gateway rejects malformed bodies (request validator + JSON
+schema) before they can cost a Lambda invocation or a model call, and gives up on the integration
+at ``api.integration_timeout_seconds``, which the function's own deadline stays under.
 """
 
 from __future__ import annotations
@@ -12,65 +14,44 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from llm_router.config import ConfigError, RoutesConfig
-from llm_router.http_api import ask_request_schema
+from llm_router.budget import BUDGET_TABLE_ENV
+from llm_router.config import RoutesConfig
 from llm_router.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
+from stacks.api_keys import TIER_KEYS_ENV, stage_throttle, tier_keys
 from stacks.bundling import function_code
+from stacks.deployment import DeploymentSettings
+from stacks.functions import (
+    METRICS_NAMESPACE,
+    FunctionSpec,
+    StackFunctionSettings,
+    base_environment,
+    retention,
+    stack_function,
+)
 from stacks.lambda_target import LambdaTarget
 from stacks.model_access import invoke_statement
+from stacks.request_schemas import ask_body_schema
 from stacks.router_layers import RouterLayer, runtime_layer
+from stacks.tables import budget_enabled, budget_table
+
+__all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
 
 HANDLER = "llm_router.handler.lambda_handler"
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
-METRICS_NAMESPACE = "MultiLlmRouter"
-_RETENTION = {
-    1: logs.RetentionDays.ONE_DAY,
-    3: logs.RetentionDays.THREE_DAYS,
-    5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK,
-    14: logs.RetentionDays.TWO_WEEKS,
-    30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS,
-    90: logs.RetentionDays.THREE_MONTHS,
-    120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS,
-    180: logs.RetentionDays.SIX_MONTHS,
-    365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS,
-    545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS,
-    1096: logs.RetentionDays.THREE_YEARS,
-    1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS,
-    2557: logs.RetentionDays.SEVEN_YEARS,
-    2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS,
-    3653: logs.RetentionDays.TEN_YEARS,
-}
-
-
-def retention(days: int) -> logs.RetentionDays:
-    """CloudWatch Logs accepts only these retention periods; anything else fails the synth."""
-    try:
-        return _RETENTION[days]
-    except KeyError:
-        raise ConfigError(
-            f"lambda.log_retention_days must be one of {sorted(_RETENTION)}, got {days}"
-        ) from None
+BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem")
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
     """The body of POST /ask, rendered from the one definition the local API and OpenAPI use."""
-    return cdk_json_schema(ask_request_schema(config.api.max_question_chars))
+    return cdk_json_schema(ask_body_schema(config))
 
 
 def cdk_json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
@@ -104,86 +85,90 @@ class RouterApi(Construct):
         config: RoutesConfig,
         target: LambdaTarget,
         layer_builder: LayerBuilder,
+        deployment: DeploymentSettings,
         extra_layers: Sequence[RouterLayer] = (),
     ) -> None:
         super().__init__(scope, construct_id)
-        layers = [runtime_layer(self, target, layer_builder), *extra_layers]
-        self.function = self._function(strategy, config, target, layers)
-        self.api = self._rest_api(strategy, config)
-        self.api_key = self._usage_plan(strategy, config)
-        self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
-
-    def _function(
-        self,
-        strategy: Strategy,
-        config: RoutesConfig,
-        target: LambdaTarget,
-        layers: Sequence[RouterLayer],
-    ) -> lambda_.Function:
-        """The router Lambda.
-
-        Sizing comes from routes.json ``lambda``: 1024 MB not for memory (the index is a few
-        vectors) but because Lambda allots CPU in proportion to memory, and the cold start
-        (importing numpy/faiss, loading the index, creating the boto3 client) is CPU-bound; 60 s
-        because one request makes up to two sequential Bedrock calls (classify, then answer up to
-        ``answering.max_tokens``), each with standard retries. API Gateway's integration timeout
-        (29 s by default) still caps what a caller waits for.
-        """
-        lam = config.lambda_settings
+        self.runtime_layer = runtime_layer(self, target, layer_builder)
+        layers = [self.runtime_layer, *extra_layers]
         if config.source_path is None:
             raise ValueError("the routes configuration must be loaded from a file to be deployed")
         code, code_bytes = function_code(config.source_path)
         sizes = {f"layer {layer.name}": layer.unzipped_bytes or 0 for layer in layers}
         if all(layer.unzipped_bytes is not None for layer in layers):  # known when bundling
             check_size({"code": code_bytes, **sizes})  # the 250 MB limit is for all of it
-        log_group = logs.LogGroup(
-            self,
-            "FunctionLogs",
-            retention=retention(lam.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        # Shared with the stack's other functions (feedback): same code asset, logs, cap.
+        self.function_settings = StackFunctionSettings(
+            target=target,
+            code=code,
+            log_retention_days=config.lambda_settings.log_retention_days,
+            reserved_concurrency=deployment.reserved_concurrency,
         )
-        role = self.function_role = iam.Role(
-            self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{strategy.name} router: its log group, X-Ray and its Bedrock models only",
+        self.cors_options = apigw.CorsOptions(
+            allow_origins=list(deployment.cors_allowed_origins),
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Content-Type", "X-Api-Key"],
+            max_age=Duration.hours(1),
         )
-        # Writes to its own log group only (AWSLambdaBasicExecutionRole would allow any group).
-        log_group.grant_write(role)
-        role.add_to_policy(invoke_statement(self, strategy, config))
-        environment: dict[str, str] = {
-            "ROUTER_STRATEGY": strategy.name,
-            "ROUTES_PRESET": config.preset,
-            "POWERTOOLS_SERVICE_NAME": f"{strategy.name}-router",
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "LOG_LEVEL": "INFO",
-        }
+        self.function = self._function(strategy, config, layers)
+        self.api = self._rest_api(strategy, config, deployment)
+        self.tier_keys = tier_keys(self.api, strategy, config)
+        self.api_key = next(k.key for k in self.tier_keys if k.tier.name == config.default_tier)
+        self.function.add_environment(
+            TIER_KEYS_ENV,
+            Stack.of(self).to_json_string({k.tier.name: k.key.key_id for k in self.tier_keys}),
+        )
+        self.budget_table = None
+        if budget_enabled(config):
+            self.budget_table = budget_table(self)
+            self.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
+            self.function.add_environment(BUDGET_TABLE_ENV, self.budget_table.table_name)
+        self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
+
+    def _function(
+        self, strategy: Strategy, config: RoutesConfig, layers: Sequence[RouterLayer]
+    ) -> lambda_.Function:
+        """The router Lambda.
+
+        Sizing comes from routes.json ``lambda``: 1024 MB not for memory (the index is a few
+        vectors) but because Lambda allots CPU in proportion to memory, and the cold start
+        (importing numpy/faiss, loading the index, creating the boto3 client) is CPU-bound. The
+        timeout is derived, not configured: the request budget (``api.integration_timeout_seconds``
+        less ``resilience.response_margin_seconds``) plus ``resilience.function_timeout_margin_
+        seconds``, 30 s by default. The function answers (or gives up with a 504) within the
+        budget, before API Gateway cuts the caller off; the margin only lets it finish logging
+        and metrics, so no invocation keeps running, and billing, long after the caller is gone.
+        """
+        environment = base_environment(strategy, config, "router")
         for layer in layers:
             environment.update(layer.environment)
-        return lambda_.Function(
-            self,
-            "Function",
-            description=f"{strategy.description} (preset {config.preset})"[:256],
-            runtime=target.runtime,
-            architecture=target.architecture,
+        spec = FunctionSpec(
             handler=HANDLER,
-            code=code,
-            layers=[layer.version for layer in layers],
-            memory_size=lam.memory_mb,
-            timeout=Duration.seconds(lam.timeout_seconds),
-            role=role,
-            log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            description=f"{strategy.description} (preset {config.preset})",
+            role_description=(
+                f"{strategy.name} router: its log group, X-Ray, its Bedrock models and its "
+                "budget table only"
+            ),
+            memory_mb=config.lambda_settings.memory_mb,
+            timeout_seconds=config.lambda_settings.timeout_seconds,
             environment=environment,
         )
+        function, self.function_role = stack_function(
+            self, spec, self.function_settings, [layer.version for layer in layers]
+        )
+        self.function_role.add_to_policy(invoke_statement(self, strategy, config))
+        return function
 
-    def _rest_api(self, strategy: Strategy, config: RoutesConfig) -> apigw.RestApi:
+    def _rest_api(
+        self, strategy: Strategy, config: RoutesConfig, deployment: DeploymentSettings
+    ) -> apigw.RestApi:
         access_logs = logs.LogGroup(
             self,
             "AccessLogs",
             retention=retention(config.lambda_settings.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        rate, burst = stage_throttle(config)
         api = apigw.RestApi(
             self,
             "Api",
@@ -212,14 +197,17 @@ class RouterApi(Construct):
                 # Execution logs for errors only, never request bodies (the questions).
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
-                throttling_rate_limit=config.api.throttle_rate_limit,
-                throttling_burst_limit=config.api.throttle_burst_limit,
+                # Per-key limits are the tiers' usage plans; the stage lets the highest through.
+                throttling_rate_limit=rate,
+                throttling_burst_limit=burst,
             ),
         )
         # RestApi adds an "Endpoint" output (the stage URL); the stack outputs ApiUrl instead.
         api.node.try_remove_child("Endpoint")
-        cors = {"Access-Control-Allow-Origin": "'*'"}
+        origins = deployment.cors_allowed_origins
         # So browsers can read API Gateway's own errors (missing key 403, throttled 429, 400).
+        # A gateway response cannot choose among several origins, so it names one or none.
+        cors = {"Access-Control-Allow-Origin": f"'{origins[0]}'"} if len(origins) == 1 else {}
         api.add_gateway_response(
             "Default4xx", type=apigw.ResponseType.DEFAULT_4_XX, response_headers=cors
         )
@@ -232,43 +220,20 @@ class RouterApi(Construct):
             description="Body of POST /ask",
             schema=question_schema(config),
         )
-        validator = api.add_request_validator(
+        # Shared by every method of the API (POST /feedback too).
+        self.validator = api.add_request_validator(
             "AskValidator", validate_request_body=True, validate_request_parameters=True
         )
-        ask = api.root.add_resource(
-            ASK_PATH,
-            default_cors_preflight_options=apigw.CorsOptions(
-                allow_origins=apigw.Cors.ALL_ORIGINS,
-                allow_methods=["POST", "OPTIONS"],
-                allow_headers=["Content-Type", "X-Api-Key"],
-                max_age=Duration.hours(1),
-            ),
-        )
+        ask = api.root.add_resource(ASK_PATH, default_cors_preflight_options=self.cors_options)
         self.ask_method = ask.add_method(
             "POST",
-            apigw.LambdaIntegration(self.function),
+            apigw.LambdaIntegration(
+                self.function,
+                timeout=Duration.seconds(config.api.integration_timeout_seconds),
+            ),
             api_key_required=True,
-            request_validator=validator,
+            request_validator=self.validator,
             # $default: validate whatever Content-Type the caller sends, not only JSON.
             request_models={"$default": model},
         )
         return api
-
-    def _usage_plan(self, strategy: Strategy, config: RoutesConfig) -> apigw.IApiKey:
-        plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description=f"{strategy.name} router: per-key throttle and daily quota",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=config.api.throttle_rate_limit,
-                burst_limit=config.api.throttle_burst_limit,
-            ),
-            quota=apigw.QuotaSettings(
-                limit=config.api.quota_requests_per_day, period=apigw.Period.DAY
-            ),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
-        )
-        key = self.api.add_api_key(
-            "ApiKey", description=f"{strategy.name} router key (value generated by API Gateway)"
-        )
-        plan.add_api_key(key)
-        return key

@@ -10,10 +10,13 @@ from llm_router.config import RoutesConfig
 from llm_router.strategies import Strategy
 
 from layers.build import LayerBuilder
+from stacks.deployment import DeploymentSettings, parse_deployment
+from stacks.feedback_api import FEEDBACK_PATH, FeedbackEndpoint
 from stacks.lambda_target import LambdaTarget
 from stacks.nag import acknowledge_router_findings
 from stacks.router_api import RouterApi
 from stacks.router_layers import RouterLayer, semantic_layer
+from stacks.waf import protect_stage
 
 
 class RouterStack(Stack):
@@ -25,6 +28,7 @@ class RouterStack(Stack):
         config: RoutesConfig,
         target: LambdaTarget,
         layer_builder: LayerBuilder,
+        deployment: DeploymentSettings | None = None,
         index_embeddings: str = "auto",
         index_region: str | None = None,
         **kwargs: Any,
@@ -35,6 +39,7 @@ class RouterStack(Stack):
             description=f"Multi-LLM router, {strategy.name} strategy: {strategy.description}",
             **kwargs,
         )
+        deployment = deployment or parse_deployment(config.raw)
         Tags.of(self).add("project", "multi-llm-router")
         Tags.of(self).add("router-strategy", strategy.name)
         extra_layers: list[RouterLayer] = []
@@ -49,20 +54,37 @@ class RouterStack(Stack):
             config=config,
             target=target,
             layer_builder=layer_builder,
+            deployment=deployment,
             extra_layers=extra_layers,
         )
+        self.feedback = FeedbackEndpoint(
+            self, "Feedback", router=self.router, strategy=strategy, config=config
+        )
+        self.web_acl = None
+        if deployment.waf.enabled:
+            self.web_acl = protect_stage(
+                self, self.router.api.deployment_stage, deployment.waf, strategy.stack_name
+            )
         CfnOutput(
             self,
             "ApiUrl",
             value=self.router.ask_url,
             description="URL of the router's POST /ask endpoint (send the key in x-api-key)",
         )
-        CfnOutput(self, "ApiId", value=self.router.api.rest_api_id, description="REST API id")
         CfnOutput(
             self,
-            "ApiKeyId",
-            value=self.router.api_key.key_id,
-            description="Id of the API key, not its value; get the value with: aws apigateway "
-            "get-api-key --include-value --query value --output text --api-key <ApiKeyId>",
+            "FeedbackUrl",
+            value=self.router.api.url_for_path(f"/{FEEDBACK_PATH}"),
+            description="URL of POST /feedback (same API keys as /ask)",
         )
-        acknowledge_router_findings(self.router)
+        CfnOutput(self, "ApiId", value=self.router.api.rest_api_id, description="REST API id")
+        for tier_key in self.router.tier_keys:
+            CfnOutput(
+                self,
+                tier_key.output_id,
+                value=tier_key.key.key_id,
+                description=f"Id of tier {tier_key.tier.name}'s API key, not its value; get the "
+                "value with: aws apigateway get-api-key --include-value --query value --output "
+                f"text --api-key <{tier_key.output_id}>",
+            )
+        acknowledge_router_findings(self.router, self.feedback, waf=deployment.waf.enabled)

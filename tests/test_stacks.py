@@ -11,57 +11,26 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Match
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.strategies import STRATEGIES, Strategy
+from stack_synth import (
+    CFN_LINT_IGNORED,
+    PLACEHOLDERS,
+    Synth,
+    bedrock_resources,
+    render_url,
+    synth,
+)
 
 from layers import REPO_ROOT
 from layers.build import LAMBDA_UNZIPPED_LIMIT_BYTES, tree_size
 from stacks.app_builder import build_app
 from stacks.model_access import ArnScope, ModelAccessError, invoke_model_arns, model_resource_arns
-
-PLACEHOLDERS = ArnScope("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
-# CDK puts an explicit DependsOn on a function's role next to the GetAtt; harmless and generated.
-CFN_LINT_IGNORED = {"W3005"}
-
-
-@dataclass
-class Synth:
-    outdir: Path
-    templates: dict[str, dict[str, Any]]
-
-    def template(self, strategy: Strategy) -> Template:
-        return Template.from_json(self.templates[strategy.stack_name])
-
-    def resources(self, strategy: Strategy, kind: str) -> dict[str, Any]:
-        resources = self.templates[strategy.stack_name]["Resources"]
-        return {k: v for k, v in resources.items() if v["Type"] == kind}
-
-    def one(self, strategy: Strategy, kind: str) -> tuple[str, dict[str, Any]]:
-        found = self.resources(strategy, kind)
-        assert len(found) == 1, f"{strategy.stack_name}: {len(found)} {kind}"
-        return next(iter(found.items()))
-
-
-def synth(outdir: Path, bundling: bool = False, **context: Any) -> Synth:
-    """Synthesize the app as `cdk synth` would: cdk.json's context plus ``context``."""
-    settings = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    settings["semanticIndexEmbeddings"] = "stand-in"  # never reach for real Bedrock in tests
-    if not bundling:
-        settings["aws:cdk:bundling-stacks"] = []
-    settings.update(context)
-    app = cdk.App(context=settings, outdir=str(outdir))
-    stacks = build_app(app)
-    assembly = app.synth()
-    return Synth(
-        outdir, {s.stack_name: assembly.get_stack_by_name(s.stack_name).template for s in stacks}
-    )
 
 
 @pytest.fixture(scope="module")
@@ -84,31 +53,6 @@ def strategies() -> list[Strategy]:
     return list(STRATEGIES.values())
 
 
-def render(value: Any) -> str:
-    """A CloudFormation string value with pseudo-parameter Refs rendered as ${AWS::...}."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(render(p) for p in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return "${" + value["Ref"] + "}"
-    raise AssertionError(f"unexpected CloudFormation value {value!r}")
-
-
-def render_url(value: Any) -> str:
-    """Like render, but resource Refs (the API and stage ids) become ${LogicalId}."""
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(render_url(p) for p in parts)
-    return render(value)
-
-
-def statements(synth: Synth, strategy: Strategy) -> list[dict[str, Any]]:
-    _, policy = synth.one(strategy, "AWS::IAM::Policy")
-    return policy["Properties"]["PolicyDocument"]["Statement"]
-
-
 # -- shape ----------------------------------------------------------------------------------------
 
 
@@ -124,17 +68,12 @@ def test_post_ask_requires_key_and_validates_body(
     template.resource_count_is("AWS::ApiGateway::RestApi", 1)
     template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "ask"})
     validator_id, _ = skipped.one(strategy, "AWS::ApiGateway::RequestValidator")
-    model_id, model = skipped.one(strategy, "AWS::ApiGateway::Model")
-    template.has_resource_properties(
-        "AWS::ApiGateway::Method",
-        {
-            "HttpMethod": "POST",
-            "ApiKeyRequired": True,
-            "RequestValidatorId": {"Ref": validator_id},
-            "RequestModels": {"$default": {"Ref": model_id}},
-            "Integration": {"Type": "AWS_PROXY"},
-        },
-    )
+    method = skipped.method(strategy, "ask", "POST")
+    assert method["ApiKeyRequired"] is True
+    assert method["RequestValidatorId"] == {"Ref": validator_id}
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    model_id = method["RequestModels"]["$default"]["Ref"]
+    model = skipped.resources(strategy, "AWS::ApiGateway::Model")[model_id]
     template.has_resource_properties(
         "AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True}
     )
@@ -197,7 +136,7 @@ def test_stage_logs_and_traces(skipped: Synth, strategy: Strategy) -> None:
 def test_function_runtime_sizing_and_environment(
     skipped: Synth, strategy: Strategy, routes: RoutesConfig
 ) -> None:
-    _, function = skipped.one(strategy, "AWS::Lambda::Function")
+    _, function = skipped.function(strategy)
     props = function["Properties"]
     minor = re.fullmatch(r"python3\.(\d+)", props["Runtime"])
     assert minor and int(minor.group(1)) >= 12
@@ -218,8 +157,8 @@ def test_function_runtime_sizing_and_environment(
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_x86_64_by_context(x86: Synth, strategy: Strategy) -> None:
-    _, function = x86.one(strategy, "AWS::Lambda::Function")
-    assert function["Properties"]["Architectures"] == ["x86_64"]
+    for function in x86.resources(strategy, "AWS::Lambda::Function").values():
+        assert function["Properties"]["Architectures"] == ["x86_64"]
     for layer in x86.resources(strategy, "AWS::Lambda::LayerVersion").values():
         assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
 
@@ -229,11 +168,12 @@ def test_log_groups_keep_configured_retention(
     skipped: Synth, strategy: Strategy, routes: RoutesConfig
 ) -> None:
     groups = skipped.resources(strategy, "AWS::Logs::LogGroup")
-    assert len(groups) == 2  # the function's and the API's access log
+    assert len(groups) == 3  # the router's, the feedback function's and the API's access log
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == routes.lambda_settings.log_retention_days
-    _, function = skipped.one(strategy, "AWS::Lambda::Function")
-    assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups
+    functions = skipped.resources(strategy, "AWS::Lambda::Function").values()
+    own = {f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions}
+    assert len(own) == 2 and own <= set(groups)
 
 
 # -- IAM ------------------------------------------------------------------------------------------
@@ -324,11 +264,7 @@ def test_shared_resources_are_listed_once(routes: RoutesConfig) -> None:
 def test_bedrock_policy_names_exactly_the_configured_models(
     skipped: Synth, strategy: Strategy, routes: RoutesConfig
 ) -> None:
-    bedrock = [s for s in statements(skipped, strategy) if s["Action"] == "bedrock:InvokeModel"]
-    assert len(bedrock) == 1
-    resources = bedrock[0]["Resource"]
-    resources = resources if isinstance(resources, list) else [resources]
-    rendered = [render(r) for r in resources]
+    rendered = bedrock_resources(skipped, strategy)
     expected = invoke_model_arns(strategy.invoked_models(routes), routes, PLACEHOLDERS)
     assert sorted(rendered) == sorted(expected)
     assert not any("*" in arn for arn in rendered)
@@ -338,30 +274,26 @@ def test_bedrock_policy_names_exactly_the_configured_models(
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_only_xray_has_a_wildcard_resource(skipped: Synth, strategy: Strategy) -> None:
-    for statement in statements(skipped, strategy):
-        actions = (
-            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        )
-        if statement["Resource"] == "*":
-            assert all(a.startswith("xray:") for a in actions), statement
+    for policy in skipped.resources(strategy, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            if statement["Resource"] == "*":
+                assert all(a.startswith("xray:") for a in actions), statement
     function_roles = [
         r
         for r in skipped.resources(strategy, "AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(function_roles) == 1
-    assert "ManagedPolicyArns" not in function_roles[0]["Properties"]
+    assert len(function_roles) == 2  # the router's and the feedback function's
+    for role in function_roles:
+        assert "ManagedPolicyArns" not in role["Properties"]
 
 
 def test_preset_context_changes_the_policy(tmp_path: Path) -> None:
     current = synth(tmp_path, preset="current")
     llm = STRATEGIES["llm-assisted"]
-    rendered = {
-        render(r)
-        for s in statements(current, llm)
-        if s["Action"] == "bedrock:InvokeModel"
-        for r in s["Resource"]
-    }
+    rendered = set(bedrock_resources(current, llm))
     profile = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
     assert (
         f"arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}:${{AWS::AccountId}}:"
@@ -372,7 +304,7 @@ def test_preset_context_changes_the_policy(tmp_path: Path) -> None:
             f"arn:${{AWS::Partition}}:bedrock:{region}::foundation-model/"
             "anthropic.claude-haiku-4-5-20251001-v1:0"
         ) in rendered
-    _, function = current.one(llm, "AWS::Lambda::Function")
+    _, function = current.function(llm)
     assert function["Properties"]["Environment"]["Variables"]["ROUTES_PRESET"] == "current"
 
 
@@ -381,7 +313,7 @@ def test_preset_context_changes_the_policy(tmp_path: Path) -> None:
 
 def layer_refs(synth: Synth, strategy: Strategy) -> dict[str, str]:
     """Logical id -> description of each layer the function uses."""
-    _, function = synth.one(strategy, "AWS::Lambda::Function")
+    _, function = synth.function(strategy)
     layers = synth.resources(strategy, "AWS::Lambda::LayerVersion")
     return {
         ref["Ref"]: layers[ref["Ref"]]["Properties"]["Description"]
@@ -397,7 +329,7 @@ def test_runtime_layer_everywhere_semantic_layer_only_where_needed(
     assert any("aws-lambda-powertools==" in d for d in refs.values())
     has_semantic = any("faiss-cpu==" in d and "numpy==" in d for d in refs.values())
     assert has_semantic == strategy.needs_index
-    _, function = skipped.one(strategy, "AWS::Lambda::Function")
+    _, function = skipped.function(strategy)
     for layer in skipped.resources(strategy, "AWS::Lambda::LayerVersion").values():
         assert layer["Properties"]["CompatibleRuntimes"] == [function["Properties"]["Runtime"]]
         assert (
@@ -409,12 +341,13 @@ def test_runtime_layer_everywhere_semantic_layer_only_where_needed(
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_outputs_name_the_api_but_never_the_key_value(skipped: Synth, strategy: Strategy) -> None:
     outputs = skipped.templates[strategy.stack_name]["Outputs"]
-    assert set(outputs) == {"ApiUrl", "ApiId", "ApiKeyId"}
+    assert set(outputs) == {"ApiUrl", "FeedbackUrl", "ApiId", "ApiKeyId"}
     key_id, _ = skipped.one(strategy, "AWS::ApiGateway::ApiKey")
     api_id, _ = skipped.one(strategy, "AWS::ApiGateway::RestApi")
     assert outputs["ApiKeyId"]["Value"] == {"Ref": key_id}
     assert outputs["ApiId"]["Value"] == {"Ref": api_id}
     assert render_url(outputs["ApiUrl"]["Value"]).endswith("/ask")
+    assert render_url(outputs["FeedbackUrl"]["Value"]).endswith("/feedback")
     # A key's value is never a template attribute: nothing may read it out of the ApiKey.
     text = json.dumps(skipped.templates[strategy.stack_name])
     assert f'"Fn::GetAtt": ["{key_id}"' not in text
@@ -435,15 +368,7 @@ def test_cfn_lint_clean(skipped: Synth) -> None:
 
 def test_cdk_nag_reports_no_unacknowledged_error(skipped: Synth) -> None:
     # Synthesis raises on an unacknowledged error; the report must hold no error either.
-    report = json.loads((skipped.outdir / "validation-report.json").read_text())
-    errors = [
-        (v["ruleName"], c["constructPath"])
-        for plugin in report["pluginReports"]
-        for v in plugin["violations"]
-        if v["severity"] == "error"
-        for c in v["violatingConstructs"]
-    ]
-    assert errors == []
+    assert skipped.nag_errors() == []
 
 
 def test_cdk_nag_is_active(tmp_path: Path) -> None:
@@ -485,7 +410,7 @@ def staged_asset(synth: Synth, strategy: Strategy, logical_id: str) -> Path:
 def test_bundled_assets_hold_code_layers_and_index(
     bundled: Synth, strategy: Strategy, routes: RoutesConfig
 ) -> None:
-    function_id, function = bundled.one(strategy, "AWS::Lambda::Function")
+    function_id, function = bundled.function(strategy)
     code = staged_asset(bundled, strategy, function_id)
     assert (code / "llm_router" / "handler.py").is_file()
     assert json.loads((code / "routes.json").read_text()) == dict(routes.raw)

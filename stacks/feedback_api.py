@@ -1,0 +1,73 @@
+"""``POST /feedback`` on a router's API: callers say whether an answer helped or went astray.
+
+A second, small function (``llm_router.feedback.lambda_handler``) behind the same API keys and
+usage plans as ``/ask``, with the router's code asset and only the runtime layer (no index). It
+may only ``PutItem`` into its own table: it records feedback and can read nothing back. API
+Gateway validates the body (:func:`stacks.request_schemas.feedback_body_schema`) first.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+from llm_router.config import RoutesConfig
+from llm_router.strategies import Strategy
+
+from stacks.functions import FunctionSpec, base_environment, stack_function
+from stacks.request_schemas import feedback_body_schema
+from stacks.router_api import RouterApi, cdk_json_schema
+from stacks.tables import feedback_table
+
+FEEDBACK_HANDLER = "llm_router.feedback.lambda_handler"
+FEEDBACK_PATH = "feedback"
+FEEDBACK_TABLE_ENV = "FEEDBACK_TABLE_NAME"
+FEEDBACK_ACTIONS = ("dynamodb:PutItem",)
+# One validated PutItem: a fraction of the router's size and time is plenty.
+FEEDBACK_MEMORY_MB = 256
+FEEDBACK_TIMEOUT_SECONDS = 10
+
+
+class FeedbackEndpoint(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        router: RouterApi,
+        strategy: Strategy,
+        config: RoutesConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.table = feedback_table(self)
+        environment = base_environment(strategy, config, "feedback")
+        environment[FEEDBACK_TABLE_ENV] = self.table.table_name
+        spec = FunctionSpec(
+            handler=FEEDBACK_HANDLER,
+            description=f"Feedback on the {strategy.name} router's answers",
+            role_description=f"{strategy.name} feedback: its log group, X-Ray and PutItem only",
+            memory_mb=FEEDBACK_MEMORY_MB,
+            timeout_seconds=FEEDBACK_TIMEOUT_SECONDS,
+            environment=environment,
+        )
+        self.function: lambda_.Function
+        self.function, self.function_role = stack_function(
+            self, spec, router.function_settings, [router.runtime_layer.version]
+        )
+        self.table.grant(self.function_role, *FEEDBACK_ACTIONS)
+        model = router.api.add_model(
+            "FeedbackRequestModel",
+            content_type="application/json",
+            description=f"Body of POST /{FEEDBACK_PATH}",
+            schema=cdk_json_schema(feedback_body_schema(config)),
+        )
+        resource = router.api.root.add_resource(
+            FEEDBACK_PATH, default_cors_preflight_options=router.cors_options
+        )
+        self.method = resource.add_method(
+            "POST",
+            apigw.LambdaIntegration(self.function),
+            api_key_required=True,
+            request_validator=router.validator,
+            request_models={"$default": model},
+        )

@@ -1,0 +1,85 @@
+"""The bodies API Gateway validates, as JSON Schema dicts: ``POST /ask`` and ``POST /feedback``.
+
+Kept free of ``aws_cdk`` imports on purpose: the OpenAPI generator and the local API can render
+the exact schemas the stacks deploy without starting the CDK's jsii runtime. The stacks turn them
+into API Gateway models with :func:`stacks.router_api.cdk_json_schema`.
+
+``/ask`` is :func:`llm_router.http_api.ask_request_schema` (what the function itself accepts) plus
+the optional conversation ``history``, bounded by ``conversation.max_turns`` (and each turn by
+``conversation.max_total_chars`` when set), so an over-long history is refused before it costs an
+invocation.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from llm_router.config import OUT_OF_SCOPE, RoutesConfig
+from llm_router.http_api import DRAFT4, ask_request_schema
+
+DEFAULT_MAX_TURNS = 20  # conversation.max_turns when routes.json does not set it
+HISTORY_ROLES = ("user", "assistant")
+# Bounds of the feedback fields other than the question (which has the /ask bound).
+REQUEST_ID_MAX_CHARS = 128  # API Gateway's request ids are 36-character UUIDs
+COMMENT_MAX_CHARS = 2000
+FEEDBACK_FIELDS = ("request_id", "helpful", "correct_category", "question", "comment")
+
+
+def _section(config: RoutesConfig, name: str) -> Mapping[str, Any]:
+    section = config.raw.get(name)
+    return section if isinstance(section, Mapping) else {}
+
+
+def history_schema(config: RoutesConfig) -> dict[str, Any]:
+    """The optional ``history``: previous turns as chat clients send them, oldest first."""
+    conversation = _section(config, "conversation")
+    content: dict[str, Any] = {"type": "string", "minLength": 1}
+    if conversation.get("max_total_chars") is not None:
+        content["maxLength"] = int(conversation["max_total_chars"])
+    return {
+        "type": "array",
+        "maxItems": int(conversation.get("max_turns", DEFAULT_MAX_TURNS)),
+        "items": {
+            "type": "object",
+            "required": ["role", "content"],
+            "properties": {
+                "role": {"type": "string", "enum": list(HISTORY_ROLES)},
+                "content": content,
+            },
+            "additionalProperties": False,
+        },
+    }
+
+
+def ask_body_schema(config: RoutesConfig) -> dict[str, Any]:
+    """The body of ``POST /ask`` as deployed: the function's request schema plus ``history``."""
+    schema = copy.deepcopy(ask_request_schema(config.api.max_question_chars))
+    schema["properties"]["history"] = history_schema(config)
+    return schema
+
+
+def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
+    """The body of ``POST /feedback``: which request, and what the caller thinks of it."""
+    return {
+        "$schema": DRAFT4,
+        "title": "FeedbackRequest",
+        "type": "object",
+        "required": ["request_id"],
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX_CHARS},
+            "helpful": {"type": "boolean"},
+            "correct_category": {
+                "type": "string",
+                "enum": [*config.category_names, OUT_OF_SCOPE],
+            },
+            "question": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": config.api.max_question_chars,
+            },
+            "comment": {"type": "string", "maxLength": COMMENT_MAX_CHARS},
+        },
+        "additionalProperties": False,
+    }

@@ -1,0 +1,50 @@
+"""The routers' DynamoDB tables: the daily budget's spend counters and the callers' feedback.
+
+Both are small on-demand tables whose items expire through a TTL attribute (``expires_at``), so
+they cost nothing while idle and never need cleaning. They are sample data: removed with the
+stack, and without point-in-time recovery (acknowledged to cdk-nag in :mod:`stacks.nag`).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+from llm_router.budget import parse_budget
+from llm_router.config import RoutesConfig
+
+TTL_ATTRIBUTE = "expires_at"
+BUDGET_PARTITION_KEY = "pk"
+FEEDBACK_PARTITION_KEY = "request_id"
+
+
+def budget_enabled(config: RoutesConfig) -> bool:
+    """Whether the budget guard needs its table: a stack-wide or any tier's daily budget is set.
+
+    The same rule as ``llm_router.budget.BudgetGuard.enabled``, on the same parsed section.
+    """
+    return parse_budget(config.raw).daily_usd is not None or any(
+        tier.daily_budget_usd is not None for tier in config.tiers.values()
+    )
+
+
+def expiring_table(scope: Construct, construct_id: str, partition_key: str) -> dynamodb.Table:
+    """An on-demand table keyed by one string attribute, items expiring at ``expires_at``."""
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        time_to_live_attribute=TTL_ATTRIBUTE,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
+def budget_table(scope: Construct) -> dynamodb.Table:
+    """Spend per day (and per tier), incremented atomically by the router function."""
+    return expiring_table(scope, "BudgetTable", BUDGET_PARTITION_KEY)
+
+
+def feedback_table(scope: Construct) -> dynamodb.Table:
+    """One item per feedback on an answered request, kept for ``feedback.retention_days``."""
+    return expiring_table(scope, "FeedbackTable", FEEDBACK_PARTITION_KEY)
