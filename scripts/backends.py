@@ -7,6 +7,7 @@ Bedrock (or the offline stand-in) the same way and build the same semantic index
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,3 +119,52 @@ def open_backend(
 ) -> Backend:
     """The stand-in (started on ``stack``) or AWS, by ``kind`` (STANDIN or AWS)."""
     return aws_backend(region) if kind == AWS else standin_backend(stack, answer_url, answer_model)
+
+
+LOCAL_BUDGET_TABLE = "local-router-budget"
+
+
+def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
+    """The daily budget guard of a local run and a line saying where its spend is counted.
+
+    DynamoDB is moto's, served from a thread of this process on loopback (moto's
+    ``ThreadedMotoServer``) rather than patched in with ``mock_aws``: patching would reach every
+    boto3 client of the process, the Bedrock one of ``--bedrock aws`` included. The spend is
+    forgotten on exit, and the three routers share one guard (deployed, each stack has its own).
+    """
+    from llm_router.budget import BudgetGuard, dynamodb_client, parse_budget
+
+    guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
+    if not guard.enabled:
+        return None, "Budget: off (budget.daily_usd is null and no tier has a daily_budget_usd)"
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None, "Budget: off locally (moto is missing: pip install -r requirements-dev.txt)"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
+        server.start()
+    stack.callback(server.stop)
+    host, port = server.get_host_and_port()
+    client = dynamodb_client(
+        endpoint_url=f"http://{host}:{port}",
+        region_name=STANDIN_REGION,
+        aws_access_key_id=STANDIN_CREDENTIALS[0],
+        aws_secret_access_key=STANDIN_CREDENTIALS[1],
+    )
+    client.create_table(
+        TableName=LOCAL_BUDGET_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    settings = parse_budget(config.raw)
+    limit = "no stack-wide limit" if settings.daily_usd is None else (
+        f"${settings.daily_usd:,.2f} a day, cheapest targets from "
+        f"{settings.soft_fraction:.0%}"
+    )
+    return (
+        BudgetGuard(config, LOCAL_BUDGET_TABLE, client=client),
+        f"Budget: {limit}; spend counted in DynamoDB by moto in this process at "
+        f"http://{host}:{port} (forgotten on exit)",
+    )

@@ -23,6 +23,9 @@ API's integration timeout (``api.integration_timeout_seconds``: the local API th
 API Gateway does). Error codes are Bedrock's (ThrottlingException, ServiceUnavailableException,
 InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burst-limit`` and
 ``--quota`` (0: none) override the usage plan of ``routes.json`` for load tests.
+
+The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
+in this process on loopback, and the start-up output says so; spend is forgotten on exit.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from types import FrameType
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
-from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
+from backends import AWS, STANDIN, StartupError, local_budget, open_backend, prepare_index
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 
 
@@ -242,7 +245,11 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         )
         say(f"Bedrock: {backend.description}")
         index_dir = prepare_index(config, backend, say)
-        routers = mount_routers(config, backend.client, index_dir, backend.embedding_source)
+        budget, budget_line = local_budget(stack, config)
+        say(budget_line)
+        routers = mount_routers(
+            config, backend.client, index_dir, backend.embedding_source, budget=budget
+        )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(backend.standin, args.fault, args.delay):
                 say(line)

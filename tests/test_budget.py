@@ -288,3 +288,19 @@ def test_the_router_economises_at_soft_refuses_at_hard_and_resets_next_day(
     status, next_day, _ = ask(handler, question)
     assert status == 200 and next_day["routing"]["budget"] == "ok"
     assert next_day["answerer_LLM"] == SONNET
+
+
+def test_the_local_run_counts_spend_in_moto_in_process() -> None:
+    import contextlib
+
+    from backends import local_budget
+
+    config = config_with(budget={"daily_usd": 1.0})
+    with contextlib.ExitStack() as stack:
+        guard, line = local_budget(stack, config)
+        assert guard is not None
+        assert "moto in this process at http://127.0.0.1:" in line and "$1.00 a day" in line
+        guard.record("standard", 0.9)
+        assert guard.check("standard").level == "soft"
+    off, line = local_budget(contextlib.ExitStack(), config_with(budget={"daily_usd": None}))
+    assert off is None and line.startswith("Budget: off")

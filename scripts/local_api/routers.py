@@ -46,12 +46,16 @@ def mount_routers(
     index_dir: Path,
     embedding_source: str,
     strategies: Iterable[Strategy] | None = None,
+    budget: Any | None = None,
 ) -> list[MountedRouter]:
-    """Build every router's service now (the Lambda cold start) and wrap it in its handler."""
+    """Build every router's service now (the Lambda cold start) and wrap it in its handler;
+    ``budget`` is the daily budget guard they share (``llm_router.budget``), None for none."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:
-            service = build_service(strategy.name, config, client, index_dir, embedding_source)
+            service = build_service(
+                strategy.name, config, client, index_dir, embedding_source, budget=budget
+            )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
         else:
