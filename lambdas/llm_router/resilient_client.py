@@ -11,7 +11,9 @@ boto3's client. Each call:
 3. is made with a client whose read timeout is that timeout (:class:`ClientPool` keeps one per
    timeout step), so a hung model costs the attempt's share of the budget, not the request;
 4. on a transient error waits a jittered exponential back-off, if the budget allows, and tries the
-   same target again, up to ``resilience.attempts_per_target`` attempts.
+   same target again, up to ``resilience.attempts_per_target`` attempts; a failure that took more
+   than half its attempt's time (a hung model) is not retried, so the rest of the budget goes to
+   the next target.
 
 Failover between targets is the caller's (the answerer walks its plan; a failed classifier
 degrades the decision). Every attempt and skip is logged in the request context for the response.
@@ -33,6 +35,7 @@ from .settings import ResilienceSettings
 
 MIN_ATTEMPT_SECONDS = 0.25  # below this an attempt cannot succeed; stop instead
 CIRCUIT_OPEN = "CircuitOpen"
+SLOW_FAILURE_SHARE = 0.5  # a failure after this share of its attempt's time is not retried
 
 
 class ClientPool:
@@ -121,16 +124,20 @@ class ResilientClient:
                 response = getattr(self._clients.get(timeout), operation)(**kwargs)
             except Exception as exc:
                 failure = as_failure(exc, model_id, self.stage)
+                elapsed = time.perf_counter() - started
                 context.attempts.append(
-                    Attempt(model_id, self.stage, "failed", failure.code,
-                            time.perf_counter() - started, detail=failure.message[:2000])
+                    Attempt(model_id, self.stage, "failed", failure.code, elapsed,
+                            detail=failure.message[:2000])
                 )
                 if not failure.failover:
                     self._breakers.record_success(model_id)  # it answered: it is healthy
                     raise failure from exc
                 if self._breakers.record_failure(model_id):
                     context.breaker_opened.append(model_id)
-                if not failure.retry_same or attempt == attempts:
+                # A slow failure (a read timeout, a model timeout after a long wait) already
+                # spent much of the budget: give the rest to the next target, not this one again.
+                slow = elapsed > timeout * SLOW_FAILURE_SHARE
+                if not failure.retry_same or slow or attempt == attempts:
                     raise failure from exc
                 pause = self._backoff(attempt)
                 if context.deadline.remaining() - pause < MIN_ATTEMPT_SECONDS:
