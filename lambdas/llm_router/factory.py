@@ -18,6 +18,7 @@ from .strategies import get_strategy
 
 SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
 DEFAULT_SEMANTIC_INDEX_DIR = Path("/opt/semantic-index")  # where the layer puts it in Lambda
+BUDGET_FROM_ENV = "from-env"
 
 
 def index_dir_from_env() -> Path:
@@ -66,10 +67,17 @@ def build_service(
     client: Any | None = None,
     index_dir: Path | None = None,
     embedding_source: str | None = None,
-    budget: BudgetGuard | None = None,
+    budget: BudgetGuard | None | str = BUDGET_FROM_ENV,
 ) -> RouterService:
     """A RouterService whose every Bedrock call goes through the resilient clients: one budget
-    per request, retries, and a circuit breaker per target shared by all stages."""
+    per request, retries, and a circuit breaker per target shared by all stages.
+
+    ``budget``: the daily budget guard; by default the one ``BUDGET_TABLE_NAME`` names (none
+    when unset), None for no guard."""
+    if budget == BUDGET_FROM_ENV:
+        from .budget import BudgetGuard as DynamoBudgetGuard
+
+        budget = DynamoBudgetGuard.from_env(config)
     pool = ClientPool(client or runtime_client())
     resilience = config.resilience
     breakers = BreakerBoard(resilience.breaker)
@@ -89,4 +97,5 @@ def build_service(
     answerer = ConverseAnswerer(
         stage_client("answer", resilience.answer_attempt_timeout_seconds), config.answering
     )
-    return RouterService(config, classifier, answerer, breakers=breakers, budget=budget)
+    guard = budget if not isinstance(budget, str) else None
+    return RouterService(config, classifier, answerer, breakers=breakers, budget=guard)

@@ -25,6 +25,7 @@ from .breaker import BreakerBoard
 from .classification import Classification, Classifier, ModelUsage
 from .config import OUT_OF_SCOPE, RoutesConfig
 from .errors import RoutingError
+from .pricing import cost_usd
 from .request_context import DeadlineExceeded, RequestContext, current
 from .resilient_client import CIRCUIT_OPEN
 from .targets import AnswerTarget, TargetPlan
@@ -60,8 +61,7 @@ def summarize(details: Mapping[str, Any], level: str) -> dict[str, Any]:
 
 
 def usage_with_cost(usage: ModelUsage, config: RoutesConfig) -> dict[str, Any]:
-    price = config.price_of(usage.model_id)
-    cost = price.cost_usd(usage.input_tokens, usage.output_tokens) if price else None
+    cost = cost_usd(config, usage.model_id, usage.input_tokens, usage.output_tokens)
     return {**usage.as_dict(), "cost_usd": None if cost is None else round(cost, _COST_DIGITS)}
 
 
