@@ -1,12 +1,18 @@
 """Synthesizing the CDK app in-process for the stack tests, and reading the templates back.
 
-Shared by tests/test_stacks.py and tests/test_stack_*.py; not a test module itself.
+Shared by tests/test_stacks.py and tests/test_stack_*.py; not a test module itself. Synthesis
+takes seconds per app, so the default app (and the ``current`` preset's) is synthesized once per
+session by :func:`shared_synth` and read by every file.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,6 +127,14 @@ def synth(outdir: Path, bundling: bool = False, **context: Any) -> Synth:
     return Synth(
         outdir, {s.stack_name: assembly.get_stack_by_name(s.stack_name).template for s in stacks}
     )
+
+
+@functools.cache
+def shared_synth(**context: Any) -> Synth:
+    """One synthesis per context for the whole session (test files share it; read-only)."""
+    outdir = Path(tempfile.mkdtemp(prefix="cdk-out-"))
+    atexit.register(shutil.rmtree, outdir, ignore_errors=True)
+    return synth(outdir, **context)
 
 
 @contextmanager

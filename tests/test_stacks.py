@@ -24,6 +24,7 @@ from stack_synth import (
     Synth,
     bedrock_resources,
     render_url,
+    shared_synth,
     synth,
 )
 
@@ -34,8 +35,8 @@ from stacks.model_access import ArnScope, ModelAccessError, invoke_model_arns, m
 
 
 @pytest.fixture(scope="module")
-def skipped(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synth(tmp_path_factory.mktemp("cdk-out"))
+def skipped() -> Synth:
+    return shared_synth()
 
 
 @pytest.fixture(scope="module")
@@ -290,8 +291,8 @@ def test_only_xray_has_a_wildcard_resource(skipped: Synth, strategy: Strategy) -
         assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_preset_context_changes_the_policy(tmp_path: Path) -> None:
-    current = synth(tmp_path, preset="current")
+def test_preset_context_changes_the_policy() -> None:
+    current = shared_synth(preset="current")
     llm = STRATEGIES["llm-assisted"]
     rendered = set(bedrock_resources(current, llm))
     profile = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
