@@ -945,6 +945,19 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def run_cold(args: argparse.Namespace) -> int:
+    """``--cold``: the cold-start benchmark, in its own module."""
+    from benchmarks.cold_start import format_cold_start, run_cold_start
+
+    if args.runs < 1:
+        raise SystemExit("benchmark.py: error: --runs must be at least 1")
+    routers = [r.strip() for r in args.routers.split(",") if r.strip()] if args.routers else None
+    say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = run_cold_start(routers, args.runs, say)
+    print(json.dumps(result, indent=2) if args.format == "json" else format_cold_start(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -968,7 +981,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--no-cache", action="store_true", help="rebuild every index")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="instead: each router's cold start beside the original sample's floor "
+        "(scripts/benchmarks/cold_start.py)",
+    )
+    parser.add_argument("--runs", type=int, default=10, help="--cold: processes per figure (10)")
+    parser.add_argument(
+        "--routers", default=None, help="--cold: comma-separated routers (default: all)"
+    )
     args = parser.parse_args(argv)
+    if args.cold:
+        return run_cold(args)
     if args.queries < 1:
         parser.error("--queries must be at least 1")
     started = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Benchmarks that ``scripts/benchmark.py`` runs besides its scale benchmark (``--cold``)."""

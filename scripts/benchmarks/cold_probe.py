@@ -1,0 +1,114 @@
+"""One cold start in this fresh process: ``python cold_probe.py handler|floor SPEC.json``.
+
+Run by ``benchmarks.cold_start`` as a child process, once per measurement, so that nothing is
+imported or cached before the clock starts. It imports as little as it can before taking the first
+timestamp (``time`` only) and prints one JSON line: seconds to import and initialise, seconds for
+the first request, their sum, and the process's CPU seconds (steadier on a busy machine).
+
+* ``handler``: the real Lambda entry point, as the runtime loads it: ``AWS_LAMBDA_FUNCTION_NAME``
+  is set, so ``llm_router.handler`` builds the router at import (the init phase), then one API
+  Gateway event goes through ``lambda_handler``.
+* ``floor``: the original AWS sample's shape and nothing else: import boto3 (plus numpy and faiss
+  when the router embeds), create the bedrock-runtime client, load the FAISS index, then replay
+  the Bedrock calls the handler made for the same question (recorded by the stand-in), searching
+  the index with the returned embedding.
+
+Both get their event and context from plain dicts here, not from the project's helpers, so that
+neither pays for an import the other does not.
+"""
+
+import time
+
+T0 = time.perf_counter()
+
+import json  # noqa: E402  (after the first timestamp on purpose)
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+class _Context:
+    """The attributes of a Lambda context that Powertools and the handler read."""
+
+    function_name = "cold-start-benchmark"
+    memory_limit_in_mb = 1024
+    function_version = "$LATEST"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:cold-start-benchmark"
+    log_group_name = "/aws/lambda/cold-start-benchmark"
+    log_stream_name = "cold"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _event(question: str) -> dict:
+    headers = {"Content-Type": "application/json"}
+    return {
+        "resource": "/ask",
+        "path": "/ask",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/ask",
+            "httpMethod": "POST",
+            "path": "/prod/ask",
+            "stage": "prod",
+            "requestId": "cold-start-benchmark",
+            "identity": {"sourceIp": "127.0.0.1", "apiKeyId": None},
+        },
+        "body": json.dumps({"question": question}),
+        "isBase64Encoded": False,
+    }
+
+
+def handler(spec: dict) -> dict:
+    sys.path.insert(0, spec["lambdas_dir"])
+    from llm_router.handler import lambda_handler
+
+    initialised = time.perf_counter()
+    response = lambda_handler(_event(spec["question"]), _Context())
+    done = time.perf_counter()
+    return {"init": initialised - T0, "first_request": done - initialised,
+            "status": response["statusCode"]}
+
+
+def floor(spec: dict) -> dict:
+    import boto3
+
+    index = labels = np = None
+    if spec.get("index_dir"):
+        import faiss
+        import numpy as np
+
+        index = faiss.read_index(os.path.join(spec["index_dir"], "index.faiss"))
+        with open(os.path.join(spec["index_dir"], "labels.json"), encoding="utf-8") as handle:
+            labels = json.load(handle)
+    client = boto3.client("bedrock-runtime", region_name=spec["region"],
+                          endpoint_url=spec["endpoint_url"])
+    initialised = time.perf_counter()
+    for call in spec["calls"]:
+        if call["api"] == "converse":
+            client.converse(modelId=call["model_id"], **call["body"])
+            continue
+        response = client.invoke_model(modelId=call["model_id"], body=json.dumps(call["body"]),
+                                       contentType="application/json", accept="application/json")
+        payload = json.loads(response["body"].read())
+        if index is not None and "embedding" in payload:
+            vector = np.asarray([payload["embedding"]], dtype="float32")
+            _, rows = index.search(vector, spec["k"])
+            [labels[i] for i in rows[0] if i >= 0]  # the vote's input, as the sample's lookup
+    done = time.perf_counter()
+    return {"init": initialised - T0, "first_request": done - initialised, "status": 200}
+
+
+if __name__ == "__main__":
+    with open(sys.argv[2], encoding="utf-8") as spec_file:
+        spec = json.load(spec_file)
+    figures = handler(spec) if sys.argv[1] == "handler" else floor(spec)
+    figures["total"] = figures["init"] + figures["first_request"]
+    figures["cpu"] = time.process_time()  # the whole process's CPU, interpreter start included
+    sys.stdout.write("\n" + json.dumps(figures) + "\n")

@@ -1,0 +1,242 @@
+"""Cold start of each router's real Lambda handler beside a floor measured in the same run.
+
+``python scripts/benchmark.py --cold [--runs 10] [--routers semantic,llm-assisted]``
+
+For each router of ``STRATEGIES`` it starts the Bedrock stand-in once (in this process, real HTTP
+on loopback), builds the semantic index through it when missing, and then alternates fresh
+processes (``cold_probe.py``):
+
+* **handler**: import ``llm_router.handler`` as the Lambda runtime does (the router is built at
+  import) and serve the first request through the stand-in;
+* **floor**: the original sample's shape: import boto3 (plus numpy and faiss for the routers that
+  embed), create the client, load the index, and make the *same* Bedrock calls, replayed from the
+  stand-in's call log of a warm-up handler run, so both pay for the same model work.
+
+Each figure is the median of ``--runs`` processes (at least 10 for a report), taken from the
+probe's first line to the first response, so the interpreter's own start-up (the same for both) is
+left out. The ratio handler / floor is what the issue's target (at most 1.05x) is about. Runs
+alternate handler and floor so that a machine getting busier or quieter shifts both alike.
+
+Hand-written rather than hyperfine or pyperf: the floor's calls are recorded from the handler in
+the same run, the stand-in must live across the runs, and the figures split init from the first
+request, which a whole-process timer cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_router.config import RoutesConfig, load_routes
+from llm_router.strategies import STRATEGIES
+from text_table import table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().parent / "cold_probe.py"
+INDEX_DIR = REPO_ROOT / ".build" / "benchmark" / "cold-start-index"
+TARGET_RATIO = 1.05
+DEFAULT_RUNS = 10
+FIGURES = ("init", "first_request", "total", "process", "cpu")
+REGION = "us-east-1"
+# The blog's questions: one the semantic routers answer without escalating, one for the classifier.
+QUESTIONS = {
+    "llm-assisted": "Solve the quadratic equation: 2x^2 - 5x + 3 = 0",
+    "semantic": "What year did World War II end?",
+    "hybrid": "What year did World War II end?",
+}
+DEFAULT_QUESTION = "What year did World War II end?"
+
+
+def probe_env(endpoint_url: str, extra: dict[str, str]) -> dict[str, str]:
+    """A Lambda-like environment with stand-in credentials and nothing of the caller's."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "stand-in",
+            "AWS_SECRET_ACCESS_KEY": "stand-in",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "BEDROCK_ENDPOINT_URL": endpoint_url,
+            **extra,
+        }
+    )
+    return env
+
+
+def run_probe(mode: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, float]:
+    """One fresh process; its figures, with the whole process's wall time."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(PROBE), mode, handle.name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+    finally:
+        os.unlink(handle.name)
+    if result.returncode != 0:
+        raise RuntimeError(f"{mode} probe failed:\n{result.stderr[-3000:]}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    if figures.get("status") != 200:
+        raise RuntimeError(f"{mode} probe's first request answered {figures.get('status')}")
+    figures["process"] = wall
+    return figures
+
+
+def _median(runs: Sequence[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def measure_router(
+    strategy: str,
+    standin: Any,
+    index_dir: Path,
+    config: RoutesConfig,
+    runs: int,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Medians of ``runs`` handler and floor cold starts, and their ratio."""
+    uses_index = STRATEGIES[strategy].needs_index
+    question = QUESTIONS.get(strategy, DEFAULT_QUESTION)
+    env = probe_env(
+        standin.url,
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-router",
+            "ROUTER_STRATEGY": strategy,
+            "ROUTES_PRESET": config.preset,
+            "SEMANTIC_INDEX_DIR": str(index_dir),
+            "POWERTOOLS_SERVICE_NAME": "multi-llm-router",
+            "POWERTOOLS_METRICS_NAMESPACE": "MultiLlmRouter",
+            **(extra_env or {}),
+        },
+    )
+    handler_spec = {"lambdas_dir": str(REPO_ROOT / "lambdas"), "question": question}
+    standin.reset()
+    run_probe("handler", handler_spec, env)  # warm-up: the stand-in's one-off work, .pyc files
+    calls = [
+        {"api": c["api"], "model_id": c["model_id"], "body": c["body"]}
+        for c in standin.calls()
+        if c.get("status") == 200
+    ]
+    floor_spec = {
+        "endpoint_url": standin.url,
+        "region": REGION,
+        "calls": calls,
+        "index_dir": str(index_dir) if uses_index else None,
+        "k": config.semantic_k,
+    }
+    floor_env = probe_env(standin.url, {})
+    run_probe("floor", floor_spec, floor_env)
+    handler_runs, floor_runs = [], []
+    for _ in range(runs):
+        handler_runs.append(run_probe("handler", handler_spec, env))
+        floor_runs.append(run_probe("floor", floor_spec, floor_env))
+    handler = {k: _median(handler_runs, k) for k in FIGURES}
+    floor = {k: _median(floor_runs, k) for k in FIGURES}
+    return {
+        "router": strategy,
+        "runs": runs,
+        "calls": [f"{c['api']} {c['model_id']}" for c in calls],
+        "handler": handler,
+        "floor": floor,
+        "ratio": handler["total"] / floor["total"],
+        "cpu_ratio": handler["cpu"] / floor["cpu"],
+        "handler_runs": [r["total"] for r in handler_runs],
+        "floor_runs": [r["total"] for r in floor_runs],
+    }
+
+
+def ensure_cold_index(config: RoutesConfig, standin_url: str, say: Callable[[str], None]) -> Path:
+    """The semantic index of the stand-in's embeddings, built once under .build/benchmark/."""
+    from build_index import STANDIN_SOURCE, ensure_index
+
+    previous = os.environ.get("BEDROCK_ENDPOINT_URL")
+    os.environ["BEDROCK_ENDPOINT_URL"] = standin_url
+    try:
+        ensure_index(config, INDEX_DIR, STANDIN_SOURCE, REGION, say)
+    finally:
+        if previous is None:
+            os.environ.pop("BEDROCK_ENDPOINT_URL", None)
+        else:
+            os.environ["BEDROCK_ENDPOINT_URL"] = previous
+    return INDEX_DIR
+
+
+def run_cold_start(
+    routers: Sequence[str] | None = None,
+    runs: int = DEFAULT_RUNS,
+    say: Callable[[str], None] | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The cold-start table's figures for ``routers`` (default: every router)."""
+    from bedrock_standin import StandInServer
+
+    say = say or (lambda _message: None)
+    config = load_routes()
+    routers = list(routers or STRATEGIES)
+    rows = []
+    with StandInServer() as standin:
+        index_dir = ensure_cold_index(config, standin.url, lambda _m: None)
+        for strategy in routers:
+            say(f"cold start: {strategy}, {runs} handler and {runs} floor processes")
+            rows.append(measure_router(strategy, standin, index_dir, config, runs, extra_env))
+    return {"runs": runs, "target_ratio": TARGET_RATIO, "rows": rows}
+
+
+def format_cold_start(result: dict[str, Any]) -> str:
+    headers = [
+        "router",
+        "handler init",
+        "first request",
+        "handler total",
+        "floor init",
+        "first request",
+        "floor total",
+        "ratio",
+        f"<= {TARGET_RATIO}x",
+        "CPU ratio",
+    ]
+    rows = []
+    for row in result["rows"]:
+        h, f = row["handler"], row["floor"]
+        rows.append(
+            [
+                row["router"],
+                f"{h['init']:.3f}",
+                f"{h['first_request']:.3f}",
+                f"{h['total']:.3f}",
+                f"{f['init']:.3f}",
+                f"{f['first_request']:.3f}",
+                f"{f['total']:.3f}",
+                f"{row['ratio']:.2f}x",
+                "yes" if row["ratio"] <= TARGET_RATIO else "NO",
+                f"{row['cpu_ratio']:.2f}x",
+            ]
+        )
+    lines = [
+        f"Cold start (s, median of {result['runs']} fresh processes each; from the first line of "
+        "the process to the first response, interpreter start-up excluded)"
+    ]
+    lines += table(headers, rows, left=1)
+    lines.append(
+        "  CPU ratio: the processes' CPU seconds (interpreter start-up included), less sensitive "
+        "to other load on the machine than wall time"
+    )
+    for row in result["rows"]:
+        lines.append(f"  {row['router']}: floor replays {', '.join(row['calls'])}")
+    return "\n".join(lines) + "\n"
