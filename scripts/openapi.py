@@ -5,11 +5,11 @@
     python scripts/openapi.py --stdout   # print it
 
 API Gateway can import it and users can generate clients from it. The request body is
-:func:`llm_router.http_api.ask_request_schema`, the same dict the stack's API Gateway model and the
-local API's validator are built from, so the three cannot drift; a new request field lands in all
-of them at once. Each operation is one entry of :data:`OPERATIONS` (path, method, request schema,
-success schema): a new endpoint (e.g. ``POST /feedback``) is one more entry. The error responses
-are the ones API Gateway produces itself (``{"message": ...}``) and the function's JSON errors
+:func:`stacks.request_schemas.ask_body_schema` (and ``feedback_body_schema``), the same dicts the
+stack's API Gateway models and the local API's validator are built from, so they cannot drift; a
+new request field lands in all of them at once. Each operation is one entry of :data:`OPERATIONS`
+(path, method, request schema, success schema): a new endpoint is one more entry. The errors are
+the ones API Gateway produces itself (``{"message": ...}``) and the function's JSON errors
 (``{"error": ...}``, with more fields as the contract grows, so extra properties are allowed).
 Hand-written because the API is not served by a web framework that could emit the document.
 """
@@ -26,7 +26,10 @@ from typing import Any
 
 import _bootstrap
 from llm_router.config import RoutesConfig, load_routes
-from llm_router.http_api import ask_request_schema
+
+if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
+    sys.path.append(str(_bootstrap.REPO_ROOT))
+from stacks.request_schemas import ask_body_schema, feedback_body_schema  # noqa: E402
 
 OPENAPI_VERSION = "3.0.3"  # the version API Gateway imports
 DOCUMENT = _bootstrap.REPO_ROOT / "docs" / "openapi.json"
@@ -82,8 +85,17 @@ OPERATIONS = (
         "post",
         "ask",
         "Route a question to the model of its category and return the answer",
-        lambda config: ask_request_schema(config.api.max_question_chars),
+        ask_body_schema,
         ask_response_schema,
+    ),
+    Operation(
+        "/feedback",
+        "post",
+        "feedback",
+        "Say whether an answer helped and which category was right",
+        feedback_body_schema,
+        lambda config: {"title": "FeedbackResponse", "type": "object",
+                        "additionalProperties": True},
     ),
 )
 
@@ -135,7 +147,7 @@ def _operation(op: Operation, config: RoutesConfig) -> tuple[dict[str, Any], dic
         },
         "responses": {
             "200": {
-                "description": "The answer and how it was routed",
+                "description": op.summary,
                 "content": {"application/json": {"schema": {"$ref": f"{REF}{response_name}"}}},
             },
             **{code: _error_response(*spec) for code, spec in ERROR_RESPONSES.items()},

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 from llm_router.config import RoutesConfig
-from llm_router.http_api import ask_request_schema
 from openapi import DOCUMENT, build_document, main, render
 from openapi_spec_validator import validate
+
+from stacks.request_schemas import ask_body_schema, feedback_body_schema
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,13 @@ def test_request_schema_is_the_api_gateway_model(
     ask = document["paths"]["/ask"]["post"]
     ref = ask["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    model = ask_request_schema(routes.api.max_question_chars)
+    model = ask_body_schema(routes)
     assert schema == {k: v for k, v in model.items() if k != "$schema"}
+    feedback = document["paths"]["/feedback"]["post"]["requestBody"]["content"]
+    ref = feedback["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert document["components"]["schemas"][ref] == {
+        k: v for k, v in feedback_body_schema(routes).items() if k != "$schema"
+    }
     limit = routes.api.max_question_chars
     validator = Draft4Validator(schema)
     assert validator.is_valid({"question": "x" * limit, "category": "math"})

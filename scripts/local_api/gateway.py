@@ -44,7 +44,7 @@ from .messages import (
     gateway_error,
 )
 from .proxy import MalformedProxyResult, from_result, to_event
-from .request_model import RequestModel, request_schema
+from .request_model import RequestModel, deployed_schema, request_schema
 from .throttle import UsagePlan
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -69,6 +69,7 @@ class ApiSettings:
     stage: str = "prod"
     lambda_timeout_seconds: int = 60
     integration_timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS
+    body_schema: dict[str, Any] | None = None  # None: request_schema(max_question_chars)
 
     @classmethod
     def from_config(cls, config: RoutesConfig, api_key: str) -> ApiSettings:
@@ -80,6 +81,7 @@ class ApiSettings:
             quota_per_day=config.api.quota_requests_per_day,
             lambda_timeout_seconds=config.lambda_settings.timeout_seconds,
             integration_timeout_seconds=config.api.integration_timeout_seconds,
+            body_schema=deployed_schema(config),
         )
 
 
@@ -104,7 +106,9 @@ class LocalGateway:
         self._usage_plan = usage_plan or UsagePlan(
             settings.rate_limit, settings.burst_limit, settings.quota_per_day
         )
-        self._model = RequestModel(request_schema(settings.max_question_chars))
+        self._model = RequestModel(
+            settings.body_schema or request_schema(settings.max_question_chars)
+        )
 
     @property
     def paths(self) -> list[str]:

@@ -2,25 +2,38 @@
 
 API Gateway models are JSON Schema draft 4, so the body is checked with ``jsonschema``'s draft 4
 validator rather than by hand: the local API then accepts and rejects exactly what that schema
-does. The schema is :func:`llm_router.http_api.ask_request_schema`, the one the stack deploys
-(``stacks.router_api.question_schema`` renders it); ``tests/test_local_api.py`` checks the rendered
-CloudFormation model. The question limit comes from ``routes.json`` (``api.max_question_chars``).
+does. The schema is :func:`stacks.request_schemas.ask_body_schema`, the one the stack deploys
+(``stacks.router_api.question_schema`` renders it, without the CDK being imported here);
+``tests/test_local_api.py`` checks the rendered CloudFormation model. Without a configuration,
+:func:`request_schema` is the function's own part of it
+(:func:`llm_router.http_api.ask_request_schema`).
 A body too deep or with too large numbers for Python's parser is invalid, as it is to API Gateway.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import _bootstrap
 from jsonschema import Draft4Validator
+from llm_router.config import RoutesConfig
 from llm_router.http_api import ask_request_schema
+
+if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
+    sys.path.append(str(_bootstrap.REPO_ROOT))
+from stacks.request_schemas import ask_body_schema  # noqa: E402  (after the path above)
 
 
 def request_schema(max_question_chars: int) -> dict[str, Any]:
-    """The body of ``POST /ask``: ``question`` (1..max characters), optional ``category``."""
+    """The function's part of ``POST /ask``: ``question`` (1..max characters), ``category``."""
     return ask_request_schema(max_question_chars)
+
+
+def deployed_schema(config: RoutesConfig) -> dict[str, Any]:
+    """The body of ``POST /ask`` exactly as the stack's API Gateway model has it."""
+    return ask_body_schema(config)
 
 
 class RequestModel:
