@@ -27,7 +27,7 @@ from .config import OUT_OF_SCOPE, RoutesConfig
 from .errors import RoutingError
 from .pricing import cost_usd
 from .request_context import DeadlineExceeded, RequestContext, current
-from .resilient_client import CIRCUIT_OPEN
+from .resilient_client import CIRCUIT_OPEN, MIN_ATTEMPT_SECONDS
 from .targets import AnswerTarget, TargetPlan
 
 # Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
@@ -293,6 +293,10 @@ class RouterService:
                 question, plan.attempt_order(self._rng), history
             )
         except AllTargetsFailed as exc:
+            if current().deadline.remaining() < 2 * MIN_ATTEMPT_SECONDS:  # time ran out on them
+                raise RoutingError(
+                    "deadline_exceeded", {"stage": "answer", "attempts": self._attempts()}
+                ) from exc
             raise RoutingError(
                 "models_unavailable",
                 {"stage": "answer", "attempts": self._attempts()},
