@@ -6,20 +6,19 @@ into API Gateway models with :func:`stacks.router_api.cdk_json_schema`.
 
 ``/ask`` is :func:`llm_router.http_api.ask_request_schema` (what the function itself accepts) plus
 the optional conversation ``history``, bounded by ``conversation.max_turns`` (and each turn by
-``conversation.max_total_chars`` when set), so an over-long history is refused before it costs an
+``conversation.max_total_chars``), so an over-long history is refused before it costs an
 invocation.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from typing import Any
 
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
+from llm_router.conversation import parse_conversation
 from llm_router.http_api import DRAFT4, ask_request_schema
 
-DEFAULT_MAX_TURNS = 20  # conversation.max_turns when routes.json does not set it
 HISTORY_ROLES = ("user", "assistant")
 # Bounds of the feedback fields other than the question (which has the /ask bound).
 REQUEST_ID_MAX_CHARS = 128  # API Gateway's request ids are 36-character UUIDs
@@ -27,20 +26,17 @@ COMMENT_MAX_CHARS = 2000
 FEEDBACK_FIELDS = ("request_id", "helpful", "correct_category", "question", "comment")
 
 
-def _section(config: RoutesConfig, name: str) -> Mapping[str, Any]:
-    section = config.raw.get(name)
-    return section if isinstance(section, Mapping) else {}
-
-
 def history_schema(config: RoutesConfig) -> dict[str, Any]:
-    """The optional ``history``: previous turns as chat clients send them, oldest first."""
-    conversation = _section(config, "conversation")
-    content: dict[str, Any] = {"type": "string", "minLength": 1}
-    if conversation.get("max_total_chars") is not None:
-        content["maxLength"] = int(conversation["max_total_chars"])
+    """The optional ``history``: previous turns as chat clients send them, oldest first.
+
+    The limits are the function's (:func:`llm_router.conversation.parse_conversation`); the total
+    over all turns is the function's to check, a schema can only bound each turn by it.
+    """
+    limits = parse_conversation(config.raw)
+    content = {"type": "string", "minLength": 1, "maxLength": limits.max_total_chars}
     return {
         "type": "array",
-        "maxItems": int(conversation.get("max_turns", DEFAULT_MAX_TURNS)),
+        "maxItems": limits.max_turns,
         "items": {
             "type": "object",
             "required": ["role", "content"],

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
+from llm_router.conversation import parse_conversation
 from llm_router.strategies import STRATEGIES, Strategy
 from stack_synth import (
     CFN_LINT_IGNORED,
@@ -462,14 +463,18 @@ def test_ask_body_accepts_a_bounded_history(
     schema = model["Properties"]["Schema"]
     assert schema["required"] == ["question"]  # history is optional
     history = schema["properties"]["history"]
-    conversation = routes.raw.get("conversation") or {}
+    limits = parse_conversation(routes.raw)  # the function's own limits
     assert history["type"] == "array"
-    assert history["maxItems"] == conversation.get("max_turns", 20)
+    assert history["maxItems"] == limits.max_turns
     turn = history["items"]
     assert turn["required"] == ["role", "content"]
     assert turn["additionalProperties"] is False
     assert turn["properties"]["role"] == {"type": "string", "enum": ["user", "assistant"]}
-    assert turn["properties"]["content"]["type"] == "string"
+    assert turn["properties"]["content"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.max_total_chars,
+    }
 
 
 # -- settings parsing -----------------------------------------------------------------------------
