@@ -36,6 +36,8 @@ from typing import Any
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
+from evaluation import conversations
+from evaluation.conversations import is_conversation_file
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
 from evaluation.metrics import OTHER, Outcome, summarise
 from llm_router.bedrock import BedrockFailure
@@ -207,8 +209,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.2,
         help="hybrid: the largest share of questions the fit may escalate",
     )
+    parser.add_argument(
+        "--conversations",
+        type=Path,
+        help="JSONL of {history, question, label, kind}: follow-up routing (a --dataset of such "
+        "items is detected too)",
+    )
     args = parser.parse_args(argv)
-    if not args.fit and args.dataset is None:
+    if not args.fit and args.dataset is None and args.conversations is None:
         parser.error("give --dataset to evaluate, --fit to fit thresholds, or both")
     return args
 
@@ -263,6 +271,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 assert isinstance(semantic, SemanticClassifier)
                 llm = build_service("llm-assisted", config, backend.client)
                 config = run_fit(args, config, semantic, llm, say)
+            if args.conversations or (args.dataset and is_conversation_file(args.dataset)):
+                service = build_service(
+                    args.router, config, backend.client, index_dir, backend.embedding_source
+                )
+                path = args.conversations or args.dataset
+                try:
+                    print(conversations.report(service, path, config, args.format))
+                except conversations.ConversationDataError as exc:
+                    raise EvaluationError(str(exc)) from exc
+                return 0
             if args.dataset is None:
                 return 0
             rows = read_dataset(args.dataset, config)
