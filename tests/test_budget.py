@@ -304,3 +304,32 @@ def test_the_local_run_counts_spend_in_moto_in_process() -> None:
         assert guard.check("standard").level == "soft"
     off, line = local_budget(contextlib.ExitStack(), config_with(budget={"daily_usd": None}))
     assert off is None and line.startswith("Budget: off")
+
+
+def test_from_env_creates_the_client_in_the_background_and_check_does_not_wait(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llm_router.budget as budget_module
+
+    release = threading.Event()
+
+    def slow_client() -> Any:
+        release.wait(5)
+        return dynamodb
+
+    monkeypatch.setattr(budget_module, "dynamodb_client", slow_client)
+    monkeypatch.setenv(BUDGET_TABLE_ENV, TABLE)
+    guard = BudgetGuard.from_env(config_with(budget={"daily_usd": 1.0}), clock=Clock(NOON))
+    assert guard is not None
+    dynamodb.update_item(  # the day is already over budget
+        TableName=TABLE,
+        Key={"pk": {"S": spend_key("2026-11-23", "stack")}},
+        UpdateExpression="ADD usd :c",
+        ExpressionAttributeValues={":c": {"N": "5"}},
+    )
+    state = guard.check("standard")  # the client is not there yet: served, not blocked
+    assert (state.level, state.error) == ("ok", "warming up")
+    release.set()
+    guard.record("standard", 0.25)  # waits for the client: the spend is counted
+    state = guard.check("standard")
+    assert state.level == "hard" and state.spent_usd == pytest.approx(5.25)

@@ -28,8 +28,12 @@ failing closed would turn a DynamoDB incident into an outage of the router itsel
 short timeouts and few retries so that the guard cannot eat the request's time budget.
 
 Hand-written over a library because it is two DynamoDB calls; the low-level client (not the boto3
-resource layer) keeps the import and the first call cheap at cold start, and it is created on first
-use, not at import.
+resource layer) keeps the import cheap. Creating a DynamoDB client still costs about as much as
+the Bedrock one (botocore loads DynamoDB's service model: ~100 ms measured on a busy 2-core
+machine), so ``from_env`` creates it in a background thread at init, overlapping the rest of the
+cold start and the first request's model calls. Until it is ready ``check`` does not wait: the
+first request of a cold function is served unchecked, like a request during a DynamoDB failure.
+``record`` waits for it (briefly), so no spend goes uncounted because of the warm-up.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +57,7 @@ DEFAULT_TTL_DAYS = 3
 LEVELS = ("off", "ok", "soft", "hard")  # in order of severity
 STACK_SCOPE = "stack"
 _SECONDS_PER_DAY = 86_400
+_RECORD_WAIT_SECONDS = 2.0  # how long record() waits for a client still being created
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -147,6 +153,7 @@ class BudgetGuard:
         self.settings = settings or parse_budget(config.raw)
         self._client = client
         self._clock = clock
+        self._warming: threading.Thread | None = None
 
     @classmethod
     def from_env(
@@ -157,7 +164,32 @@ class BudgetGuard:
         if not table:
             return None
         guard = cls(config, table, client=client, clock=clock)
-        return guard if guard.enabled else None
+        if not guard.enabled:
+            return None
+        if client is None:
+            guard.warm_up()
+        return guard
+
+    def warm_up(self) -> None:
+        """Create the DynamoDB client in a background thread (see the module's docstring)."""
+
+        def create() -> None:
+            try:
+                self._client = dynamodb_client()
+            except Exception as exc:  # noqa: BLE001 - check/record retry and log it
+                logger.warning("budget: creating the DynamoDB client failed: %r", exc)
+
+        self._warming = threading.Thread(target=create, name="budget-warm-up", daemon=True)
+        self._warming.start()
+
+    def _ready(self, wait: float) -> bool:
+        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
+        if self._warming is not None:
+            self._warming.join(wait)
+            if self._warming.is_alive():
+                return False
+            self._warming = None
+        return True
 
     @property
     def enabled(self) -> bool:
@@ -194,6 +226,8 @@ class BudgetGuard:
         limits = self.limits(tier)
         if not limits:
             return BudgetState("off", 0.0, None, retry_after)
+        if not self._ready(wait=0):
+            return BudgetState("ok", 0.0, None, retry_after, error="warming up")
         try:
             spent = self._read(day, limits)
         except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a request
@@ -245,7 +279,8 @@ class BudgetGuard:
         tier_config = self.config.tiers.get(tier)
         if tier_config is not None and tier_config.daily_budget_usd is not None:
             scopes.append(tier_scope(tier))
-        # DynamoDB numbers are decimal strings; repr-free formatting keeps tiny costs exact enough.
+        self._ready(wait=_RECORD_WAIT_SECONDS)  # a client still not there fails below: logged
+        # DynamoDB numbers are decimal strings: the float's shortest repr, without an exponent.
         amount = format(Decimal(repr(cost_usd)), "f")
         for scope in scopes:
             try:
