@@ -1,4 +1,4 @@
-"""Conversations: the optional ``history`` of ``POST /ask``, and routing a follow-up with its context.
+"""Conversations: the optional ``history`` of ``POST /ask``, and routing a follow-up in context.
 
 A tutor is a conversation, but the stack stays stateless: the client sends the previous turns with
 each question (``{"role": "user" | "assistant", "content": "..."}``, oldest first), as chat
