@@ -166,12 +166,27 @@ def model_uses(configs: Sequence[RoutesConfig]) -> list[ModelUse]:
         named = [
             (config.classifier.model_id, "classifier"),
             (config.embedding.model_id, "embedding"),
-            *((c.answerer_model_id, f"answerer ({c.name})") for c in config.categories.values()),
+            *answer_roles(config),
         ]
         for model_id, role in named:
             roles.setdefault(model_id, []).append(prefix + role)
             owner.setdefault(model_id, config)
     return [ModelUse(m, tuple(r), owner[m]) for m, r in roles.items()]
+
+
+def answer_roles(config: RoutesConfig) -> list[tuple[str, str]]:
+    """Every answer target of every category and tier: the primary, pool members, fallbacks."""
+    named: list[tuple[str, str]] = []
+    tiers = [None, *(t for t in config.tiers if config.tiers[t].answerers)]
+    for category in config.categories:
+        for tier in tiers:
+            plan = config.plan_for(category, tier)
+            where = category if tier is None else f"{category}, tier {tier}"
+            pool = {target.model_id for target in plan.pool}
+            for model_id in plan.model_ids():
+                role = "answerer" if model_id in pool else "fallback"
+                named.append((model_id, f"{role} ({where})"))
+    return named
 
 
 def profile_prefix(model_id: str) -> str | None:

@@ -119,6 +119,13 @@ class StubbedBedrock:
         self.stubber.add_response("list_foundation_models", catalogue(statuses), {})
         return self
 
+    def profiles(self, config: RoutesConfig) -> StubbedBedrock:
+        """GetInferenceProfile answers for every profile the preset uses, in the doctor's order."""
+        for model_id in config.all_model_ids():
+            if doctor.profile_prefix(model_id):
+                self.profile(model_id)
+        return self
+
     def profile(self, profile_id: str, status: str = "ACTIVE") -> StubbedBedrock:
         self.stubber.add_response(
             "get_inference_profile",
@@ -210,7 +217,7 @@ def test_all_good_text_output_and_exit_0(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bedrock = StubbedBedrock().models(all_active(blog))
+    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
     sessions = use_clients(monkeypatch, bedrock, bedrock_client)
 
     assert doctor.main([]) == 0
@@ -246,7 +253,7 @@ def test_all_good_json_lists_every_check(
 ) -> None:
     # --all-presets: blog-2024's models (the first lifecycle check lists the catalogue once),
     # then current's inference profiles, each looked up with GetInferenceProfile.
-    bedrock = StubbedBedrock().models({**all_active(blog), **all_active(current)})
+    bedrock = StubbedBedrock().models({**all_active(blog), **all_active(current)}).profiles(blog)
     for model_id in current.all_model_ids():
         if doctor.profile_prefix(model_id):
             bedrock.profile(model_id)
@@ -374,7 +381,7 @@ def test_bootstrap_failures_fail_the_run(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bedrock = StubbedBedrock().models(all_active(blog))
+    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
     use_clients(monkeypatch, bedrock, bedrock_client)
 
     code, report = run_json(["--no-invoke"], capsys)
@@ -435,7 +442,7 @@ def test_legacy_model_warns_but_does_not_fail(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     legacy = blog.answerer_for("history")
-    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"})
+    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"}).profiles(blog)
     use_clients(monkeypatch, bedrock, bedrock_client)
 
     assert doctor.main([]) == 0
@@ -444,19 +451,23 @@ def test_legacy_model_warns_but_does_not_fail(
     assert f"[WARN] {legacy} lifecycle: Legacy" in out
     assert "switch to the `current` preset" in out
     assert f"[ OK ] {legacy} invoke" in out  # the account can still use it
-    assert out.rstrip().endswith("Ready to deploy (1 warning(s)).")
+    # The model itself and the inference profile in front of it (a fallback) are both Legacy.
+    on_legacy = [m for m in blog.all_model_ids() if m.split(".", 1)[-1] == legacy or m == legacy]
+    assert len(on_legacy) == 2
+    assert out.rstrip().endswith(f"Ready to deploy ({len(on_legacy)} warning(s)).")
 
 
 def test_model_without_lifecycle_field_counts_as_active(
     aws: None, blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
 ) -> None:
     statuses: dict[str, str | None] = dict.fromkeys(all_active(blog))
-    bedrock = StubbedBedrock().models(statuses)
+    bedrock = StubbedBedrock().models(statuses).profiles(blog)
     checks = doctor.run_checks(
         moto_clients(bedrock.client, bedrock_client), [blog], REGION, invoke=False
     )
     lifecycle = [c for c in checks if c.name.endswith(" lifecycle")]
-    assert len(lifecycle) == 4 and all(c.status == doctor.OK for c in lifecycle)
+    assert len(lifecycle) == len(blog.all_model_ids())
+    assert all(c.status == doctor.OK for c in lifecycle)
 
 
 def test_model_gone_from_the_catalogue_fails_with_switch_preset(
@@ -470,13 +481,14 @@ def test_model_gone_from_the_catalogue_fails_with_switch_preset(
     gone = blog.answerer_for("math")
     statuses = all_active(blog)
     del statuses[gone]
-    bedrock = StubbedBedrock().models(statuses)
+    bedrock = StubbedBedrock().models(statuses).profiles(blog)
     use_clients(monkeypatch, bedrock, bedrock_client)
 
     code, report = run_json(["--no-invoke"], capsys)
 
     assert code == 1 and report["ok"] is False
-    [failed] = [c for c in report["checks"] if c["status"] == "fail"]
+    failed, *profile = [c for c in report["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in profile] == [f"us.{gone} lifecycle"]  # its fallback profile too
     assert failed["name"] == f"{gone} lifecycle"
     assert failed["detail"] == (
         f"{gone} is not offered in {REGION} (end of life, or not in this region)"
@@ -495,11 +507,11 @@ def test_catalogue_unavailable_is_reported_once_per_model_with_iam_fix(
         "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: "
         "bedrock:ListFoundationModels",
         403,
-    )
+    ).profiles(blog)
     checks = doctor.run_checks(moto_clients(bedrock.client, None), [blog], REGION, invoke=False)
 
     lifecycle = [c for c in checks if c.name.endswith(" lifecycle")]
-    assert len(lifecycle) == 4
+    assert len(lifecycle) == len(blog.all_model_ids())
     for check in lifecycle:
         assert check.status == doctor.FAIL
         assert check.detail.startswith("AccessDeniedException: ")
@@ -590,7 +602,7 @@ def test_access_denied_invocation_fails_with_enable_model_access(
 ) -> None:
     denied = blog.answerer_for("history")
     fresh_standin.inject_fault(denied, "AccessDeniedException")
-    bedrock = StubbedBedrock().models(all_active(blog))
+    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
     use_clients(monkeypatch, bedrock, bedrock_client)
 
     code, report = run_json([], capsys)
@@ -622,7 +634,7 @@ def test_access_denied_on_a_legacy_model_says_switch_preset(
 ) -> None:
     legacy = blog.answerer_for("math")
     fresh_standin.inject_fault(legacy, "AccessDeniedException")
-    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"})
+    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"}).profiles(blog)
 
     checks = by_name(
         doctor.run_checks(moto_clients(bedrock.client, bedrock_client), [blog], REGION)
@@ -660,7 +672,7 @@ def test_no_invoke_skips_the_calls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fresh_standin.inject_fault("*", "AccessDeniedException")  # would fail any call
-    bedrock = StubbedBedrock().models(all_active(blog))
+    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
     use_clients(monkeypatch, bedrock, bedrock_client)
 
     code, report = run_json(["--no-invoke"], capsys)
