@@ -26,6 +26,8 @@ InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burs
 
 The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
 in this process on loopback, and the start-up output says so; spend is forgotten on exit.
+``POST /<router>/feedback`` is served too (same key), storing feedback in a table of the same
+moto server (``llm_router.feedback``; read it with ``scripts/feedback.py``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ from types import FrameType
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
-from backends import AWS, STANDIN, StartupError, local_budget, open_backend, prepare_index
+from backends import (
+    AWS,
+    STANDIN,
+    StartupError,
+    local_budget,
+    local_feedback,
+    open_backend,
+    prepare_index,
+)
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 
 
@@ -196,6 +206,9 @@ def banner(
     lines.append(f"  GET  {base_url}{HEALTH_PATH}")
     source = "generated; choose one with --api-key" if generated_key else "--api-key"
     lines.append(f"API key: {api_key}  ({source}; send it in the x-api-key header)")
+    if len(config.tiers) > 1:  # one key per tier, as the stack creates them
+        others = [f"{t}: {api_key}-{t}" for t in config.tiers if t != config.default_tier]
+        lines.append(f"Tier keys: {config.default_tier}: the key above; {'; '.join(others)}")
     api = config.api
     lines.append(
         f"Limits per router: {api.throttle_rate_limit:g} requests/s, burst "
@@ -247,6 +260,8 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         index_dir = prepare_index(config, backend, say)
         budget, budget_line = local_budget(stack, config)
         say(budget_line)
+        feedback, feedback_line = local_feedback(stack, config)
+        say(feedback_line)
         routers = mount_routers(
             config, backend.client, index_dir, backend.embedding_source, budget=budget
         )
@@ -256,6 +271,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         gateway = LocalGateway(
             api_settings(ApiSettings.from_config(config, api_key), args),
             {r.strategy.name: r.handler for r in routers},
+            feedback_handler=feedback,
         )
         try:
             server = LocalApiServer(gateway, args.host, args.port)

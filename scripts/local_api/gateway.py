@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
@@ -44,14 +44,29 @@ from .messages import (
     gateway_error,
 )
 from .proxy import MalformedProxyResult, from_result, to_event
-from .request_model import RequestModel, deployed_schema, request_schema
+from .request_model import RequestModel, deployed_feedback_schema, deployed_schema, request_schema
 from .throttle import UsagePlan
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 API_KEY_HEADER = "x-api-key"
 HEALTH_PATH = "/health"
-LOCAL_API_KEY_ID = "local-api-key"
+LOCAL_API_KEY_ID = "local-api-key"  # the default tier's key id
+
+
+def local_key_id(tier: str, default_tier: str | None = None) -> str:
+    """The API key id the local API passes for a tier's key (the stack's is API Gateway's)."""
+    return LOCAL_API_KEY_ID if tier == default_tier else f"local-api-key-{tier}"
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    """One tier's key and usage plan, as the stack creates them."""
+
+    api_key: str
+    rate_limit: float
+    burst_limit: int
+    quota_per_day: int | None
 DEFAULT_INTEGRATION_TIMEOUT_SECONDS = 29.0  # API Gateway REST's default (and former maximum)
 log = logging.getLogger(__name__)
 
@@ -70,24 +85,45 @@ class ApiSettings:
     lambda_timeout_seconds: int = 60
     integration_timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS
     body_schema: dict[str, Any] | None = None  # None: request_schema(max_question_chars)
+    feedback_schema: dict[str, Any] | None = None  # POST /<router>/feedback's model
+    # Tiers besides the default one (whose key and plan are the fields above), by tier name.
+    tiers: Mapping[str, TierPlan] = field(default_factory=dict)
+    default_tier: str | None = None
 
     @classmethod
     def from_config(cls, config: RoutesConfig, api_key: str) -> ApiSettings:
+        """One key per tier, as the stack makes them: ``api_key`` for the default tier and
+        ``<api_key>-<tier>`` for each other tier, each with the tier's usage plan."""
+        default = config.tiers[config.default_tier]
+        tiers = {
+            name: TierPlan(f"{api_key}-{name}", t.throttle_rate_limit, t.throttle_burst_limit,
+                           t.quota_requests_per_day)
+            for name, t in config.tiers.items()
+            if name != config.default_tier
+        }
         return cls(
+            tiers=tiers,
+            default_tier=config.default_tier,
             api_key=api_key,
-            rate_limit=config.api.throttle_rate_limit,
-            burst_limit=config.api.throttle_burst_limit,
+            rate_limit=default.throttle_rate_limit,
+            burst_limit=default.throttle_burst_limit,
             max_question_chars=config.api.max_question_chars,
-            quota_per_day=config.api.quota_requests_per_day,
+            quota_per_day=default.quota_requests_per_day,
             lambda_timeout_seconds=config.lambda_settings.timeout_seconds,
             integration_timeout_seconds=config.api.integration_timeout_seconds,
             body_schema=deployed_schema(config),
+            feedback_schema=deployed_feedback_schema(config),
         )
 
 
 def ask_path(router: str) -> str:
     """The local path of a router's ``POST /ask`` (the deployed API has one API per router)."""
     return f"/{router}/ask"
+
+
+def feedback_path(router: str) -> str:
+    """The local path of a router's ``POST /feedback`` (same API, key and usage plan)."""
+    return f"/{router}/feedback"
 
 
 class LocalGateway:
@@ -98,14 +134,31 @@ class LocalGateway:
         settings: ApiSettings,
         handlers: Mapping[str, LambdaHandler],
         usage_plan: UsagePlan | None = None,
+        feedback_handler: LambdaHandler | None = None,
     ) -> None:
         if not settings.api_key:
             raise ValueError("the local API needs an API key")
         self.settings = settings
         self._routes = {ask_path(name): (name, handler) for name, handler in handlers.items()}
-        self._usage_plan = usage_plan or UsagePlan(
+        self._route_models: dict[str, RequestModel] = {}  # besides /ask's model
+        if feedback_handler is not None and settings.feedback_schema is not None:
+            feedback_model = RequestModel(settings.feedback_schema)
+            for name in handlers:
+                self._routes[feedback_path(name)] = (name, feedback_handler)
+                self._route_models[feedback_path(name)] = feedback_model
+        default_plan = usage_plan or UsagePlan(
             settings.rate_limit, settings.burst_limit, settings.quota_per_day
         )
+        # key value -> (tier, its usage plan); the default tier's key first.
+        self._keys: dict[str, tuple[str | None, UsagePlan]] = {
+            settings.api_key: (settings.default_tier, default_plan),
+            **{
+                plan.api_key: (
+                    tier, UsagePlan(plan.rate_limit, plan.burst_limit, plan.quota_per_day)
+                )
+                for tier, plan in settings.tiers.items()
+            },
+        }
         self._model = RequestModel(
             settings.body_schema or request_schema(settings.max_question_chars)
         )
@@ -131,25 +184,43 @@ class LocalGateway:
             return gateway_error(MISSING_AUTHENTICATION_TOKEN, request_id)
         name, handler = route
         key = request.header(API_KEY_HEADER)
-        if key is None or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
+        match = self._match_key(key)
+        if match is None:
             return gateway_error(FORBIDDEN, request_id)
-        refusal = self._usage_plan.admit(name, key)
+        tier, usage_plan = match
+        refusal = usage_plan.admit(name, key or "")
         if refusal is not None:
             return gateway_error(QUOTA_EXCEEDED if refusal == "quota" else THROTTLED, request_id)
-        if not self._model.accepts(request.body):
+        if not self._route_models.get(path, self._model).accepts(request.body):
             return gateway_error(BAD_REQUEST_BODY, request_id)
-        return self._integrate(name, handler, request, request_id)
+        return self._integrate(name, handler, request, request_id, key or "", tier)
+
+    def _match_key(self, key: str | None) -> tuple[str | None, UsagePlan] | None:
+        """The tier and usage plan of a known key (compared in constant time), else None."""
+        if key is None:
+            return None
+        found = None
+        for candidate, match in self._keys.items():
+            if hmac.compare_digest(key.encode(), candidate.encode()):
+                found = match
+        return found
 
     def _integrate(
-        self, name: str, handler: LambdaHandler, request: HttpRequest, request_id: str
+        self,
+        name: str,
+        handler: LambdaHandler,
+        request: HttpRequest,
+        request_id: str,
+        api_key: str,
+        tier: str | None,
     ) -> HttpResponse:
         event = to_event(
             request,
             request_id,
             stage=self.settings.stage,
             api_id=f"local-{name}",
-            api_key=self.settings.api_key,
-            api_key_id=LOCAL_API_KEY_ID,
+            api_key=api_key,
+            api_key_id=local_key_id(tier, self.settings.default_tier) if tier else LOCAL_API_KEY_ID,
         )
         context = LocalLambdaContext(
             function_name=f"local-{name}-router",

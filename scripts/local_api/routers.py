@@ -21,6 +21,8 @@ from llm_router.handler import _INIT_ERRORS, RouterHandler
 from llm_router.service import RouterService
 from llm_router.strategies import STRATEGIES, Strategy
 
+from .gateway import local_key_id
+
 
 @dataclass(frozen=True)
 class MountedRouter:
@@ -60,6 +62,9 @@ def mount_routers(
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
         else:
             factory, error = _ready(service), None
-        handler = RouterHandler(strategy=strategy.name, service_factory=factory, eager=True)
+        handler = RouterHandler(
+            strategy=strategy.name, service_factory=factory, eager=True,
+            tier_keys={local_key_id(t, config.default_tier): t for t in config.tiers},
+        )
         mounted.append(MountedRouter(strategy, handler, error))
     return mounted
