@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,32 +133,16 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
     boto3 client of the process, the Bedrock one of ``--bedrock aws`` included. The spend is
     forgotten on exit, and the three routers share one guard (deployed, each stack has its own).
     """
-    from llm_router.budget import BudgetGuard, dynamodb_client, parse_budget
+    from llm_router.budget import BudgetGuard, parse_budget
 
     guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
     if not guard.enabled:
         return None, "Budget: off (budget.daily_usd is null and no tier has a daily_budget_usd)"
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
         return None, "Budget: off locally (moto is missing: pip install -r requirements-dev.txt)"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
-        server.start()
-    stack.callback(server.stop)
-    host, port = server.get_host_and_port()
-    client = dynamodb_client(
-        endpoint_url=f"http://{host}:{port}",
-        region_name=STANDIN_REGION,
-        aws_access_key_id=STANDIN_CREDENTIALS[0],
-        aws_secret_access_key=STANDIN_CREDENTIALS[1],
-    )
-    client.create_table(
-        TableName=LOCAL_BUDGET_TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client, url = dynamodb
+    create_local_table(client, LOCAL_BUDGET_TABLE, "pk")
     settings = parse_budget(config.raw)
     limit = "no stack-wide limit" if settings.daily_usd is None else (
         f"${settings.daily_usd:,.2f} a day, cheapest targets from "
@@ -166,5 +151,69 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
     return (
         BudgetGuard(config, LOCAL_BUDGET_TABLE, client=client),
         f"Budget: {limit}; spend counted in DynamoDB by moto in this process at "
-        f"http://{host}:{port} (forgotten on exit)",
+        f"{url} (forgotten on exit)",
+    )
+
+
+LOCAL_FEEDBACK_TABLE = "local-router-feedback"
+# One moto server per local run (its ExitStack), shared by the budget and feedback tables.
+_LOCAL_DYNAMODB: weakref.WeakKeyDictionary[contextlib.ExitStack, tuple[Any, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
+    """A DynamoDB client of moto's server in this process and its URL; None without moto.
+
+    Started on first use and stopped with ``stack``; later calls with the same stack share it.
+    """
+    if stack in _LOCAL_DYNAMODB:
+        return _LOCAL_DYNAMODB[stack]
+    from llm_router.budget import dynamodb_client
+
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
+        server.start()
+    stack.callback(server.stop)
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = dynamodb_client(
+        endpoint_url=url,
+        region_name=STANDIN_REGION,
+        aws_access_key_id=STANDIN_CREDENTIALS[0],
+        aws_secret_access_key=STANDIN_CREDENTIALS[1],
+    )
+    _LOCAL_DYNAMODB[stack] = (client, url)
+    return client, url
+
+
+def create_local_table(client: Any, name: str, partition_key: str) -> None:
+    """An on-demand table keyed by one string attribute, as the stacks create them."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": partition_key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": partition_key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
+    """The ``POST /feedback`` handler of a local run (one for every router, one table) and a
+    line saying where feedback is stored: moto's DynamoDB, shared with the budget guard."""
+    from llm_router.feedback import FeedbackHandler
+
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
+        return None, "Feedback: off locally (moto is missing: pip install -r requirements-dev.txt)"
+    client, url = dynamodb
+    create_local_table(client, LOCAL_FEEDBACK_TABLE, "request_id")
+    return (
+        FeedbackHandler(config, LOCAL_FEEDBACK_TABLE, client),
+        f"Feedback: POST /<router>/feedback, stored in DynamoDB by moto at {url}, table "
+        f"{LOCAL_FEEDBACK_TABLE} (forgotten on exit; scripts/feedback.py list --table "
+        f"{LOCAL_FEEDBACK_TABLE} --endpoint-url {url} --region {STANDIN_REGION} reads it)",
     )

@@ -48,7 +48,6 @@ from typing import Any
 
 from .classification import Classification
 from .config import OUT_OF_SCOPE, ConfigError, RoutesConfig
-from .http_api import has_lone_surrogate
 
 ROLES = ("user", "assistant")
 USER, ASSISTANT = ROLES
@@ -127,6 +126,9 @@ def parse_conversation(raw: Mapping[str, Any]) -> ConversationSettings:
 
 
 def _turn(index: int, item: Any) -> Turn:
+    # Imported here: http_api imports this module to parse the request's history.
+    from .http_api import has_lone_surrogate
+
     where = f'"history"[{index}]'
     if not isinstance(item, Mapping):
         raise ConversationError(f'{where} must be an object {{"role": ..., "content": ...}}')

@@ -23,7 +23,7 @@ from llm_router.http_api import ask_request_schema
 
 if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
     sys.path.append(str(_bootstrap.REPO_ROOT))
-from stacks.request_schemas import ask_body_schema  # noqa: E402  (after the path above)
+from stacks.request_schemas import ask_body_schema, feedback_body_schema  # noqa: E402
 
 
 def request_schema(max_question_chars: int) -> dict[str, Any]:
@@ -34,6 +34,11 @@ def request_schema(max_question_chars: int) -> dict[str, Any]:
 def deployed_schema(config: RoutesConfig) -> dict[str, Any]:
     """The body of ``POST /ask`` exactly as the stack's API Gateway model has it."""
     return ask_body_schema(config)
+
+
+def deployed_feedback_schema(config: RoutesConfig) -> dict[str, Any]:
+    """The body of ``POST /feedback`` exactly as the stack's API Gateway model has it."""
+    return feedback_body_schema(config)
 
 
 class RequestModel:

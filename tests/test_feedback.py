@@ -1,0 +1,225 @@
+"""POST /feedback (llm_router.feedback) on moto's DynamoDB, through the local API, and
+scripts/feedback.py list/export."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import backends
+import evaluate
+import feedback as feedback_cli
+import pytest
+from apigw_events import LocalLambdaContext, proxy_event
+from llm_router.config import ConfigError, RoutesConfig
+from llm_router.feedback import FeedbackHandler, metrics, parse_feedback_settings
+from local_api import ApiSettings, LocalApiServer, LocalGateway
+
+KEY = "feedback-test-key-0123456789"
+TABLE = backends.LOCAL_FEEDBACK_TABLE
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    """moto's DynamoDB server on loopback, as the local run starts it, with the feedback table."""
+    with contextlib.ExitStack() as stack:
+        started = backends.local_dynamodb(stack)
+        assert started is not None
+        client, _ = started
+        assert backends.local_dynamodb(stack)[0] is client  # one server per run, shared
+        backends.create_local_table(client, TABLE, "request_id")
+        yield client
+
+
+@pytest.fixture
+def empty_table(dynamodb: Any) -> Any:
+    for item in dynamodb.scan(TableName=TABLE)["Items"]:
+        dynamodb.delete_item(TableName=TABLE, Key={"request_id": item["request_id"]})
+    return dynamodb
+
+
+def call(handler: Any, body: Any, raw: bool = False) -> tuple[int, dict[str, Any]]:
+    payload = body if raw else json.dumps(body)
+    response = handler(proxy_event(payload, path="/feedback"), LocalLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def handler(routes: RoutesConfig, empty_table: Any) -> FeedbackHandler:
+    return FeedbackHandler(routes, TABLE, empty_table, strategy="semantic")
+
+
+def stored(client: Any, request_id: str) -> dict[str, Any]:
+    return client.get_item(TableName=TABLE, Key={"request_id": {"S": request_id}})["Item"]
+
+
+def test_a_correction_is_stored_with_its_ttl(
+    handler: FeedbackHandler, empty_table: Any, routes: RoutesConfig
+) -> None:
+    before = int(time.time())
+    status, body = call(handler, {"request_id": "r-1", "correct_category": "math",
+                                  "question": "What is 2 + 2?", "helpful": False})
+    assert (status, body) == (200, {"stored": True, "request_id": "r-1", "kind": "correction"})
+    item = stored(empty_table, "r-1")
+    assert item["correct_category"] == {"S": "math"} and item["helpful"] == {"BOOL": False}
+    assert item["question"] == {"S": "What is 2 + 2?"} and item["strategy"] == {"S": "semantic"}
+    days = parse_feedback_settings(routes.raw).retention_days
+    assert before + days * 86_400 <= int(item["expires_at"]["N"]) <= time.time() + days * 86_400
+
+
+def test_the_question_is_stored_only_when_sent(
+    handler: FeedbackHandler, empty_table: Any
+) -> None:
+    assert call(handler, {"request_id": "r-2", "helpful": True})[0] == 200
+    item = stored(empty_table, "r-2")
+    assert "question" not in item and item["kind"] == {"S": "helpful"}
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"helpful": True}, '"request_id" is required'),
+    ({"request_id": "r"}, 'say something: give "helpful"'),
+    ({"request_id": "r", "helpful": "yes"}, '"helpful" must be true or false'),
+    ({"request_id": "r", "correct_category": "cooking"}, '"correct_category" must be one of'),
+    ({"request_id": "r", "helpful": True, "rating": 5}, "unknown field(s) rating"),
+    ({"request_id": "r", "comment": "x" * 2001}, '"comment" is 2001 characters'),
+    ({"request_id": "r" * 129, "helpful": True}, '"request_id" is 129 characters'),
+    ({"request_id": "r", "helpful": True, "question": "???"}, "at least one letter or digit"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_feedback_is_a_400_naming_the_field(
+    handler: FeedbackHandler, body: Any, message: str
+) -> None:
+    status, response = call(handler, body)
+    assert status == 400 and response["code"] == "bad_request"
+    assert message in response["error"]
+
+
+@pytest.mark.parametrize("event", [None, "text", {"body": 7}, {"body": "{", "x": 1},
+                                   {"body": '"\\ud800"'}, {"body": "e30=", "isBase64Encoded": "1"}])
+def test_the_handler_never_throws(handler: FeedbackHandler, event: Any) -> None:
+    response = handler(event, LocalLambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["code"] == "bad_request"
+
+
+def test_dynamodb_failure_is_a_503_with_retry_after(
+    routes: RoutesConfig, dynamodb: Any
+) -> None:
+    missing = FeedbackHandler(routes, "no-such-table", dynamodb)
+    response = missing(proxy_event(json.dumps({"request_id": "r", "helpful": True})),
+                       LocalLambdaContext())
+    assert response["statusCode"] == 503 and response["headers"]["Retry-After"]
+    assert json.loads(response["body"])["code"] == "feedback_unavailable"
+    unconfigured = FeedbackHandler(routes, "", dynamodb)
+    assert call(unconfigured, {"request_id": "r", "helpful": True})[0] == 503
+
+
+def test_a_metric_counts_feedback_by_kind(
+    handler: FeedbackHandler, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics.clear_metrics()  # with metrics disabled (the suite's default) nothing was flushed
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    capsys.readouterr()
+    assert call(handler, {"request_id": "r-3", "helpful": False})[0] == 200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+           if line.startswith("{") and "_aws" in line]
+    assert len(emf) == 1  # one flush per invocation
+    assert emf[0]["Feedback"] == [1.0] and emf[0]["Feedback_not_helpful"] == [1.0]
+
+
+def test_bad_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="feedback.retention_days"):
+        parse_feedback_settings({"feedback": {"retention_days": 0}})
+    assert parse_feedback_settings({}).retention_days == 90
+
+
+# --- through the local API, then out of scripts/feedback.py --------------------------------------
+
+
+def ask_stub(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"statusCode": 200, "headers": {}, "body": "{}"}
+
+
+@pytest.fixture
+def local_api(routes: RoutesConfig, handler: FeedbackHandler) -> Iterator[str]:
+    gateway = LocalGateway(ApiSettings.from_config(routes, KEY), {"semantic": ask_stub},
+                           feedback_handler=handler)
+    with LocalApiServer(gateway, request_log=lambda *_: None) as server:
+        yield server.url
+
+
+def post(url: str, body: Any, key: str = KEY) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "x-api-key": key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_round_trip_through_the_local_api_to_an_evaluation_dataset(
+    local_api: str, empty_table: Any, routes: RoutesConfig, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"{local_api}/semantic/feedback"
+    sent = [
+        {"request_id": "a-1", "correct_category": "math", "question": "What is 12 squared?"},
+        {"request_id": "a-2", "correct_category": "out_of_scope",
+         "question": "Best pizza in Naples?", "helpful": False},
+        {"request_id": "a-3", "correct_category": "history"},  # no question: not exportable
+        {"request_id": "a-4", "helpful": True, "comment": "clear answer"},
+    ]
+    for body in sent:
+        assert post(url, body) == (200, {"stored": True, "request_id": body["request_id"],
+                                         "kind": "correction" if "correct_category" in body
+                                         else "helpful"})
+    assert post(url, {"request_id": "x", "helpful": True}, key="wrong")[0] == 403
+    assert post(url, {"request_id": "x", "correct_category": "art"}) == (
+        400, {"message": "Invalid request body"})
+    output = tmp_path / "corrections.jsonl"
+    argv = ["export", "--table", TABLE, "--output", str(output)]
+    assert feedback_cli.main(argv, client=empty_table) == 0
+    rows = evaluate.read_dataset(output, routes)  # a valid evaluation dataset
+    assert sorted((r["question"], r["label"]) for r in rows) == [
+        ("Best pizza in Naples?", "other"), ("What is 12 squared?", "math")]
+    summary = capsys.readouterr().err
+    assert "unknown -> math: 1" in summary and "2 corrections carry their question" in summary
+
+
+def test_summary_pairs_and_helpful_rate_by_answer_target(
+    handler: FeedbackHandler, empty_table: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    haiku, sonnet = "anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-5-sonnet"
+    for n, (helpful, answerer) in enumerate([(True, haiku), (False, haiku), (True, haiku),
+                                             (True, sonnet)]):
+        assert call(handler, {"request_id": f"h-{n}", "helpful": helpful,
+                              "answerer_LLM": answerer})[0] == 200
+    assert call(handler, {"request_id": "c-1", "correct_category": "math",
+                          "question_classification": "history"})[0] == 200
+    assert feedback_cli.main(["list", "--table", TABLE, "--format", "json"],
+                             client=empty_table) == 0
+    report = json.loads(capsys.readouterr().out)
+    summary = report["summary"]
+    assert summary["helpful_by_answerer"][haiku] == {"helpful_rate": 0.6667, "n": 3}
+    assert summary["helpful_by_answerer"][sonnet] == {"helpful_rate": 1.0, "n": 1}
+    assert summary["corrections"] == [{"routed": "history", "correct": "math", "count": 1}]
+    assert summary["by_kind"] == {"helpful": 3, "not_helpful": 1, "correction": 1}
+    assert len(report["items"]) == 5
+    assert feedback_cli.main(["list", "--table", TABLE], client=empty_table) == 0
+    text = capsys.readouterr().out
+    assert "h-1" in text and "history -> math: 1" in text
+
+
+def test_unreadable_table_is_one_line(dynamodb: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert feedback_cli.main(["list", "--table", "nope"], client=dynamodb) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read table nope: ResourceNotFoundException")
