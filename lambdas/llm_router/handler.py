@@ -170,7 +170,9 @@ class RouterHandler:
         request_context = RequestContext(deadline=deadline, tier=tier, request_id=request_id)
         with serving(request_context):
             try:
-                body = service.ask(request.question, request.category, tier=tier)
+                body = service.ask(
+                    request.question, request.category, tier=tier, history=request.history
+                )
             except UnknownCategory as exc:
                 return json_response(
                     400,

@@ -37,6 +37,7 @@ from itertools import accumulate
 from typing import Any
 
 from .config import RoutesConfig
+from .conversation import ConversationError, Turn, parse_history
 
 MAX_JSON_DEPTH = 32  # nesting levels of objects and arrays in a request body
 MAX_INTEGER_DIGITS = 100  # digits of one JSON integer (Python's own limit raises at 4,300)
@@ -85,6 +86,7 @@ class BadRequest(ValueError):
 class AskRequest:
     question: str
     category: str | None = None  # static routing: the caller names the category
+    history: tuple[Turn, ...] = ()  # earlier turns of the conversation, oldest first
 
 
 def json_depth(text: str) -> int:
@@ -204,7 +206,15 @@ def parse_request(event: Any, config: RoutesConfig) -> AskRequest:
     category = body.get("category")
     if category is not None and (not isinstance(category, str) or not _strip(category)):
         raise BadRequest('"category" must be a non-empty string when given')
-    return AskRequest(question=_strip(question), category=_strip(category) if category else None)
+    try:
+        history = parse_history(body.get("history"), config)
+    except ConversationError as exc:
+        raise BadRequest(str(exc)) from None
+    return AskRequest(
+        question=_strip(question),
+        category=_strip(category) if category else None,
+        history=history,
+    )
 
 
 def encodable(text: str) -> str:

@@ -24,6 +24,7 @@ from .bedrock import BedrockFailure
 from .breaker import BreakerBoard
 from .classification import Classification, Classifier, ModelUsage
 from .config import OUT_OF_SCOPE, RoutesConfig
+from .conversation import Turn, history_messages, route_followup
 from .errors import RoutingError
 from .pricing import cost_usd
 from .request_context import DeadlineExceeded, RequestContext, current
@@ -210,12 +211,22 @@ class RouterService:
         decided_by = DECIDED_BY.get(self.classifier.strategy, self.classifier.strategy)
         return replace(decision, details={"decided_by": decided_by, **decision.details})
 
+    def classify_in_context(self, question: str, history: Sequence[Turn] = ()) -> Classification:
+        """A lone question's decision, or a follow-up's with its conversation (affinity)."""
+        if not history:
+            return self.classify(question)
+        return route_followup(question, history, self.classify, self.config)
+
     def decide(
-        self, question: str, category: str | None = None, tier: str | None = None
+        self,
+        question: str,
+        category: str | None = None,
+        tier: str | None = None,
+        history: Sequence[Turn] = (),
     ) -> Classification:
         """The routing decision ``ask`` acts on (a category, or OUT_OF_SCOPE to decline)."""
         if category is None:
-            return self.resolve_out_of_scope(self.classify(question), tier)
+            return self.resolve_out_of_scope(self.classify_in_context(question, history), tier)
         self._check_category(category)
         policy = self.config.api.caller_category
         if policy == "off":
@@ -225,7 +236,7 @@ class RouterService:
             )
         if policy == "trust":
             return self.static_classification(category)
-        checked = self.classify(question)  # "check": the caller's category, if in scope
+        checked = self.classify_in_context(question, history)  # "check": in scope?
         if checked.category == OUT_OF_SCOPE:
             return replace(
                 checked,
@@ -257,8 +268,9 @@ class RouterService:
         question: str,
         category: str | None = None,
         tier: str | None = None,
-        history: Sequence[dict[str, Any]] = (),
+        history: Sequence[Turn] = (),
     ) -> dict[str, Any]:
+        """Route and answer ``question``; ``history`` holds the conversation's earlier turns."""
         started = time.perf_counter()
         context = current()
         tier = tier or context.tier or self.config.default_tier
@@ -266,7 +278,7 @@ class RouterService:
         budget_level = self._check_budget(tier)
         if budget_level != "off":
             extra["budget"] = budget_level
-        classification = self.decide(question, category, tier)
+        classification = self.decide(question, category, tier, history)
         if classification.category == OUT_OF_SCOPE:
             body = shape_response(
                 self.classifier, classification, None, self.config.out_of_scope.decline_message,
@@ -277,7 +289,7 @@ class RouterService:
         plan = self.config.plan_for(classification.category, tier)
         if budget_level == "soft":
             plan = self.cheapest_plan(plan)
-        answer = self._answer(question, plan, history)
+        answer = self._answer(question, plan, history_messages(history))
         body = shape_response(
             self.classifier, classification, answer, answer.text,
             time.perf_counter() - started, self.config, context, extra,
