@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import io
 import os
@@ -56,7 +57,8 @@ from backends import (
     open_backend,
     prepare_index,
 )
-from llm_router.config import ConfigError, RoutesConfig, load_routes
+from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
+from llm_router.settings import ROUTING_DETAILS
 
 
 class StopRequested(Exception):  # noqa: N818  (a signal, not an error)
@@ -141,6 +143,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--region", help="AWS region for --bedrock aws (default: your profile's)")
     parser.add_argument("--preset", help="routes.json preset (default: active_preset)")
     parser.add_argument(
+        "--routing-details",
+        choices=ROUTING_DETAILS,
+        default="full",
+        help="how much of the decision responses show: full (default here: the nearest reference "
+        "prompts too) or summary (the deployed default, response.routing_details)",
+    )
+    parser.add_argument(
         "--lambda-logs", action="store_true", help="show the handlers' JSON logs (INFO)"
     )
     parser.add_argument(
@@ -169,6 +178,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.api_key is not None and not args.api_key.strip():
         parser.error("--api-key must not be empty")
     return args
+
+
+def with_routing_details(config: RoutesConfig, level: str) -> RoutesConfig:
+    """The config with ``response.routing_details`` set to ``level``."""
+    if config.response.routing_details == level:
+        return config
+    raw = copy.deepcopy(dict(config.raw))
+    raw.setdefault("response", {})["routing_details"] = level
+    return parse_routes(raw, preset=config.preset, source_path=config.source_path)
 
 
 def configure_handler_environment(lambda_logs: bool) -> None:
@@ -248,7 +266,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
     from local_api.routers import mount_routers
 
     try:
-        config = load_routes(preset=args.preset)
+        config = with_routing_details(load_routes(preset=args.preset), args.routing_details)
     except ConfigError as exc:
         raise StartupError(str(exc)) from exc
     api_key = args.api_key or secrets.token_urlsafe(18)
