@@ -13,6 +13,7 @@ from layers.build import LayerBuilder
 from stacks.deployment import DeploymentSettings, parse_deployment
 from stacks.feedback_api import FEEDBACK_PATH, FeedbackEndpoint
 from stacks.lambda_target import LambdaTarget
+from stacks.monitoring import add_monitoring
 from stacks.nag import acknowledge_router_findings
 from stacks.router_api import RouterApi
 from stacks.router_layers import RouterLayer, semantic_layer
@@ -87,4 +88,5 @@ class RouterStack(Stack):
                 "value with: aws apigateway get-api-key --include-value --query value --output "
                 f"text --api-key <{tier_key.output_id}>",
             )
+        self.monitoring = add_monitoring(self, self.router, strategy, config)
         acknowledge_router_findings(self.router, self.feedback, waf=deployment.waf.enabled)
