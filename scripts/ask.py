@@ -8,18 +8,24 @@ With ``--stack`` the API URL and the API key's id come from the stack's CloudFor
 (``ApiUrl``, ``ApiKeyId``) and the key's value from API Gateway, which replaces the original
 sample's three steps (describe-stacks, get-api-key, curl, each through jq). ``--json`` prints the
 raw response body. Errors are one line on stderr and a non-zero exit code.
+
+``--chat`` holds a conversation: it reads one question per line from stdin (``quit`` or end of
+input stops) and sends each with the turns so far as ``history``, so follow-ups such as "why?"
+keep their context and their model. The router is stateless: the history lives here. A question
+that fails is not added to it, and the oldest turns are dropped to stay within ``--max-turns``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.strategies import STRATEGIES
@@ -30,6 +36,8 @@ OUTPUT_API_ID = "ApiId"
 OUTPUT_API_KEY_ID = "ApiKeyId"
 ASK_SUFFIX = "/ask"
 DEFAULT_TIMEOUT_SECONDS = 90.0
+DEFAULT_CHAT_TURNS = 20  # routes.json conversation.max_turns by default
+QUIT_WORDS = ("quit", "exit")
 
 
 class AskError(Exception):
@@ -125,11 +133,14 @@ def post_question(
     question: str,
     category: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    history: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """POST the question; the parsed body of a 2xx answer, else AskError with status and reason."""
-    payload: dict[str, str] = {"question": question}
+    payload: dict[str, Any] = {"question": question}
     if category:
         payload["category"] = category
+    if history:
+        payload["history"] = list(history)
     request = urllib.request.Request(
         endpoint.url,
         data=json.dumps(payload).encode("utf-8"),
@@ -173,6 +184,9 @@ def format_answer(body: Mapping[str, Any]) -> str:
     lines = [str(body.get("answer", "")).strip(), "", f"Routing: {route}"]
     if routing.get("fallback_to_default"):
         lines.append(f"Fallback: {routing.get('fallback_reason', 'default category used')}")
+    conversation = routing.get("conversation")
+    if isinstance(conversation, Mapping):
+        lines.append(f"Conversation: {conversation.get('affinity')} ({conversation.get('reason')})")
     lines.append(
         "Time: classification {:.3f} s, answer {:.3f} s, total {:.3f} s".format(
             float(body.get("classification_time") or 0),
@@ -185,7 +199,14 @@ def format_answer(body: Mapping[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Ask a router a question.")
-    parser.add_argument("question")
+    parser.add_argument("question", nargs="?", help="the question (with --chat: the first)")
+    parser.add_argument(
+        "--chat", action="store_true", help="a conversation: one question per line of stdin"
+    )
+    parser.add_argument(
+        "--max-turns", type=int, default=DEFAULT_CHAT_TURNS,
+        help="--chat: turns of history to send at most (routes.json conversation.max_turns)",
+    )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "--stack",
@@ -202,6 +223,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", help="AWS profile to use")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
     args = parser.parse_args(argv)
+    if args.question is None and not args.chat:
+        parser.error("give a question, or --chat")
+    if args.max_turns < 2 or args.max_turns % 2:
+        parser.error("--max-turns must be an even number >= 2 (a question and its answer each)")
     if args.url and not args.api_key:
         parser.error("--url needs --api-key (local.py prints it at start-up)")
     if args.stack and args.api_key:
@@ -222,9 +247,44 @@ def endpoint_for(args: argparse.Namespace) -> Endpoint:
     return resolve_stack(session, stack_name_for(args.stack))
 
 
+def chat(
+    endpoint: Endpoint, args: argparse.Namespace, lines: TextIO, out: TextIO, err: TextIO
+) -> int:
+    """Ask each line as the next turn of one conversation; 0 when every question was answered."""
+    history: list[dict[str, str]] = []
+    failures = 0
+    questions = itertools.chain([args.question] if args.question else [], lines)
+    out.write("Chat: one question per line; quit or end of input stops.\n")
+    for line in questions:
+        question = line.strip()
+        if not question:
+            continue
+        if question.lower() in QUIT_WORDS:
+            break
+        out.write(f"you> {question}\n")
+        try:
+            body = post_question(endpoint, question, args.category, args.timeout, history)
+        except AskError as exc:
+            err.write(f"error: {exc}\n")
+            failures += 1
+            continue
+        out.write(
+            (json.dumps(body, ensure_ascii=False) if args.json else format_answer(body)) + "\n\n"
+        )
+        history += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": str(body.get("answer") or "(no answer)")},
+        ]
+        del history[: max(0, len(history) - args.max_turns)]
+    out.flush()
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.chat:
+            return chat(endpoint_for(args), args, sys.stdin, sys.stdout, sys.stderr)
         body = post_question(endpoint_for(args), args.question, args.category, args.timeout)
     except AskError as exc:
         print(f"error: {exc}", file=sys.stderr)
