@@ -12,6 +12,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from llm_router.config import RoutesConfig
+from llm_router.feedback import FEEDBACK_TABLE_ENV
 from llm_router.strategies import Strategy
 
 from stacks.functions import FunctionSpec, base_environment, stack_function
@@ -21,7 +22,6 @@ from stacks.tables import feedback_table
 
 FEEDBACK_HANDLER = "llm_router.feedback.lambda_handler"
 FEEDBACK_PATH = "feedback"
-FEEDBACK_TABLE_ENV = "FEEDBACK_TABLE_NAME"
 FEEDBACK_ACTIONS = ("dynamodb:PutItem",)
 # One validated PutItem: a fraction of the router's size and time is plenty.
 FEEDBACK_MEMORY_MB = 256

@@ -17,13 +17,15 @@ from typing import Any
 
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
 from llm_router.conversation import parse_conversation
+from llm_router.feedback import (
+    COMMENT_MAX_CHARS,
+    FIELDS,
+    MODEL_ID_MAX_CHARS,
+    REQUEST_ID_MAX_CHARS,
+)
 from llm_router.http_api import DRAFT4, ask_request_schema
 
 HISTORY_ROLES = ("user", "assistant")
-# Bounds of the feedback fields other than the question (which has the /ask bound).
-REQUEST_ID_MAX_CHARS = 128  # API Gateway's request ids are 36-character UUIDs
-COMMENT_MAX_CHARS = 2000
-FEEDBACK_FIELDS = ("request_id", "helpful", "correct_category", "question", "comment")
 
 
 def history_schema(config: RoutesConfig) -> dict[str, Any]:
@@ -57,8 +59,13 @@ def ask_body_schema(config: RoutesConfig) -> dict[str, Any]:
 
 
 def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
-    """The body of ``POST /feedback``: which request, and what the caller thinks of it."""
-    return {
+    """The body of ``POST /feedback``: which request, and what the caller thinks of it.
+
+    Fields and bounds are the handler's (:mod:`llm_router.feedback`); a field it adds without a
+    schema here fails the synth rather than being refused by API Gateway at run time.
+    """
+    labels = [*config.category_names, OUT_OF_SCOPE]
+    schema: dict[str, Any] = {
         "$schema": DRAFT4,
         "title": "FeedbackRequest",
         "type": "object",
@@ -66,16 +73,20 @@ def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
         "properties": {
             "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX_CHARS},
             "helpful": {"type": "boolean"},
-            "correct_category": {
-                "type": "string",
-                "enum": [*config.category_names, OUT_OF_SCOPE],
-            },
+            "correct_category": {"type": "string", "enum": labels},
+            # The category /ask chose, as the client echoes it (for corrections by pair).
+            "question_classification": {"type": "string", "enum": labels},
             "question": {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": config.api.max_question_chars,
             },
             "comment": {"type": "string", "maxLength": COMMENT_MAX_CHARS},
+            # The answer's model as the client echoes it from /ask (for helpful rate by target).
+            "answerer_LLM": {"type": "string", "minLength": 1, "maxLength": MODEL_ID_MAX_CHARS},
         },
         "additionalProperties": False,
     }
+    if set(schema["properties"]) != set(FIELDS):
+        raise AssertionError("POST /feedback schema and llm_router.feedback.FIELDS differ")
+    return schema

@@ -444,10 +444,19 @@ def test_feedback_body_schema(default: Synth, strategy: Strategy, routes: Routes
     assert schema["required"] == ["request_id"]
     assert schema["additionalProperties"] is False
     props = schema["properties"]
-    assert set(props) == {"request_id", "helpful", "correct_category", "question", "comment"}
+    assert set(props) == {
+        "request_id",
+        "helpful",
+        "correct_category",
+        "question",
+        "comment",
+        "answerer_LLM",
+        "question_classification",
+    }
     assert props["helpful"] == {"type": "boolean"}
     assert props["correct_category"]["enum"] == [*routes.category_names, "out_of_scope"]
-    for name in ("request_id", "question", "comment"):
+    assert props["question_classification"] == props["correct_category"]
+    for name in ("request_id", "question", "comment", "answerer_LLM"):
         assert props[name]["type"] == "string" and props[name]["maxLength"] > 0
     assert props["question"]["maxLength"] == routes.api.max_question_chars
 
