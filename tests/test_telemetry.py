@@ -183,6 +183,18 @@ def test_outcomes_and_statuses_each_count_once(emit: Callable[..., Any]) -> None
     assert got[4]["BudgetSoft"] == 1 and got[4]["Degraded"] == 1 and got[4]["Answered"] == 1
 
 
+def test_embedding_calls_listed_under_classification_count_as_embedding(
+    emit: Callable[..., Any],
+) -> None:
+    """llm_router.audit lists every classification-time call as stage "classification"."""
+    record = answered_record()
+    record["usage"] = [{**call, "stage": "classification"} if call["stage"] == "embedding"
+                       else call for call in record["usage"]]
+    [blob], _ = emit(record)
+    values = metric_values(blob)
+    assert (values["EmbeddingInputTokens"], values["ClassifierInputTokens"]) == (9, 120)
+
+
 def test_unknown_price_is_never_published_as_zero(emit: Callable[..., Any]) -> None:
     usage = answered_record()["usage"]
     usage[2] = {**usage[2], "cost_usd": None}

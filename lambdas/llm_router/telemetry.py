@@ -154,8 +154,9 @@ def metric_values(record: Mapping[str, Any]) -> list[tuple[mc.MetricSpec, float]
     add(mc.TOTAL_LATENCY, _ms(record.get("total_seconds")))
 
     usage = _dicts(record.get("usage"))
+    embedders = _embedding_models(tried)
     for call in usage:
-        specs = mc.TOKEN_METRICS.get(str(call.get("stage")))
+        specs = mc.TOKEN_METRICS.get(_stage(call, embedders))
         if specs is None:
             continue
         input_spec, output_spec = specs
@@ -168,6 +169,19 @@ def metric_values(record: Mapping[str, Any]) -> list[tuple[mc.MetricSpec, float]
         _add_cost(values, mc.CLASSIFICATION_COST, stage_cost(usage, CLASSIFICATION_STAGES))
         _add_cost(values, mc.ANSWER_COST, stage_cost(usage, ("answer",)))
     return [(spec, values[spec]) for spec in mc.METRICS if spec in values]
+
+
+def _embedding_models(tried: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {str(t.get("model_id")) for t in tried if t.get("stage") == "embedding"}
+
+
+def _stage(call: Mapping[str, Any], embedders: set[str]) -> str:
+    """A call's stage. The response's usage lists embedding calls under classification; the
+    attempts (targets_tried) say which of those models ran as the embedder."""
+    stage = str(call.get("stage"))
+    if stage == "classification" and str(call.get("model_id")) in embedders:
+        return "embedding"
+    return stage
 
 
 def _add_cost(values: dict[mc.MetricSpec, float], spec: mc.MetricSpec, cost: Any) -> None:
