@@ -186,20 +186,17 @@ def test_a_tier_budget_applies_to_its_tier_only_and_the_stricter_level_wins(
     assert pro_only.check("pro").level == "hard"
 
 
-def test_concurrent_records_are_atomic_increments(dynamodb: Any) -> None:
+def test_functions_add_to_one_total_without_local_state(dynamodb: Any) -> None:
+    """Two functions (guards) interleave their records: the table adds (UpdateItem ADD), neither
+    writes back a total it read. (Whether ADD is atomic under concurrency is DynamoDB's promise;
+    moto's in-process backend is not thread-safe, so it is not tested with threads here.)"""
     config = config_with(budget={"daily_usd": 100.0})
-    guard = guard_for(config, dynamodb, Clock(NOON))
-
-    def spend() -> None:
-        for _ in range(25):
-            guard.record("standard", 0.01)
-
-    threads = [threading.Thread(target=spend) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert guard.check("standard").spent_usd == pytest.approx(1.0)
+    first, second = (guard_for(config, dynamodb, Clock(NOON)) for _ in range(2))
+    for _ in range(10):
+        first.record("standard", 0.01)
+        second.record("standard", 0.02)
+    assert first.check("standard").spent_usd == pytest.approx(0.3)
+    assert second.check("standard").spent_usd == pytest.approx(0.3)
 
 
 def test_nothing_is_recorded_for_free_or_unknown_costs(dynamodb: Any) -> None:
