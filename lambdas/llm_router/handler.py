@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from .config import ConfigError, RoutesConfig, load_routes
 from .errors import ERRORS, RoutingError
 from .factory import build_service
-from .http_api import BadRequest, json_response, parse_request
+from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
 from .request_context import Deadline, RequestContext, serving
 from .service import RouterService, UnknownCategory
 
@@ -133,10 +133,12 @@ class RouterHandler:
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         try:
-            return self._handle(event, context)
+            response = self._handle(event, context)
         except Exception:  # the wrappers themselves failed (e.g. a context without attributes)
             logger.exception("unhandled error around the handler")
-            return json_response(500, error_body("internal_error", None))
+            response = json_response(500, error_body("internal_error", None))
+        config = self._service.config if self._service is not None else None
+        return with_cors(response, event, allowed_origins(config))
 
     def _handle_event(self, event: Any, context: Any) -> dict[str, Any]:
         request_id = request_id_of(event, context)

@@ -222,6 +222,33 @@ def encodable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text) if has_lone_surrogate(text) else text
 
 
+def allowed_origins(config: RoutesConfig | None) -> tuple[str, ...]:
+    """``deployment.cors_allowed_origins`` (validated by the stack at synth; ``*`` by default)."""
+    if config is None:
+        return ("*",)
+    origins = config.raw.get("deployment", {}).get("cors_allowed_origins", ["*"])
+    return tuple(o for o in origins if isinstance(o, str)) or ("*",)
+
+
+def with_cors(response: dict[str, Any], event: Any, origins: tuple[str, ...]) -> dict[str, Any]:
+    """Answer a browser's ``Origin`` as the configured origins allow: ``*``, the origin itself
+    when it is listed (with ``Vary: Origin``), or no Allow-Origin header at all."""
+    if "*" in origins:
+        return response
+    headers = response["headers"]
+    raw_headers = event.get("headers") if isinstance(event, dict) else None
+    origin = next(
+        (v for k, v in (raw_headers or {}).items() if isinstance(k, str) and k.lower() == "origin"),
+        None,
+    )
+    if origin in origins:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    else:
+        headers.pop("Access-Control-Allow-Origin", None)
+    return response
+
+
 def json_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
