@@ -50,6 +50,7 @@ class SemanticIndexContent:
     def cache_inputs(self) -> Mapping[str, Any]:
         import faiss
         from build_index import PROBE_FILE
+        from llm_router import linear_head
         from llm_router.semantic_index import (
             INDEX_FILE,
             LABELS_FILE,
@@ -67,7 +68,16 @@ class SemanticIndexContent:
             "reference_prompts_sha256": self.config.reference_prompts_hash(),
             "embedding_source": self.embedding_source,
             "faiss_version": faiss.__version__,
-            "files": [INDEX_FILE, LABELS_FILE, MANIFEST_FILE, PROBE_FILE],  # the layout shipped
+            # The head is trained in the build: its settings are inputs of the content too.
+            "head": {
+                "version": linear_head.HEAD_VERSION,
+                "l2": linear_head.L2,
+                "iterations": linear_head.ITERATIONS,
+                "folds": linear_head.CALIBRATION_FOLDS,
+            },
+            "files": [  # the layout shipped
+                INDEX_FILE, LABELS_FILE, MANIFEST_FILE, PROBE_FILE, linear_head.HEAD_FILE,
+            ],
         }
 
     def write(self, layer_root: Path, progress: Progress) -> Mapping[str, Any]:

@@ -44,6 +44,8 @@ from llm_router.bedrock import BedrockFailure
 from llm_router.classifiers.semantic import SemanticClassifier
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 from llm_router.factory import build_service
+from llm_router.normalize import routing_text
+from llm_router.routing_policy import parse_routing
 from llm_router.service import RouterService
 from llm_router.strategies import STRATEGIES
 
@@ -73,16 +75,22 @@ def read_dataset(path: Path, config: RoutesConfig) -> list[dict[str, str]]:
             raise EvaluationError(
                 f"{path}:{number}: label {label!r} is none of {', '.join(sorted(valid))}"
             )
-        rows.append({"question": question, "label": label})
+        rows.append({"question": question, "label": label, "source": str(row.get("source", ""))})
     if not rows:
         raise EvaluationError(f"{path} has no questions")
     return rows
 
 
 def evaluate(service: RouterService, rows: Sequence[dict[str, str]]) -> list[Outcome]:
+    """Each row through ``service.decide`` on its routing text (``normalize.routing_text``).
+
+    The core will normalise in ``RouterService.decide`` itself; ``routing_text`` is idempotent,
+    so normalising here as well changes nothing once it does.
+    """
+    max_chars = parse_routing(service.config).max_input_chars
     outcomes = []
     for row in rows:
-        decision = service.decide(row["question"])
+        decision = service.decide(routing_text(row["question"], max_chars))
         decided_by = decision.details.get("decided_by")
         outcomes.append(
             Outcome(
@@ -91,6 +99,8 @@ def evaluate(service: RouterService, rows: Sequence[dict[str, str]]) -> list[Out
                 decision=decision.category,
                 seconds=decision.seconds,
                 escalated=(decided_by == "llm") if service.strategy == "hybrid" else None,
+                source=row.get("source", ""),
+                details=decision.details,
             )
         )
     return outcomes

@@ -1,9 +1,11 @@
 """The semantic router's reference index: building it, and loading it safely at cold start.
 
-An index is a directory of three files: ``index.faiss`` (the FAISS index of the reference prompts'
+An index is a directory of four files: ``index.faiss`` (the FAISS index of the reference prompts'
 embeddings, L2-normalised so inner product is cosine similarity), ``labels.json`` (category and
-prompt of each row) and ``manifest.json`` (what the vectors were made with). The Lambda refuses to
-serve an index whose manifest does not match its configured embedding model, dimensions,
+prompt of each row), ``head.npz`` (the calibrated logistic-regression head trained on the same
+vectors, ``linear_head``) and ``manifest.json`` (what the vectors were made with). Each prompt is
+embedded as its routing text (``normalize.routing_text``), the form questions are classified in.
+The Lambda refuses to serve an index whose manifest does not match its configured embedding model, dimensions,
 normalisation or reference prompts: a mismatched index routes silently and wrongly, which is worse
 than not routing.
 """
@@ -20,11 +22,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import ConfigError, RoutesConfig
+from .linear_head import HEAD_FILE, LinearHead, train_head
+from .normalize import routing_text
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: prompts embedded as routing text, head.npz beside the index
 # The index type by number of vectors (measurements in make_faiss_index's docstring): exact flat
 # search below HNSW_THRESHOLD, HNSW up to IVF_THRESHOLD, IVF-Flat from there.
 HNSW_THRESHOLD = 20_000
@@ -77,6 +81,7 @@ class LoadedIndex:
     index: Any  # faiss.Index
     rows: list[ReferenceRow]
     manifest: Manifest
+    head: LinearHead | None = None  # None for an index directory without head.npz
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[ReferenceRow, float]]:
         """The k nearest reference prompts with their cosine similarity, best first."""
@@ -151,13 +156,16 @@ def build_index(
         raise ValueError("the routes configuration has no reference prompts to index")
     vectors = np.zeros((len(rows), config.embedding.dimensions), dtype=np.float32)
     for i, row in enumerate(rows):
-        vectors[i] = embedder.embed(row.prompt).vector
+        vectors[i] = embedder.embed(routing_text(row.prompt)).vector
         if progress:
             progress(i + 1, len(rows))
     faiss.normalize_L2(vectors)
     index, kind = make_faiss_index(vectors)
     out_dir.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(out_dir / INDEX_FILE))
+    labels = [row.category for row in rows]
+    head, _ = train_head(vectors, labels, classes=list(dict.fromkeys(labels)))
+    head.save(out_dir)
     (out_dir / LABELS_FILE).write_text(
         json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=0), encoding="utf-8"
     )
@@ -180,6 +188,7 @@ def build_index(
 def manifest_problems(manifest: Manifest, config: RoutesConfig, embedding_source: str) -> list[str]:
     """Every way the manifest disagrees with the configuration; empty when the index fits."""
     expected = {
+        "manifest_version": MANIFEST_VERSION,
         "embedding_model_id": config.embedding.model_id,
         "dimensions": config.embedding.dimensions,
         "normalize": config.embedding.normalize,
@@ -229,4 +238,5 @@ def load_index(directory: Path, config: RoutesConfig, embedding_source: str) -> 
             f"dimensions, {len(rows)} labels, manifest says "
             f"{manifest.vectors}x{manifest.dimensions}"
         )
-    return LoadedIndex(index=index, rows=rows, manifest=manifest)
+    head = LinearHead.load(directory) if (directory / HEAD_FILE).is_file() else None
+    return LoadedIndex(index=index, rows=rows, manifest=manifest, head=head)

@@ -9,8 +9,9 @@ a dependency of ~100 MB would buy little.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from llm_router.config import OUT_OF_SCOPE
@@ -27,6 +28,8 @@ class Outcome:
     decision: str  # a category, or OUT_OF_SCOPE (declined)
     seconds: float  # classification time
     escalated: bool | None  # hybrid: decided by the LLM; None for other routers
+    source: str = ""  # the dataset's ``source`` (e.g. an MMLU subject), "" when it has none
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def predicted(self) -> str:

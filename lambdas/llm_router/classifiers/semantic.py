@@ -1,4 +1,20 @@
-"""Semantic classification: k-nearest-neighbour vote over labelled reference prompts.
+"""Semantic classification: a calibrated linear head, or a k-nearest-neighbour vote, over
+labelled reference prompts.
+
+**Head** (``semantic.decision: head``, the default when the index ships ``head.npz``): the
+question's embedding goes through the logistic-regression head trained on the reference prompts
+at index-build time (``linear_head``), which gives a calibrated probability per label. The question
+is declined when P(off-topic) is at least ``semantic.decline_probability`` (fitted cost-aware:
+``scripts/evaluation/fit.py``), unless it is *ambiguous*: its two likeliest categories each have
+at least ``routing.ambiguous_min_probability``. Ambiguous questions (history of mathematics, say)
+are never declined; the decision carries ``details["ambiguous"] = True`` and
+``details["candidates"]`` (the categories, likeliest first) and ``details["ambiguous_to"]`` (the
+category ``routing.ambiguous_to`` names), so the core can answer them with that category.
+The decision is *confident* for the hybrid when the likeliest label's probability is at least
+``hybrid.min_probability``. The nearest neighbours are still read, for the explanation in the
+response and for the hybrid's similarity and margin fields.
+
+**k-NN vote** (``semantic.decision: knn``; the original design, kept to measure against):
 
 The question is embedded with the configured embedding model and compared (cosine similarity) with
 the reference prompts in the FAISS index, which holds every category's prompts plus off-topic
@@ -20,6 +36,8 @@ from typing import Any
 from ..classification import Classification, ModelUsage
 from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..embeddings import Embedding, TitanEmbedder
+from ..linear_head import LinearHead
+from ..routing_policy import RoutingPolicy, parse_routing
 from ..semantic_index import LoadedIndex, ReferenceRow
 
 Neighbours = list[tuple[ReferenceRow, float]]  # nearest first, with cosine similarity
@@ -83,6 +101,40 @@ def decide(neighbours: Neighbours, k: int, config: RoutesConfig) -> dict[str, An
     }
 
 
+def decide_by_head(
+    probabilities: dict[str, float], policy: RoutingPolicy, config: RoutesConfig
+) -> dict[str, Any]:
+    """The head's decision from calibrated probabilities per label (OUT_OF_SCOPE included)."""
+    ranked = sorted(
+        (c for c in config.category_names if c in probabilities),
+        key=lambda c: -probabilities[c],
+    )
+    best, p_off = ranked[0], probabilities.get(OUT_OF_SCOPE, 0.0)
+    ambiguous = (
+        len(ranked) > 1 and probabilities[ranked[1]] >= policy.ambiguous_min_probability
+    )
+    category, reason = best, None
+    if ambiguous:
+        category = policy.ambiguous_category(config)
+    elif p_off >= policy.decline_probability:
+        category = OUT_OF_SCOPE
+        reason = (
+            f"P(off-topic) {p_off:.3f} is at least semantic.decline_probability "
+            f"{policy.decline_probability:.3f}"
+        )
+    decision: dict[str, Any] = {
+        "category": category,
+        "out_of_scope_reason": reason,
+        "confident": max(probabilities.values()) >= policy.hybrid_min_probability,
+        "probabilities": {label: round(p, 6) for label, p in probabilities.items()},
+        "ambiguous": ambiguous,
+    }
+    if ambiguous:
+        decision["candidates"] = ranked[:2]
+        decision["ambiguous_to"] = category
+    return decision
+
+
 class SemanticClassifier:
     strategy = "semantic"
     model_field = "embedding_LLM"
@@ -91,6 +143,12 @@ class SemanticClassifier:
         self._embedder = embedder
         self._index = index
         self._config = config
+        self.policy = parse_routing(config)
+
+    @property
+    def head(self) -> LinearHead | None:
+        """The head that decides, or None when the k-NN vote does (configured or no head)."""
+        return self._index.head if self.policy.decision == "head" else None
 
     @property
     def model_id(self) -> str:
@@ -110,6 +168,11 @@ class SemanticClassifier:
         neighbours, embedding = self.neighbours(question)
         k = self._config.semantic_k
         decision = decide(neighbours, k, self._config)
+        head = self.head
+        if head is not None:
+            probabilities = head.probability_of(embedding.vector)
+            by_head = decide_by_head(probabilities, self.policy, self._config)
+            decision = {**decision, **by_head, "decided_by_head": True}
         seconds = time.perf_counter() - started
         details: dict[str, Any] = {
             "k": k,
