@@ -40,6 +40,7 @@ from evaluation import conversations
 from evaluation.conversations import is_conversation_file
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
 from evaluation.metrics import OTHER, Outcome, summarise
+from evaluation.report import per_source, plot, policy_costs
 from llm_router.bedrock import BedrockFailure
 from llm_router.classifiers.semantic import SemanticClassifier
 from llm_router.config import ConfigError, RoutesConfig, load_routes
@@ -149,7 +150,12 @@ def monthly_cost(
     }
 
 
-def render_text(strategy: str, summary: dict[str, Any], cost: dict[str, Any] | None) -> str:
+def render_text(
+    strategy: str,
+    summary: dict[str, Any],
+    cost: dict[str, Any] | None,
+    sources: dict[str, dict[str, Any]] | None = None,
+) -> str:
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{value * 100:.1f}%"
 
@@ -189,6 +195,25 @@ def render_text(strategy: str, summary: dict[str, Any], cost: dict[str, Any] | N
             f"    every question to the premium model: ${cost['all_premium_answering']:,.2f}; "
             f"saving ${cost['saving']:,.2f}",
         ]
+    if cost and "out_of_scope_policies" in cost:
+        policies = cost["out_of_scope_policies"]
+        lines.append(
+            "    answering by out-of-scope action: "
+            + ", ".join(
+                f"{action} " + ("unknown" if usd is None else f"${usd:,.2f}")
+                for action, usd in policies.items()
+            )
+        )
+    if sources and len(sources) > 1:
+        classes = [*summary["confusion"]]
+        lines += ["", "  per source    label      n  " + "".join(f"{c:>9}" for c in classes)
+                  + "  right"]
+        for name, row in sources.items():
+            lines.append(
+                f"  {name.removeprefix('mmlu/'):<28} {row['label']:<8} {row['n']:>3}  "
+                + "".join(f"{row['routed'].get(c, 0):>9}" for c in classes)
+                + f"  {pct(row['correct']):>6}"
+            )
     if summary["errors"]:
         lines += ["", f"  errors ({len(summary['errors'])}):"]
         lines += [
@@ -212,6 +237,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="labelled questions to fit on (default: reference prompts, leave-one-out)",
     )
+    parser.add_argument("--plot", type=Path, help="write a PNG: confusion matrix, per subject")
     parser.add_argument("--max-false-refusal", type=float, default=0.005)
     parser.add_argument(
         "--max-escalation",
@@ -306,10 +332,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     summary = summarise(outcomes, config.category_names)
     cost = monthly_cost(summary, outcomes, args.router)
+    scenario = costs.load_scenario()
+    tokens = scenario["tokens"]
+    cost["out_of_scope_policies"] = policy_costs(
+        outcomes,
+        config,
+        cost["questions_per_month"],
+        int(tokens["input_per_question"]),
+        int(tokens["output_per_answer"]),
+    )
+    sources = per_source(outcomes)
+    if args.plot:
+        plot(summary, sources, f"{args.router} router, {args.dataset.name}", args.plot)
     if args.format == "json":
-        print(json.dumps({"router": args.router, **summary, "monthly_cost": cost}, indent=2))
+        print(
+            json.dumps(
+                {"router": args.router, **summary, "per_source": sources, "monthly_cost": cost},
+                indent=2,
+            )
+        )
     else:
-        print(render_text(args.router, summary, cost))
+        print(render_text(args.router, summary, cost, sources))
     return 0
 
 

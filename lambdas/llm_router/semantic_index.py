@@ -5,9 +5,9 @@ embeddings, L2-normalised so inner product is cosine similarity), ``labels.json`
 prompt of each row), ``head.npz`` (the calibrated logistic-regression head trained on the same
 vectors, ``linear_head``) and ``manifest.json`` (what the vectors were made with). Each prompt is
 embedded as its routing text (``normalize.routing_text``), the form questions are classified in.
-The Lambda refuses to serve an index whose manifest does not match its configured embedding model, dimensions,
-normalisation or reference prompts: a mismatched index routes silently and wrongly, which is worse
-than not routing.
+The Lambda refuses to serve an index whose manifest does not match its configured embedding model,
+dimensions, normalisation or reference prompts: a mismatched index routes silently and wrongly,
+which is worse than not routing.
 """
 
 from __future__ import annotations

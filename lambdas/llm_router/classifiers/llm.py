@@ -21,8 +21,29 @@ NONE_LABEL = "none"
 NONE_DESCRIPTION = "the question is about something else, none of the topics above"
 
 
+OTHER_LABEL = "other"  # also accepted for off-topic: what models (and datasets) often answer
+EXAMPLES_PER_LABEL = 2
+
+
+def few_shot_examples(
+    config: RoutesConfig, per_label: int = EXAMPLES_PER_LABEL
+) -> list[tuple[str, str]]:
+    """(question, answer) pairs from the reference prompts: the first ``per_label`` of each
+    category and of the off-topic prompts (answer ``none``), interleaved so no label comes last
+    by habit. Drawn from routes.json, so they follow every edit of the prompts."""
+    groups = [
+        [(p, c.name) for p in c.reference_prompts[:per_label]] for c in config.categories.values()
+    ]
+    groups.append([(p, NONE_LABEL) for p in config.out_of_scope.reference_prompts[:per_label]])
+    return [group[i] for i in range(per_label) for group in groups if i < len(group)]
+
+
 def build_prompt(config: RoutesConfig, question: str) -> str:
-    """The classification prompt; lists every configured category with its description."""
+    """The classification prompt: every category with its description, then a few examples.
+
+    The examples are written ``Example: "..." -> label`` rather than as ``Question:`` lines so
+    that only the real question reads as the question (the stand-in parses the prompt too).
+    """
     names = ", ".join((*config.category_names, NONE_LABEL))
     lines = [
         "You route questions for an educational tutor. "
@@ -30,6 +51,9 @@ def build_prompt(config: RoutesConfig, question: str) -> str:
         "",
         *(f"- {c.name}: {c.description}" for c in config.categories.values()),
         f"- {NONE_LABEL}: {NONE_DESCRIPTION}",
+        "",
+        "Examples:",
+        *(f'Example: "{text}" -> {label}' for text, label in few_shot_examples(config)),
         "",
         f"Reply with the category name only ({names}), in lower case, and nothing else.",
         "",
@@ -40,11 +64,14 @@ def build_prompt(config: RoutesConfig, question: str) -> str:
 
 
 def parse_label(output: str, config: RoutesConfig) -> str | None:
-    """The configured label (or OUT_OF_SCOPE for ``none``) the output names exactly, or None."""
-    label = output.strip().casefold()
-    if label == NONE_LABEL:
+    """The configured label the output names exactly, OUT_OF_SCOPE for ``none`` or ``other``
+    (a category named ``other`` would take precedence), or None."""
+    label = output.strip().strip(".").strip().casefold()
+    if label in config.categories:
+        return label
+    if label in (NONE_LABEL, OTHER_LABEL):
         return OUT_OF_SCOPE
-    return label if label in config.categories else None
+    return None
 
 
 class LlmClassifier:

@@ -1,0 +1,101 @@
+"""llm_router.linear_head and the head's decision: training, calibration, shipping, policy."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from llm_router.classifiers.semantic import decide_by_head
+from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, parse_routes
+from llm_router.linear_head import LinearHead, train_head
+from llm_router.routing_policy import parse_routing
+
+CLASSES = ("history", "math", OUT_OF_SCOPE)
+
+
+def clusters(n: int = 30, noise: float = 0.6, seed: int = 1) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 16) * 3
+    x = np.vstack([centres[i] + noise * rng.standard_normal((n, 16)) for i in range(3)])
+    return x, [c for c in CLASSES for _ in range(n)]
+
+
+def test_head_learns_separable_classes_and_its_probabilities_are_calibrated() -> None:
+    x, labels = clusters()
+    head, oof = train_head(x, labels, CLASSES)
+    predicted = [CLASSES[i] for i in head.probabilities(x).argmax(axis=1)]
+    assert np.mean(np.array(predicted) == np.array(labels)) > 0.95
+    assert np.allclose(oof.sum(axis=1), 1.0)
+    # Calibrated: the mean confidence on held-out folds is close to held-out accuracy.
+    truth = np.array([CLASSES.index(label) for label in labels])
+    accuracy = np.mean(oof.argmax(axis=1) == truth)
+    assert abs(oof.max(axis=1).mean() - accuracy) < 0.1
+    assert 0.05 <= head.temperature <= 5.0
+
+
+def test_head_round_trips_through_its_file(tmp_path: Path) -> None:
+    x, labels = clusters(n=10)
+    head, _ = train_head(x, labels, CLASSES)
+    head.save(tmp_path)
+    loaded = LinearHead.load(tmp_path)
+    assert loaded.classes == CLASSES
+    assert np.allclose(loaded.probabilities(x), head.probabilities(x), atol=1e-5)
+
+
+def policy_config(routes: RoutesConfig, **routing: object) -> RoutesConfig:
+    raw = copy.deepcopy(dict(routes.raw))
+    raw["routing"] = {**raw.get("routing", {}), **routing}
+    raw["semantic"]["decline_probability"] = 0.9
+    return parse_routes(raw)
+
+
+def test_decline_only_above_the_decline_probability(routes: RoutesConfig) -> None:
+    config = policy_config(routes, ambiguous_to="history")
+    policy = parse_routing(config)
+    sure = decide_by_head({"history": 0.02, "math": 0.03, OUT_OF_SCOPE: 0.95}, policy, config)
+    unsure = decide_by_head({"history": 0.12, "math": 0.03, OUT_OF_SCOPE: 0.85}, policy, config)
+    assert sure["category"] == OUT_OF_SCOPE and "decline_probability" in sure["out_of_scope_reason"]
+    assert unsure["category"] == "history" and unsure["ambiguous"] is False
+
+
+@pytest.mark.parametrize(
+    ("ambiguous_to", "expected"), [("history", "history"), ("premium", "math")]
+)
+def test_ambiguous_questions_are_never_declined_and_go_where_configured(
+    routes: RoutesConfig, ambiguous_to: str, expected: str
+) -> None:
+    config = policy_config(routes, ambiguous_to=ambiguous_to)
+    policy = parse_routing(config)
+    # History of mathematics: both categories likely; even a large off-topic share cannot decline.
+    decision = decide_by_head({"history": 0.3, "math": 0.3, OUT_OF_SCOPE: 0.4}, policy, config)
+    assert decision["ambiguous"] is True
+    assert decision["candidates"] == ["history", "math"]  # ties keep the categories' order
+    assert decision["category"] == decision["ambiguous_to"] == expected
+
+
+@pytest.mark.parametrize(
+    ("routing", "message"),
+    [
+        ({"false_refusal_cost": 0}, "false_refusal_cost must be positive"),
+        ({"false_refusal_cost": "high"}, "must be a number"),
+        ({"ambiguous_to": "art"}, "ambiguous_to must be 'premium' or a category"),
+        ({"ambiguous_min_probability": 1.5}, "between 0 and 1"),
+        ({"max_input_chars": 10}, "max_input_chars"),
+        ({"fals_refusal_cost": 3}, "unknown keys"),
+    ],
+)
+def test_routing_section_errors_name_the_key(
+    routes: RoutesConfig, routing: dict, message: str
+) -> None:
+    raw = copy.deepcopy(dict(routes.raw))
+    raw["routing"] = routing
+    with pytest.raises(ConfigError, match=message):
+        parse_routing(parse_routes(raw))
+
+
+def test_shipped_routing_section_parses(routes: RoutesConfig) -> None:
+    policy = parse_routing(routes)
+    assert policy.false_refusal_cost == routes.raw["routing"]["false_refusal_cost"]
+    assert policy.decision == "head"
