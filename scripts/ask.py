@@ -124,8 +124,15 @@ def describe_error_body(raw: bytes) -> str:
     if not isinstance(body, Mapping):
         return json.dumps(body)[:300]
     message = body.get("error") or body.get("message") or json.dumps(body)[:300]
-    reason = body.get("reason")
-    return f"{message} ({reason})" if reason else str(message)
+    details = [
+        str(body[key]) for key in ("code", "stage", "model_id", "bedrock_error", "reason")
+        if body.get(key)
+    ]
+    if body.get("error") and body.get("message"):  # the router's advice on what to do
+        details.append(str(body["message"]))
+    if body.get("request_id"):
+        details.append(f"request id {body['request_id']}")
+    return f"{message} ({'; '.join(details)})" if details else str(message)
 
 
 def post_question(
@@ -167,6 +174,28 @@ def post_question(
     return body
 
 
+def decided_by_router(routing: Mapping[str, Any], decider: str | None) -> str:
+    name = f"{routing.get('strategy', 'router')} router"
+    return f"{name} with {decider}" if decider else name
+
+
+def format_cost(usage: Any) -> str:
+    """``usage.cost_usd`` in words: the total and each priced call; unknown prices say so."""
+    if not isinstance(usage, Mapping) or not isinstance(usage.get("cost_usd"), Mapping):
+        return "not reported"
+    costs = usage["cost_usd"]
+    total = costs.get("total")
+    calls = [*usage.get("classification", []), *([usage["answer"]] if usage.get("answer") else [])]
+    parts = [
+        f"{call.get('model_id')} {call.get('input_tokens')}+{call.get('output_tokens')} tokens "
+        + ("(price unknown)" if call.get("cost_usd") is None else f"${call['cost_usd']:.6f}")
+        for call in calls
+        if isinstance(call, Mapping)
+    ]
+    shown = "unknown (a model has no price in routes.json)" if total is None else f"${total:.6f}"
+    return f"{shown}" + (f" = {'; '.join(parts)}" if parts else "")
+
+
 def format_answer(body: Mapping[str, Any]) -> str:
     """The answer, then the routing decision and timings, for a person to read."""
     routing = body.get("routing") or {}
@@ -175,8 +204,10 @@ def format_answer(body: Mapping[str, Any]) -> str:
     decided = f"{routing.get('strategy', 'router')} router"
     if decider:
         decided += f" with {decider}"
-    elif routing.get("decided_by") == "caller":
+    if routing.get("decided_by") == "caller":
         decided = "named by the caller"
+        if routing.get("classified_as"):
+            decided += f", checked in scope by the {decided_by_router(routing, decider)}"
     if routing.get("declined"):
         route = f"{category}: declined, no answer model called ({decided})"
     else:
@@ -184,9 +215,16 @@ def format_answer(body: Mapping[str, Any]) -> str:
     lines = [str(body.get("answer", "")).strip(), "", f"Routing: {route}"]
     if routing.get("fallback_to_default"):
         lines.append(f"Fallback: {routing.get('fallback_reason', 'default category used')}")
+    if routing.get("degraded"):
+        lines.append(f"Degraded: {routing['degraded']}")
+    if routing.get("fallback_used"):
+        failed = [t for t in routing.get("targets", []) if t.get("result") != "ok"]
+        tried = ", ".join(f"{t.get('model_id')} {t.get('error_code')}" for t in failed)
+        lines.append(f"Answered by a fallback target after: {tried}")
     conversation = routing.get("conversation")
     if isinstance(conversation, Mapping):
         lines.append(f"Conversation: {conversation.get('affinity')} ({conversation.get('reason')})")
+    lines.append(f"Cost: {format_cost(body.get('usage'))}")
     lines.append(
         "Time: classification {:.3f} s, answer {:.3f} s, total {:.3f} s".format(
             float(body.get("classification_time") or 0),

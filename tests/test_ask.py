@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,7 +189,8 @@ def test_json_prints_the_raw_body(local_api: str, capsys: pytest.CaptureFixture[
 def test_category_routes_statically(local_api: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--url", f"{local_api}/semantic", "--api-key", KEY, "--category", "math", WW2]
     assert ask.main(argv) == 0
-    assert f"math -> {SONNET} (named by the caller)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"math -> {SONNET} (named by the caller, checked in scope by the semantic router" in out
 
 
 def test_stack_resolution_then_ask_end_to_end(
@@ -214,12 +216,25 @@ def test_wrong_key_shows_status_and_message(
 def test_bedrock_failure_shows_error_and_reason(
     local_api: str, fresh_standin: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fresh_standin.inject_fault(HAIKU, "AccessDeniedException")
+    fresh_standin.inject_fault(HAIKU, "ValidationException")
     assert ask.main(["--url", f"{local_api}/semantic", "--api-key", KEY, WW2]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: HTTP 502 from {local_api}/semantic/ask: Bedrock ")
-    assert "AccessDeniedException" in err
+    assert err.startswith(
+        f"error: HTTP 502 from {local_api}/semantic/ask: model request failed (model_error; "
+        f"answer; {HAIKU}; ValidationException; "
+    )
+    assert "request id " in err
     assert err.count("\n") == 1
+
+
+def test_answer_shows_cost_and_fallback(
+    local_api: str, fresh_standin: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fresh_standin.inject_fault(HAIKU, "AccessDeniedException")
+    assert ask.main(["--url", f"{local_api}/semantic", "--api-key", KEY, WW2]) == 0
+    out = capsys.readouterr().out
+    assert f"Answered by a fallback target after: {HAIKU} AccessDeniedException" in out
+    assert re.search(r"Cost: \$0\.\d{6} = amazon\.titan-embed-text-v2:0 \d+\+0 tokens", out)
 
 
 def test_question_too_long_is_a_400(

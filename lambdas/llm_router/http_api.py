@@ -75,7 +75,9 @@ def ask_request_schema(max_question_chars: int) -> dict[str, Any]:
     }
 
 
-ALLOWED_FIELDS = tuple(ask_request_schema(1)["properties"])
+# "history" is validated by llm_router.conversation.parse_history here; the stack's model adds its
+# schema from the same conversation settings (stacks.request_schemas.ask_body_schema).
+ALLOWED_FIELDS = (*ask_request_schema(1)["properties"], "history")
 
 
 class BadRequest(ValueError):
