@@ -136,7 +136,10 @@ def test_off_topic_action_default_routes_to_default_category(
 
 def test_similarity_threshold_declines_weak_matches(service_for: Any, routes: RoutesConfig) -> None:
     config = variant(
-        routes, lambda raw: raw["semantic"].update(min_similarity={"history": 1.01, "math": 1.01})
+        routes,
+        lambda raw: raw["semantic"].update(
+            decision="knn", min_similarity={"history": 1.01, "math": 1.01}
+        ),
     )
     decision = service_for("semantic", config).decide(WW2)
     assert decision.category == OUT_OF_SCOPE
@@ -167,7 +170,10 @@ def test_hybrid_confident_semantic_decision_skips_the_llm(
 def test_hybrid_escalates_unconfident_decisions_to_the_llm(
     service_for: Any, routes: RoutesConfig, fresh_standin: Any
 ) -> None:
-    config = variant(routes, lambda raw: raw["hybrid"].update(min_similarity=1.01))
+    config = variant(
+        routes,
+        lambda raw: (raw["hybrid"].update(min_similarity=1.01), raw["semantic"].update(decision="knn")),
+    )
     body = service_for("hybrid", config).ask(QUADRATIC)
     routing = body["routing"]
     assert routing["decided_by"] == "llm"
