@@ -172,7 +172,10 @@ def test_hybrid_escalates_unconfident_decisions_to_the_llm(
 ) -> None:
     config = variant(
         routes,
-        lambda raw: (raw["hybrid"].update(min_similarity=1.01), raw["semantic"].update(decision="knn")),
+        lambda raw: (
+            raw["hybrid"].update(min_similarity=1.01),
+            raw["semantic"].update(decision="knn"),
+        ),
     )
     body = service_for("hybrid", config).ask(QUADRATIC)
     routing = body["routing"]
