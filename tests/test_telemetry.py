@@ -6,7 +6,9 @@ The blobs and log lines are what Powertools prints to stdout, parsed back as Clo
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -276,15 +278,28 @@ def test_handler_prints_one_documented_blob_per_request(
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.setenv("ROUTER_STRATEGY", "llm-assisted")
     monkeypatch.setenv("BEDROCK_ENDPOINT_URL", fresh_standin.url)
+    from llm_router.handler import logger as handler_logger
+
     handler = RouterHandler(eager=True)
-    for body in ({"question": "What year did World War II end?"}, {"question": ""}):
-        capsys.readouterr()
-        invoke(handler, body)
-        printed = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x]
-        [blob] = [p for p in printed if "_aws" in p]
-        assert set(metric_values(blob)) <= set(mc.metric_names())
-        assert metric_values(blob)["Requests"] == 1
-        assert len([p for p in printed if p.get("message") == "audit"]) == 1
+    # The Logger writes to the stream it was created with; read its lines through a handler.
+    logged = io.StringIO()
+    stream = logging.StreamHandler(logged)
+    stream.setFormatter(handler_logger.registered_formatter)
+    handler_logger._logger.addHandler(stream)
+    try:
+        for body in ({"question": "What year did World War II end?"}, {"question": ""}):
+            capsys.readouterr()
+            logged.seek(0)
+            logged.truncate()
+            invoke(handler, body)
+            printed = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x]
+            [blob] = [p for p in printed if "_aws" in p]
+            assert set(metric_values(blob)) <= set(mc.metric_names())
+            assert metric_values(blob)["Requests"] == 1
+            lines = [json.loads(x) for x in logged.getvalue().splitlines() if x]
+            assert len([p for p in lines if p.get("message") == "audit"]) == 1
+    finally:
+        handler_logger._logger.removeHandler(stream)
 
 
 # -- tracing --------------------------------------------------------------------------------------

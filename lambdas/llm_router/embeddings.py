@@ -10,6 +10,7 @@ import numpy as np
 
 from .bedrock import as_failure
 from .config import EmbeddingConfig
+from .tracing import subsegment
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,13 @@ class TitanEmbedder:
             "normalize": self.config.normalize,
         }
         try:
-            response = self._client.invoke_model(
-                modelId=self.config.model_id,
-                body=json.dumps(body),
-                contentType="application/json",
-                accept="application/json",
-            )
+            with subsegment("embedding"):
+                response = self._client.invoke_model(
+                    modelId=self.config.model_id,
+                    body=json.dumps(body),
+                    contentType="application/json",
+                    accept="application/json",
+                )
             payload = json.loads(response["body"].read())
         except Exception as exc:  # translated into an HTTP-ready failure
             raise as_failure(exc, self.config.model_id, "embedding") from exc

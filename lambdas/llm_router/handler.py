@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
+from .audit import audit_record
 from .config import ConfigError, RoutesConfig, load_routes
 from .errors import ERRORS, RoutingError
 from .factory import build_service
 from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
 from .request_context import Deadline, RequestContext, serving
 from .service import RouterService, UnknownCategory
+from .telemetry import TelemetrySettings, publish, telemetry_settings
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
@@ -78,6 +81,15 @@ def request_id_of(event: Any, context: Any) -> str:
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
 
 
+@dataclass
+class _Seen:
+    """What the handler learnt of a request before it ended, for its audit record."""
+
+    tier: str | None = None
+    question: str | None = None
+    context: RequestContext | None = None
+
+
 class RouterHandler:
     """A Lambda handler bound to one router; the local server creates one per strategy."""
 
@@ -92,6 +104,7 @@ class RouterHandler:
         self._factory = service_factory or self._default_factory
         self._service: RouterService | None = None
         self._init_error: str | None = None
+        self._telemetry: TelemetrySettings | None = None
         self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
         self._handle = logger.inject_lambda_context(clear_state=True)(
             metrics.log_metrics(self._handle_event)
@@ -110,6 +123,7 @@ class RouterHandler:
         if self._service is None and self._init_error is None:
             try:
                 self._service = self._factory()
+                self._telemetry = telemetry_settings(self._service.config)
                 logger.info(
                     "router ready",
                     strategy=self._service.strategy,
@@ -143,13 +157,42 @@ class RouterHandler:
     def _handle_event(self, event: Any, context: Any) -> dict[str, Any]:
         request_id = request_id_of(event, context)
         logger.append_keys(request_id=request_id)
+        started = time.perf_counter()
+        seen = _Seen()
         try:
-            return self._route(event, context, request_id)
+            response = self._route(event, context, request_id, seen)
         except Exception:  # the last line of defence: log it, never leak a stack trace
             logger.exception("unhandled error while routing")
-            return json_response(500, error_body("internal_error", request_id))
+            response = json_response(500, error_body("internal_error", request_id))
+        try:
+            self._publish(response, request_id, seen, time.perf_counter() - started)
+        except Exception:  # telemetry must never cost the caller the answer
+            logger.exception("could not publish the request's telemetry")
+        return response
 
-    def _route(self, event: Any, context: Any, request_id: str) -> dict[str, Any]:
+    def _publish(
+        self, response: dict[str, Any], request_id: str, seen: _Seen, seconds: float
+    ) -> None:
+        """The request's one audit line and its metrics (one EMF blob, flushed on return)."""
+        service = self._service
+        strategy = (
+            service.strategy if service else self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
+        )
+        body = json.loads(response["body"])
+        record = audit_record(
+            request_id=request_id,
+            strategy=str(strategy or "unknown"),
+            tier=seen.tier,
+            status=response["statusCode"],
+            body=body if isinstance(body, dict) else {},
+            context=seen.context,
+            question=seen.question,
+            total_seconds=seconds,
+        )
+        settings = self._telemetry or TelemetrySettings()
+        publish(record, metrics, logger, settings.include_text, settings.by_tier)
+
+    def _route(self, event: Any, context: Any, request_id: str, seen: _Seen) -> dict[str, Any]:
         service = self._ensure_service()
         if service is None:
             # The reason is the router's own configuration check, never a Bedrock message.
@@ -163,13 +206,16 @@ class RouterHandler:
             return json_response(
                 400, {**error_body("bad_request", request_id), "error": str(exc)}
             )
-        tier = self.tier_of(event, config)
+        tier = seen.tier = self.tier_of(event, config)
+        seen.question = request.question
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         deadline = Deadline(
             config.request_budget_seconds,
             lambda_remaining=(lambda: remaining() / 1000) if callable(remaining) else None,
         )
-        request_context = RequestContext(deadline=deadline, tier=tier, request_id=request_id)
+        request_context = seen.context = RequestContext(
+            deadline=deadline, tier=tier, request_id=request_id
+        )
         with serving(request_context):
             try:
                 body = service.ask(
@@ -188,21 +234,6 @@ class RouterHandler:
                 self._log_failure(exc, request_context)
                 return routing_error_response(exc, request_id)
         self._log_attempts(request_context)
-        routing = body["routing"]
-        logger.info(
-            "routed",
-            tier=tier,
-            category=body["question_classification"],
-            answerer=body["answerer_LLM"],
-            degraded=routing.get("degraded"),
-            fallback_used=routing.get("fallback_used"),
-            total_seconds=body["total_response_time"],
-        )
-        metrics.add_dimension(name="Strategy", value=service.strategy)
-        metrics.add_metric(name="Routed", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(
-            name=f"Routed_{body['question_classification']}", unit=MetricUnit.Count, value=1
-        )
         return json_response(200, body)
 
     @staticmethod
@@ -223,8 +254,6 @@ class RouterHandler:
         status = ERRORS[exc.code][0]
         log = logger.warning if status < 500 else logger.error
         log("request failed", code=exc.code, status=status, cause=repr(exc.__cause__)[:2000])
-        if status >= 500:
-            metrics.add_metric(name="BedrockFailures", unit=MetricUnit.Count, value=1)
 
 
 lambda_handler = RouterHandler(eager=bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")))

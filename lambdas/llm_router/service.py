@@ -30,6 +30,7 @@ from .pricing import cost_usd
 from .request_context import DeadlineExceeded, RequestContext, current
 from .resilient_client import CIRCUIT_OPEN, MIN_ATTEMPT_SECONDS
 from .targets import AnswerTarget, TargetPlan
+from .tracing import subsegment
 
 # Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
 # near, which would help someone shape adversarial input.
@@ -192,7 +193,9 @@ class RouterService:
     def classify(self, question: str) -> Classification:
         """The classifier's decision, or a degraded one when the classifier cannot answer."""
         try:
-            decision = self.classifier.classify(question)
+            with subsegment("classification") as span:
+                decision = self.classifier.classify(question)
+                span.annotate("category", decision.category)
         except (BedrockFailure, DeadlineExceeded) as exc:
             default = self.config.default_category
             stage = getattr(exc, "stage", "classification")
@@ -301,9 +304,12 @@ class RouterService:
         self, question: str, plan: TargetPlan, history: Sequence[dict[str, Any]]
     ) -> Answer:
         try:
-            return self.answerer.answer_with_failover(
-                question, plan.attempt_order(self._rng), history
-            )
+            with subsegment("answer") as span:
+                answer = self.answerer.answer_with_failover(
+                    question, plan.attempt_order(self._rng), history
+                )
+                span.annotate("answer_target", answer.requested_model_id)
+                return answer
         except AllTargetsFailed as exc:
             if current().deadline.remaining() < 2 * MIN_ATTEMPT_SECONDS:  # time ran out on them
                 raise RoutingError(
