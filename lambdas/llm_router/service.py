@@ -26,9 +26,11 @@ from .classification import Classification, Classifier, ModelUsage
 from .config import OUT_OF_SCOPE, RoutesConfig
 from .conversation import Turn, history_messages, route_followup
 from .errors import RoutingError
+from .normalize import routing_text
 from .pricing import cost_usd
 from .request_context import DeadlineExceeded, RequestContext, current
 from .resilient_client import CIRCUIT_OPEN, MIN_ATTEMPT_SECONDS
+from .routing_policy import parse_routing
 from .targets import AnswerTarget, TargetPlan
 from .tracing import subsegment
 
@@ -149,6 +151,7 @@ class RouterService:
         self.breakers = breakers
         self.budget = budget
         self._rng = rng or random.Random()
+        self._max_routing_chars = parse_routing(config).max_input_chars
 
     @property
     def strategy(self) -> str:
@@ -191,10 +194,15 @@ class RouterService:
         )
 
     def classify(self, question: str) -> Classification:
-        """The classifier's decision, or a degraded one when the classifier cannot answer."""
+        """The classifier's decision, or a degraded one when the classifier cannot answer.
+
+        Every router classifies the same normalised routing text (options recognised, a passage
+        behind its question, whitespace and case folded: llm_router.normalize); the answer model
+        still gets the question as asked."""
+        text = routing_text(question, self._max_routing_chars)
         try:
             with subsegment("classification") as span:
-                decision = self.classifier.classify(question)
+                decision = self.classifier.classify(text)
                 span.annotate("category", decision.category)
         except (BedrockFailure, DeadlineExceeded) as exc:
             default = self.config.default_category
