@@ -172,6 +172,8 @@ class RouterApi(Construct):
         api = apigw.RestApi(
             self,
             "Api",
+            # API Gateway's metrics are keyed by the API's name: one per router, for the dashboard.
+            rest_api_name=strategy.stack_name,
             description=f"Multi-LLM router ({strategy.name}): POST /{ASK_PATH}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
