@@ -349,3 +349,19 @@ def test_conversation_dev_set_floors(
     assert report["follow_ups_declined"] == 0
     assert report["topic_switch_reroute_rate"] >= 0.90
     assert all(report["floors"].values())
+
+
+@pytest.mark.parametrize("question,clear", [
+    ("why?", False),
+    ("and then what?", True),
+    ("Solve 2x + 3 = 7 for x", True),
+])
+def test_an_llm_label_for_a_bare_follow_up_is_not_a_clear_topic_change(
+    routes: RoutesConfig, question: str, clear: bool
+) -> None:
+    from llm_router.conversation import is_clear, parse_conversation
+
+    settings = parse_conversation(routes.raw)
+    assert settings.clear_min_words == 3
+    llm_label = Classification("math", "titan", 0.0, (), {"decided_by": "llm"})
+    assert is_clear(llm_label, routes.category_names, settings, question) is clear

@@ -57,8 +57,17 @@ DEFAULT_MAX_TOTAL_CHARS = 20_000  # over all history contents, bounding the answ
 DEFAULT_CONTEXT_TURNS = 2  # previous user turns the router reads for the conversation's category
 DEFAULT_CLEAR_MIN_SIMILARITY = 0.4
 DEFAULT_CLEAR_MIN_MARGIN = 0.05
+# An LLM's label for a bare "why?" or "how so?" is a guess: such a question has no topic of its own.
+DEFAULT_CLEAR_MIN_WORDS = 3
 _KEYS = frozenset(
-    {"max_turns", "max_total_chars", "context_turns", "clear_min_similarity", "clear_min_margin"}
+    {
+        "max_turns",
+        "max_total_chars",
+        "context_turns",
+        "clear_min_similarity",
+        "clear_min_margin",
+        "clear_min_words",
+    }
 )
 
 
@@ -83,6 +92,7 @@ class ConversationSettings:
     context_turns: int
     clear_min_similarity: float
     clear_min_margin: float
+    clear_min_words: int = DEFAULT_CLEAR_MIN_WORDS
 
 
 def _whole(section: Mapping[str, Any], key: str, default: int) -> int:
@@ -119,6 +129,7 @@ def parse_conversation(raw: Mapping[str, Any]) -> ConversationSettings:
             section, "clear_min_similarity", DEFAULT_CLEAR_MIN_SIMILARITY
         ),
         clear_min_margin=_fraction(section, "clear_min_margin", DEFAULT_CLEAR_MIN_MARGIN),
+        clear_min_words=_whole(section, "clear_min_words", DEFAULT_CLEAR_MIN_WORDS),
     )
 
 
@@ -220,18 +231,23 @@ def _label_similarity(details: Mapping[str, Any]) -> Mapping[str, float] | None:
 
 
 def is_clear(
-    decision: Classification, categories: Sequence[str], settings: ConversationSettings
+    decision: Classification,
+    categories: Sequence[str],
+    settings: ConversationSettings,
+    question: str = "",
 ) -> bool | None:
     """Whether the decision stands on its own: True, False, or None (cannot be measured).
 
     Semantic: the decided label (a category or the off-topic references) is the most similar label,
     at least ``clear_min_similarity``, ahead of every other by ``clear_min_margin``. LLM: an
-    explicit in-scope label is clear; its off-topic verdict cannot be measured (None).
+    explicit in-scope label is clear when the question has ``clear_min_words`` words or more (a
+    bare "why?" names no topic, so an LLM's label for it is a guess); its off-topic verdict cannot
+    be measured (None).
     """
     scores = _label_similarity(decision.details)
     if scores is None:
         if decision.category in categories and not decision.used_fallback:
-            return True
+            return len(question.split()) >= settings.clear_min_words if question else True
         return False if decision.used_fallback else None
     own = scores.get(decision.category, -1.0)
     others = max((s for label, s in scores.items() if label != decision.category), default=-1.0)
@@ -280,7 +296,7 @@ def route_followup(
     if before == OUT_OF_SCOPE:
         reason = "the conversation so far is off-topic, so the question decides alone"
         return _merge(alone, calls, _note(NEW_CONVERSATION, reason, before, alone))
-    clear = is_clear(alone, categories, settings)
+    clear = is_clear(alone, categories, settings, question)
     if alone.category == before:
         reason = f"the question is about {before!r}, as the conversation is"
         return _merge(alone, calls, _note(KEPT, reason, before, alone))
