@@ -286,17 +286,16 @@ def test_the_deadline_also_respects_the_functions_remaining_time(
 # -- circuit breaker --
 
 
+def one_attempt_breaker(routes: RoutesConfig, threshold: int, cooldown: float) -> RoutesConfig:
+    """One attempt per target, so each failing request counts once towards the breaker."""
+    breaker = {"failure_threshold": threshold, "window_seconds": 60, "cooldown_seconds": cooldown}
+    return variant(routes, resilience={"attempts_per_target": 1, "breaker": breaker})
+
+
 def test_breaker_opens_skips_the_target_and_closes_after_the_cooldown(
     make_handler: Any, routes: RoutesConfig, fresh_standin: Any
 ) -> None:
-    config = variant(
-        routes,
-        resilience={
-            "attempts_per_target": 1,
-            "breaker": {"failure_threshold": 2, "window_seconds": 60, "cooldown_seconds": 0.4},
-        },
-    )
-    handler = make_handler("semantic", config)
+    handler = make_handler("semantic", one_attempt_breaker(routes, threshold=2, cooldown=0.4))
     fresh_standin.inject_fault(HAIKU, "ThrottlingException")
     for _ in range(2):
         status, body = invoke(handler, {"question": WW2})
@@ -319,14 +318,7 @@ def test_breaker_opens_skips_the_target_and_closes_after_the_cooldown(
 def test_all_breakers_open_gives_retry_after_from_the_cooldown(
     make_handler: Any, routes: RoutesConfig, fresh_standin: Any
 ) -> None:
-    config = variant(
-        routes,
-        resilience={
-            "attempts_per_target": 1,
-            "breaker": {"failure_threshold": 1, "window_seconds": 60, "cooldown_seconds": 7},
-        },
-    )
-    handler = make_handler("semantic", config)
+    handler = make_handler("semantic", one_attempt_breaker(routes, threshold=1, cooldown=7))
     for model in HISTORY_TARGETS:
         fresh_standin.inject_fault(model, "InternalServerException")
     invoke(handler, {"question": WW2})
