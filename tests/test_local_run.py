@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -341,6 +342,31 @@ def test_every_router_routes_the_blog_questions(
         assert body["embedding_LLM"] == CONFIG.embedding.model_id, body
 
 
+@pytest.mark.parametrize("question", list(EXPECTED), ids=["ww2", "quadratic"])
+def test_cost_matches_the_cost_calculators_unit_prices(local_run: LocalRun, question: str) -> None:
+    """usage.cost_usd of the blog's two questions, priced again with the calculator's table."""
+    from costs.prices import price_key, routes_prices
+
+    prices = routes_prices()
+    usage = ask(local_run, "llm-assisted", {"question": question}).json()["usage"]
+    calls = [*usage["classification"], usage["answer"]]
+    total = Decimal(0)
+    for call in calls:
+        price = prices[price_key(prices, call["model_id"])]
+        expected = (
+            call["input_tokens"] * price["input_per_1k"]
+            + call["output_tokens"] * price["output_per_1k"]
+        ) / 1000
+        assert Decimal(str(call["cost_usd"])).quantize(Decimal("1e-9")) == expected.quantize(
+            Decimal("1e-9")
+        )
+        total += expected
+    assert usage["cost_usd"]["total"] == pytest.approx(float(total), abs=1e-9)
+    # At the blog's scale (1,500,000 questions a month) it still agrees to the cent.
+    scaled = Decimal(str(usage["cost_usd"]["total"])) * 1_500_000
+    assert scaled.quantize(Decimal("0.01")) == (total * 1_500_000).quantize(Decimal("0.01"))
+
+
 def test_off_topic_question_is_declined(local_run: LocalRun) -> None:
     reply = ask(local_run, "semantic", {"question": OFF_TOPIC_QUESTION})
     assert reply.status == 200, (reply.status, reply.body)
@@ -383,7 +409,8 @@ def test_health_needs_no_key(local_run: LocalRun) -> None:
     assert reply.status == 200
     body = reply.json()
     assert body["status"] == "ok"
-    assert sorted(body["routers"]) == sorted(f"/{name}/ask" for name in STRATEGIES)
+    expected = [f"/{name}/{route}" for name in STRATEGIES for route in ("ask", "feedback")]
+    assert sorted(body["routers"]) == sorted(expected)
 
 
 @pytest.mark.parametrize(
