@@ -83,11 +83,21 @@ def runtime_client(
         aws_access_key_id=credentials[0] if credentials else None,
         aws_secret_access_key=credentials[1] if credentials else None,
     )
-    recipe: Callable[..., Any] = functools.partial(
+    setattr(client, RECIPE_ATTRIBUTE, runtime_recipe(region, endpoint_url, credentials))
+    return client
+
+
+def runtime_recipe(
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> Callable[..., Any]:
+    """How to make bedrock-runtime clients that differ only in timeouts and attempts, without
+    making one: the router's :class:`~llm_router.resilient_client.ClientPool` starts from this,
+    so no client is created that no call uses (each costs milliseconds of cold start)."""
+    return functools.partial(
         runtime_client, region=region, endpoint_url=endpoint_url, credentials=credentials
     )
-    setattr(client, RECIPE_ATTRIBUTE, recipe)
-    return client
 
 
 def endpoint_kind() -> str:

@@ -49,8 +49,8 @@ from decimal import Decimal
 from typing import Any
 
 from .config import ConfigError, RoutesConfig
+from .settings import BUDGET_TABLE_ENV
 
-BUDGET_TABLE_ENV = "BUDGET_TABLE_NAME"
 DEFAULT_DAILY_USD = 20.0
 DEFAULT_SOFT_FRACTION = 0.8
 DEFAULT_TTL_DAYS = 3

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from .answering import ConverseAnswerer
-from .bedrock import endpoint_kind, runtime_client
+from .bedrock import endpoint_kind, runtime_recipe
 from .breaker import BreakerBoard
 from .classification import Classifier
 from .classifiers.llm import LlmClassifier
 from .config import RoutesConfig
 from .resilient_client import ClientPool, ResilientClient
 from .service import BudgetGuard, RouterService
+from .settings import BUDGET_TABLE_ENV
 from .strategies import get_strategy
 
 SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
@@ -75,10 +76,12 @@ def build_service(
     ``budget``: the daily budget guard; by default the one ``BUDGET_TABLE_NAME`` names (none
     when unset), None for no guard."""
     if budget == BUDGET_FROM_ENV:
-        from .budget import BudgetGuard as DynamoBudgetGuard
+        budget = None
+        if os.environ.get(BUDGET_TABLE_ENV):  # no table, no guard: skip importing its module
+            from .budget import BudgetGuard as DynamoBudgetGuard
 
-        budget = DynamoBudgetGuard.from_env(config)
-    pool = ClientPool(client or runtime_client())
+            budget = DynamoBudgetGuard.from_env(config)
+    pool = ClientPool(client) if client is not None else ClientPool.from_recipe(runtime_recipe())
     resilience = config.resilience
     breakers = BreakerBoard(resilience.breaker)
 

@@ -39,18 +39,27 @@ SLOW_FAILURE_SHARE = 0.5  # a failure after this share of its attempt's time is 
 
 
 class ClientPool:
-    """Single-attempt clients by read timeout, made from one base client's recipe.
+    """Single-attempt clients by read timeout, made from one base client's recipe (or from a
+    recipe alone, :meth:`from_recipe`).
 
     Timeouts are rounded down to whole seconds (quarter seconds below 2 s), so a function makes a
     few dozen clients at most over its life. A client made elsewhere, without the recipe
     :func:`llm_router.bedrock.runtime_client` attaches, is used as it is for every timeout.
     """
 
-    def __init__(self, base_client: Any) -> None:
+    def __init__(self, base_client: Any, recipe: Callable[..., Any] | None = None) -> None:
         self.base = base_client
-        self._recipe: Callable[..., Any] | None = getattr(base_client, RECIPE_ATTRIBUTE, None)
+        self._recipe: Callable[..., Any] | None = recipe or getattr(
+            base_client, RECIPE_ATTRIBUTE, None
+        )
         self._clients: dict[float, Any] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_recipe(cls, recipe: Callable[..., Any]) -> ClientPool:
+        """A pool with no base client: a client is made at the first call of each timeout step
+        (and kept), so the cold start creates only the clients the first request uses."""
+        return cls(None, recipe)
 
     @staticmethod
     def step(timeout: float) -> float:

@@ -17,6 +17,9 @@ from .targets import TargetPlan, TargetSpecError, parse_plan
 
 ROUTING_DETAILS = ("summary", "full")
 GEO_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
+# The environment variable naming the daily budget's DynamoDB table (set by the stack). Here, not
+# in llm_router.budget, so the factory can tell whether a guard is wanted without importing it.
+BUDGET_TABLE_ENV = "BUDGET_TABLE_NAME"
 
 
 class SettingsError(ValueError):

@@ -53,6 +53,7 @@ QUESTIONS = {
     "hybrid": "What year did World War II end?",
 }
 DEFAULT_QUESTION = "What year did World War II end?"
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
 def probe_env(endpoint_url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -117,6 +118,12 @@ def measure_router(
         standin.url,
         {
             "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-router",
+            # What the Lambda runtime sets too: without LAMBDA_TASK_ROOT the X-Ray SDK believes it
+            # runs outside Lambda and creates two botocore sessions and clients for centralised
+            # sampling at import (aws-xray-sdk-python#273, #311), a cost no function pays. The
+            # trace header is a sampled one, so the stage subsegments are recorded and counted.
+            "LAMBDA_TASK_ROOT": str(REPO_ROOT / "lambdas"),
+            "_X_AMZN_TRACE_ID": TRACE_HEADER,
             "ROUTER_STRATEGY": strategy,
             "ROUTES_PRESET": config.preset,
             "SEMANTIC_INDEX_DIR": str(index_dir),
