@@ -7,8 +7,9 @@ Why not simply ``Tracer()`` at module level: creating a Tracer imports the X-Ray
 botocore, tens of milliseconds of cold start, also when tracing is off (local runs, tests,
 ``POWERTOOLS_TRACE_DISABLED=true``). Here the decision is a few environment lookups per call, and
 the Tracer is created (and botocore patched, so Bedrock calls get their own subsegments) at the
-first traced block only. When tracing is off, or the X-Ray SDK is not installed (the runtime layer
-needs ``aws-lambda-powertools[tracer]``), every block runs untraced at the cost of a function call.
+first traced block of a sampled invocation only. When tracing is off, the invocation is not
+sampled, or the X-Ray SDK is not installed (the runtime layer needs
+``aws-lambda-powertools[tracer]``), every block runs untraced at the cost of a function call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
+TRACE_HEADER_ENV = "_X_AMZN_TRACE_ID"  # set by the Lambda runtime for each invocation
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 log = logging.getLogger(__name__)
 
@@ -71,10 +73,17 @@ def _get_tracer() -> Any:
     return _tracer
 
 
+def sampled_out() -> bool:
+    """X-Ray does not sample this invocation (``Sampled=0`` in its trace header): its subsegments
+    would be recorded nowhere, so the Tracer need not exist for it, nor cost its first creation."""
+    return "Sampled=0" in os.environ.get(TRACE_HEADER_ENV, "")
+
+
 @contextlib.contextmanager
 def subsegment(name: str) -> Iterator[Span]:
-    """Trace the block as subsegment ``## name`` when tracing is on; otherwise just run it."""
-    tracer = _get_tracer() if tracing_enabled() else None
+    """Trace the block as subsegment ``## name`` when tracing is on and the invocation sampled;
+    otherwise just run it."""
+    tracer = _get_tracer() if tracing_enabled() and not sampled_out() else None
     if tracer is None:
         yield _NOT_RECORDING
         return

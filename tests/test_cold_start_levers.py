@@ -1,0 +1,85 @@
+"""What keeps the function's cold start lean: no client before a call needs it, one client per
+timeout step, no budget module without a table, no X-Ray SDK for an invocation X-Ray does not
+sample. Each import check runs in a fresh interpreter, since this process has imported everything.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from llm_router.resilient_client import ClientPool
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_fresh(code: str, **env: str) -> None:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POWERTOOLS_TRACE", "BUDGET_TABLE", "AWS_LAMBDA", "_X_AMZN"))
+    }
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**base, "PYTHONPATH": str(REPO_ROOT / "lambdas"), **env},
+        timeout=120,
+    )
+
+
+def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only() -> None:
+    made: list[dict[str, Any]] = []
+
+    def recipe(**kwargs: Any) -> object:
+        made.append(kwargs)
+        return object()
+
+    pool = ClientPool.from_recipe(recipe)
+    assert made == []  # nothing at construction: the cold start pays for used clients only
+    first = pool.get(5.4)
+    assert pool.get(5.9) is first  # same whole-second step: reused
+    answer = pool.get(20.0)
+    assert answer is not first
+    assert [m["read_timeout"] for m in made] == [5.0, 20.0]
+    assert all(m["max_attempts"] == 1 for m in made)
+
+
+def test_a_given_client_without_a_recipe_serves_every_timeout() -> None:
+    client = object()
+    pool = ClientPool(client)
+    assert pool.get(1.0) is client and pool.get(20.0) is client
+
+
+def test_building_the_router_creates_no_bedrock_client_and_no_budget_module() -> None:
+    code = (
+        "import sys, boto3\n"
+        "calls = []\n"
+        "real = boto3.client\n"
+        "boto3.client = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+        "from llm_router.config import load_routes\n"
+        "from llm_router.factory import build_service\n"
+        "build_service('llm-assisted', load_routes())\n"
+        "assert calls == [], calls\n"
+        "assert 'llm_router.budget' not in sys.modules\n"
+    )
+    _run_fresh(code, AWS_REGION="us-east-1", ROUTES_PRESET="blog-2024")
+
+
+def test_an_unsampled_invocation_does_not_load_the_xray_sdk(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from llm_router.tracing import subsegment\n"
+        "with subsegment('classification') as span:\n"
+        "    assert not span.recording\n"
+        "assert not [m for m in sys.modules if m.startswith('aws_xray_sdk')]\n"
+    )
+    _run_fresh(
+        code,
+        AWS_LAMBDA_FUNCTION_NAME="router",
+        LAMBDA_TASK_ROOT=str(tmp_path),
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+        "Sampled=0",
+    )
