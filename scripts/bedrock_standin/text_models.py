@@ -64,6 +64,7 @@ WORLD_TOPICS = (
 )
 _LABEL_LINE = re.compile(r"^\s*-\s*([a-z][a-z0-9_-]*)\s*:\s*(.+?)\s*$", re.MULTILINE)
 _QUESTION = re.compile(r"(?:^|\n)\s*Question:\s*(.+?)\s*(?:\n\s*[A-Z][a-z]+:\s*$|$)", re.DOTALL)
+_DELIMITER = re.compile(r"</?question>")  # the router's question delimiters
 _NONE_HINTS = ("none of the", "something else", "other topic", "anything else")
 _SPLIT = re.compile(r",|;|\band\b|\bor\b")
 _CHAT_TEMPLATE_TOKENS = 7  # role markers and separators a chat template adds per message
@@ -83,7 +84,7 @@ def parse_classification_prompt(prompt: str) -> tuple[dict[str, str], str] | Non
     question = _QUESTION.search(prompt)
     if len(labels) < 2 or not question or not question.group(1).strip():
         return None
-    return labels, question.group(1).strip()
+    return labels, _DELIMITER.sub(" ", question.group(1)).strip()
 
 
 def topic_phrases(description: str) -> list[str]:
