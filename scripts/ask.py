@@ -188,11 +188,11 @@ def format_cost(usage: Any) -> str:
     calls = [*usage.get("classification", []), *([usage["answer"]] if usage.get("answer") else [])]
     parts = [
         f"{call.get('model_id')} {call.get('input_tokens')}+{call.get('output_tokens')} tokens "
-        + ("(price unknown)" if call.get("cost_usd") is None else f"${call['cost_usd']:.6f}")
+        + ("(price unknown)" if call.get("cost_usd") is None else f"${call['cost_usd']:.8f}")
         for call in calls
         if isinstance(call, Mapping)
     ]
-    shown = "unknown (a model has no price in routes.json)" if total is None else f"${total:.6f}"
+    shown = "unknown (a model has no price in routes.json)" if total is None else f"${total:.8f}"
     return f"{shown}" + (f" = {'; '.join(parts)}" if parts else "")
 
 

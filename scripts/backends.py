@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import weakref
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
         server.start()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # and one per request to stderr
     stack.callback(server.stop)
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"

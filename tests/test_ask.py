@@ -234,7 +234,7 @@ def test_answer_shows_cost_and_fallback(
     assert ask.main(["--url", f"{local_api}/semantic", "--api-key", KEY, WW2]) == 0
     out = capsys.readouterr().out
     assert f"Answered by a fallback target after: {HAIKU} AccessDeniedException" in out
-    assert re.search(r"Cost: \$0\.\d{6} = amazon\.titan-embed-text-v2:0 \d+\+0 tokens", out)
+    assert re.search(r"Cost: \$0\.\d{8} = amazon\.titan-embed-text-v2:0 \d+\+0 tokens", out)
 
 
 def test_question_too_long_is_a_400(
