@@ -74,6 +74,8 @@ class SemanticIndexContent:
                 "l2": linear_head.L2,
                 "iterations": linear_head.ITERATIONS,
                 "folds": linear_head.CALIBRATION_FOLDS,
+                "clusters_per_fold": linear_head.CLUSTERS_PER_FOLD,
+                "cv_repeats": linear_head.CV_REPEATS,
             },
             "files": [  # the layout shipped
                 INDEX_FILE, LABELS_FILE, MANIFEST_FILE, PROBE_FILE, linear_head.HEAD_FILE,

@@ -18,7 +18,13 @@ Offline by default, against the Bedrock stand-in (local MiniLM embeddings, zero-
 
 ``--fit`` chooses the semantic and hybrid thresholds (see ``evaluation/fit.py``) from
 ``--fit-dataset`` or, by default, from the reference prompts leave-one-out, and writes them into
-the routes file; with ``--dataset`` the fitted router is then evaluated.
+the routes file; with ``--dataset`` the fitted router is then evaluated. The head's thresholds
+(``semantic.decline_probability``, ``hybrid.min_probability``) are always fitted on the reference
+prompts' held-out predictions, cost-aware (``evaluation/head_fit.py``), never on a dataset.
+
+``--hybrid-table`` (with ``--dataset``) runs the semantic and llm-assisted routers on every
+question and reports, per hybrid escalation threshold, the escalation rate, the final accuracy,
+false refusals, leaks, the fit objective and the monthly cost.
 """
 
 from __future__ import annotations
@@ -35,15 +41,17 @@ from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import costs
+import numpy as np
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
 from evaluation import conversations
 from evaluation.conversations import is_conversation_file
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
+from evaluation.head_fit import HeadFitError, fit_head, hybrid_rows, write_head_thresholds
 from evaluation.metrics import OTHER, Outcome, summarise
 from evaluation.report import per_source, plot, policy_costs
 from llm_router.bedrock import BedrockFailure
 from llm_router.classifiers.semantic import SemanticClassifier
-from llm_router.config import ConfigError, RoutesConfig, load_routes
+from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes
 from llm_router.factory import build_service
 from llm_router.normalize import routing_text
 from llm_router.routing_policy import parse_routing
@@ -240,6 +248,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="write a PNG: confusion matrix, per subject")
     parser.add_argument("--max-false-refusal", type=float, default=0.005)
     parser.add_argument(
+        "--hybrid-table",
+        action="store_true",
+        help="with --dataset: escalation rate, final accuracy and cost per hybrid threshold",
+    )
+    parser.add_argument(
         "--max-escalation",
         type=float,
         default=0.2,
@@ -285,7 +298,82 @@ def run_fit(
         f"{t.hybrid_min_margin}"
     )
     say(f"  on the fit set: {json.dumps(result.semantic)}, hybrid {json.dumps(result.hybrid)}")
-    return replace(config, thresholds=t)
+    config = replace(config, thresholds=t)
+    head = semantic.head
+    if head is None:
+        return config
+    if args.fit_dataset:  # the head is fitted on the reference prompts only, whatever the dataset
+        say("asking the classifier LLM about the reference prompts (head fit)")
+        llm_decisions = [llm.decide(prompt).category for _, prompt in config.reference_prompts()]
+    try:
+        fitted = fit_head(head, config, parse_routing(config), llm_decisions)
+    except HeadFitError as exc:
+        raise EvaluationError(str(exc)) from exc
+    write_head_thresholds(config.source_path, fitted)
+    say(
+        f"head (held-out reference prompts, {fitted.n}, "
+        f"F {parse_routing(config).false_refusal_cost:g}):"
+        f" semantic.decline_probability {fitted.decline_probability}, hybrid.min_probability "
+        f"{fitted.hybrid_min_probability}; {json.dumps(fitted.semantic)}"
+    )
+    for row in fitted.hybrid_table:
+        say(f"  hybrid on the reference prompts: {json.dumps(row)}")
+    return load_routes(config.source_path, preset=args.preset)
+
+
+def hybrid_table(
+    args: argparse.Namespace, config: RoutesConfig, backend: Any, index_dir: Path,
+    rows: Sequence[dict[str, str]],
+) -> list[dict[str, Any]]:
+    """Per escalation threshold on ``rows``: the hybrid's rates and monthly cost.
+
+    Both halves decide every question once (the head's probabilities come with the semantic
+    decision), then each threshold picks, per question, the semantic decision or the LLM's.
+    """
+    semantic = evaluate(
+        build_service("semantic", config, backend.client, index_dir, backend.embedding_source),
+        rows,
+    )
+    llm = evaluate(build_service("llm-assisted", config, backend.client), rows)
+    classes = [*config.category_names, OUT_OF_SCOPE]
+    probabilities = [o.details.get("probabilities") for o in semantic]
+    if any(p is None for p in probabilities):
+        raise EvaluationError("--hybrid-table needs the head (semantic.decision: head)")
+    matrix = np.array([[p.get(c, 0.0) for c in classes] for p in probabilities])
+    labels = np.array([OUT_OF_SCOPE if r["label"] == OTHER else r["label"] for r in rows], object)
+    table = hybrid_rows(
+        matrix,
+        np.array([o.decision for o in semantic], dtype=object),
+        np.array([o.decision for o in llm], dtype=object),
+        labels,
+        parse_routing(config).false_refusal_cost,
+    )
+    top = matrix.max(axis=1)
+    for row in table:
+        outcomes = [
+            s if t >= row["min_probability"] else replace(m, escalated=True)
+            for s, m, t in zip(semantic, llm, top, strict=True)
+        ]
+        outcomes = [replace(o, escalated=bool(o.escalated)) for o in outcomes]
+        summary = summarise(outcomes, config.category_names)
+        row["monthly_cost"] = monthly_cost(summary, outcomes, "hybrid")["total"]
+        row["out_of_scope_recall"] = summary["out_of_scope_recall"]
+    return table
+
+
+def render_hybrid_table(table: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "hybrid.min_probability  escalated  accuracy  false refusals  off-topic declined  "
+        "F*FR+leak  monthly cost",
+    ]
+    for r in table:
+        lines.append(
+            f"{r['min_probability']:>22}  {r['escalation_rate'] * 100:>8.1f}%  "
+            f"{r['accuracy'] * 100:>7.1f}%  {r['false_refusal_rate'] * 100:>13.1f}%  "
+            f"{r['out_of_scope_recall'] * 100:>17.1f}%  {r['objective']:>9.3f}  "
+            f"${r['monthly_cost']:>11,.2f}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dataset is None:
                 return 0
             rows = read_dataset(args.dataset, config)
+            if args.hybrid_table:
+                table = hybrid_table(args, config, backend, index_dir, rows)
+                print(json.dumps(table, indent=2) if args.format == "json"
+                      else render_hybrid_table(table))
+                return 0
             service = build_service(
                 args.router, config, backend.client, index_dir, backend.embedding_source
             )

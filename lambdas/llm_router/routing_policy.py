@@ -6,14 +6,16 @@ that names the key.
 
 ``routing``:
 
-* ``false_refusal_cost`` (F, default 20): in the threshold fit, declining an in-domain question
+* ``false_refusal_cost`` (F, default 12): in the threshold fit, declining an in-domain question
   counts F times a leaked off-topic question (rates, so the fit set's mix does not matter). A
   leak costs one answer from the cheapest target, whose system prompt declines off-topic topics
   anyway (about $0.0006 with Claude 3 Haiku at the blog's question size); a false refusal tells a
-  student with a real history or math question to go away, and likely loses them. 20 is the
-  smallest F at which the fit on the reference prompts (cross-validated) keeps false refusals at
-  or under the project's former 0.5% floor; above it the fitted threshold stops moving (measured:
-  F 10 -> 0.84, 20 and 50 -> 0.93).
+  student with a real history or math question to go away, and likely loses them. 12 is the
+  smallest round F at which the fit, on the reference prompts' topic-held-out predictions, keeps
+  false refusals under the issue's 2% floor (measured with the stand-in's MiniLM: F 8 -> 3.1%,
+  10 -> 2.6%, 12 -> 1.9%, 20 -> 1.2% held-out false refusals). It also sits above the trade-off's
+  slope the issue measured on MMLU (2% -> 6% false refusals bought 29 points of off-topic
+  declines, about 7 to 1), so the fit stays at the low-refusal end: when in doubt, answer.
 * ``ambiguous_to``: where a question that is legitimately either category goes (history of
   mathematics, applied math in a history setting): a category name, or ``premium`` (the category
   whose answer target is dearest). Such questions are never declined.
@@ -39,7 +41,7 @@ from .normalize import DEFAULT_MAX_CHARS
 
 PREMIUM = "premium"
 DECISIONS = ("head", "knn")
-DEFAULT_FALSE_REFUSAL_COST = 20.0
+DEFAULT_FALSE_REFUSAL_COST = 12.0
 DEFAULT_AMBIGUOUS_MIN_PROBABILITY = 0.25
 DEFAULT_DECLINE_PROBABILITY = 0.93
 _ROUTING_KEYS = ("false_refusal_cost", "ambiguous_to", "ambiguous_min_probability",
