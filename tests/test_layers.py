@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from llm_router.config import RoutesConfig, parse_routes
+from llm_router.linear_head import HEAD_FILE
 from llm_router.semantic_index import Manifest, manifest_problems
 
 from layers.build import (
@@ -154,7 +155,7 @@ def test_requirements_must_be_pinned(tmp_path: Path) -> None:
     loose.write_text("numpy>=2\n")
     with pytest.raises(LayerBuildError, match="not an exact pin"):
         read_pins(loose)
-    assert read_pins(RUNTIME_REQUIREMENTS) == ("aws-lambda-powertools==3.37.0",)
+    assert read_pins(RUNTIME_REQUIREMENTS) == ("aws-lambda-powertools[tracer]==3.37.0",)
     assert read_pins(SEMANTIC_REQUIREMENTS) == ("faiss-cpu==1.15.1", "numpy==2.4.6")
 
 
@@ -305,7 +306,7 @@ def test_real_semantic_layer_has_arm64_faiss_numpy_and_the_index(
 
     index_dir = real_semantic.path / INDEX_DIR
     assert {p.name for p in index_dir.iterdir()} == {
-        "index.faiss", "labels.json", "manifest.json", "embedding-probe.json"
+        "index.faiss", "labels.json", "manifest.json", "embedding-probe.json", HEAD_FILE
     }
     index = Manifest.read(index_dir)
     assert manifest_problems(index, routes, STANDIN) == []

@@ -17,6 +17,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 from llm_router.config import RoutesConfig, parse_routes
+from llm_router.linear_head import HEAD_FILE
 from llm_router.strategies import STRATEGIES, Strategy
 from stack_synth import (
     CFN_LINT_IGNORED,
@@ -327,7 +328,7 @@ def test_runtime_layer_everywhere_semantic_layer_only_where_needed(
     skipped: Synth, strategy: Strategy
 ) -> None:
     refs = layer_refs(skipped, strategy)
-    assert any("aws-lambda-powertools==" in d for d in refs.values())
+    assert any("aws-lambda-powertools[tracer]==" in d for d in refs.values())
     has_semantic = any("faiss-cpu==" in d and "numpy==" in d for d in refs.values())
     assert has_semantic == strategy.needs_index
     _, function = skipped.function(strategy)
@@ -443,4 +444,5 @@ def test_bundled_assets_hold_code_layers_and_index(
             "labels.json",
             "manifest.json",
             "embedding-probe.json",
+            HEAD_FILE,
         }

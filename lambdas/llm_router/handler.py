@@ -45,11 +45,24 @@ def error_body(code: str, request_id: str | None, **details: Any) -> dict[str, A
     return {**RoutingError(code, details).body(), "request_id": request_id}
 
 
-def routing_error_response(exc: RoutingError, request_id: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reply:
+    """What a request ends with, before it is serialised once into the proxy response: the
+    audit record reads the body dict, so it never parses the JSON it just wrote."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+    def response(self) -> dict[str, Any]:
+        return json_response(self.status, self.body, self.headers)
+
+
+def routing_error_reply(exc: RoutingError, request_id: str | None) -> Reply:
     headers = (
         {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None
     )
-    return json_response(exc.status, {**exc.body(), "request_id": request_id}, headers)
+    return Reply(exc.status, {**exc.body(), "request_id": request_id}, headers)
 
 
 def tier_keys_from_env() -> dict[str, str]:
@@ -160,31 +173,28 @@ class RouterHandler:
         started = time.perf_counter()
         seen = _Seen()
         try:
-            response = self._route(event, context, request_id, seen)
+            reply = self._route(event, context, request_id, seen)
         except Exception:  # the last line of defence: log it, never leak a stack trace
             logger.exception("unhandled error while routing")
-            response = json_response(500, error_body("internal_error", request_id))
+            reply = Reply(500, error_body("internal_error", request_id))
         try:
-            self._publish(response, request_id, seen, time.perf_counter() - started)
+            self._publish(reply, request_id, seen, time.perf_counter() - started)
         except Exception:  # telemetry must never cost the caller the answer
             logger.exception("could not publish the request's telemetry")
-        return response
+        return reply.response()
 
-    def _publish(
-        self, response: dict[str, Any], request_id: str, seen: _Seen, seconds: float
-    ) -> None:
+    def _publish(self, reply: Reply, request_id: str, seen: _Seen, seconds: float) -> None:
         """The request's one audit line and its metrics (one EMF blob, flushed on return)."""
         service = self._service
         strategy = (
             service.strategy if service else self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
         )
-        body = json.loads(response["body"])
         record = audit_record(
             request_id=request_id,
             strategy=str(strategy or "unknown"),
             tier=seen.tier,
-            status=response["statusCode"],
-            body=body if isinstance(body, dict) else {},
+            status=reply.status,
+            body=reply.body,
             context=seen.context,
             question=seen.question,
             total_seconds=seconds,
@@ -192,20 +202,18 @@ class RouterHandler:
         settings = self._telemetry or TelemetrySettings()
         publish(record, metrics, logger, settings.include_text, settings.by_tier)
 
-    def _route(self, event: Any, context: Any, request_id: str, seen: _Seen) -> dict[str, Any]:
+    def _route(self, event: Any, context: Any, request_id: str, seen: _Seen) -> Reply:
         service = self._ensure_service()
         if service is None:
             # The reason is the router's own configuration check, never a Bedrock message.
             unavailable = RoutingError("router_unavailable", {"reason": self._init_error})
-            return routing_error_response(unavailable, request_id)
+            return routing_error_reply(unavailable, request_id)
         config = service.config
         try:
             request = parse_request(event, config)
         except BadRequest as exc:
             logger.info("bad request", reason=str(exc))
-            return json_response(
-                400, {**error_body("bad_request", request_id), "error": str(exc)}
-            )
+            return Reply(400, {**error_body("bad_request", request_id), "error": str(exc)})
         tier = seen.tier = self.tier_of(event, config)
         seen.question = request.question
         remaining = getattr(context, "get_remaining_time_in_millis", None)
@@ -222,7 +230,7 @@ class RouterHandler:
                     request.question, request.category, tier=tier, history=request.history
                 )
             except UnknownCategory as exc:
-                return json_response(
+                return Reply(
                     400,
                     {
                         **error_body("unknown_category", request_id),
@@ -232,9 +240,9 @@ class RouterHandler:
                 )
             except RoutingError as exc:
                 self._log_failure(exc, request_context)
-                return routing_error_response(exc, request_id)
+                return routing_error_reply(exc, request_id)
         self._log_attempts(request_context)
-        return json_response(200, body)
+        return Reply(200, body)
 
     @staticmethod
     def _log_attempts(request_context: RequestContext) -> None:
