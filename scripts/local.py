@@ -194,8 +194,6 @@ def configure_handler_environment(lambda_logs: bool) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines on stdout
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if lambda_logs else "WARNING")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    # With metrics disabled Powertools never clears dimensions between requests (Lambda does).
-    warnings.filterwarnings("ignore", message="Dimension 'Strategy' has already been added")
 
 
 def display_url(host: str, port: int) -> str:

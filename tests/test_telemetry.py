@@ -302,6 +302,23 @@ def test_handler_prints_one_documented_blob_per_request(
         handler_logger._logger.removeHandler(stream)
 
 
+def test_disabled_metrics_do_not_pile_up_between_requests(
+    monkeypatch: pytest.MonkeyPatch, fresh_standin: Any
+) -> None:
+    """With metrics off (the local run, tests) Powertools' flush neither prints nor clears its
+    process-wide metric set: the handler clears it, so nothing grows or leaks into later blobs."""
+    from llm_router.handler import RouterHandler
+    from llm_router.handler import metrics as handler_metrics
+
+    monkeypatch.setenv("ROUTER_STRATEGY", "llm-assisted")
+    monkeypatch.setenv("BEDROCK_ENDPOINT_URL", fresh_standin.url)
+    handler = RouterHandler(eager=True)
+    for body in ({"question": "What year did World War II end?"}, {"question": ""}):
+        invoke(handler, body)
+        assert handler_metrics.provider.metric_set == {}
+        assert set(handler_metrics.provider.dimension_set) <= {"service"}
+
+
 # -- tracing --------------------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from .config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes
 from .errors import RoutingError
 from .http_api import BadRequest, _body_text, _meaningful, json_response, load_json
+from .telemetry import instrumented
 
 FEEDBACK_TABLE_ENV = "FEEDBACK_TABLE_NAME"
 STRATEGY_ENV = "ROUTER_STRATEGY"
@@ -185,9 +186,7 @@ class FeedbackHandler:
         self._client = client
         self._strategy = strategy
         self._settings = FeedbackSettings(DEFAULT_RETENTION_DAYS)
-        self._handle = logger.inject_lambda_context(clear_state=True)(
-            metrics.log_metrics(self._handle_event)
-        )
+        self._handle = instrumented(self._handle_event, metrics, logger)
 
     def _dependencies(self) -> tuple[RoutesConfig, str, Any]:
         if self._config is None:

@@ -30,7 +30,7 @@ from .factory import build_service
 from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
 from .request_context import Deadline, RequestContext, serving
 from .service import RouterService, UnknownCategory
-from .telemetry import TelemetrySettings, publish, telemetry_settings
+from .telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
@@ -119,9 +119,7 @@ class RouterHandler:
         self._init_error: str | None = None
         self._telemetry: TelemetrySettings | None = None
         self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
-        self._handle = logger.inject_lambda_context(clear_state=True)(
-            metrics.log_metrics(self._handle_event)
-        )
+        self._handle = instrumented(self._handle_event, metrics, logger)
         if eager:
             self._ensure_service()
 

@@ -19,7 +19,7 @@ objects, and this module adds no import cost at cold start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,28 @@ def publish_with(
     record: Mapping[str, Any], metrics: Metrics, logger: Logger, settings: TelemetrySettings
 ) -> None:
     publish(record, metrics, logger, settings.include_text, settings.by_tier)
+
+
+def instrumented(
+    handler: Callable[[Any, Any], dict[str, Any]], metrics: Metrics, logger: Logger
+) -> Callable[[Any, Any], dict[str, Any]]:
+    """``handler`` as every function here runs: Lambda-context logging and one EMF flush per
+    invocation, then the metric set cleared.
+
+    The clearing matters where metrics are disabled (the local run, tests): Powertools' flush then
+    neither prints nor clears, and its metric set is shared by every ``Metrics`` object of the
+    process, so each request's values would pile up in memory and leak into the next blob. After
+    an enabled flush, clearing again changes nothing.
+    """
+    flushed = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(handler))
+
+    def run(event: Any, context: Any) -> dict[str, Any]:
+        try:
+            return flushed(event, context)
+        finally:
+            metrics.clear_metrics()
+
+    return run
 
 
 # -- metrics ---------------------------------------------------------------------------------------
