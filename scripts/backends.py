@@ -157,6 +157,7 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
 
 
 LOCAL_FEEDBACK_TABLE = "local-router-feedback"
+LOCAL_DYNAMODB_TIMEOUT_SECONDS = 10  # moto shares this process's CPU with the routers
 # One moto server per local run (its ExitStack), shared by the budget and feedback tables.
 _LOCAL_DYNAMODB: weakref.WeakKeyDictionary[contextlib.ExitStack, tuple[Any, str]] = (
     weakref.WeakKeyDictionary()
@@ -185,6 +186,7 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
     url = f"http://{host}:{port}"
     client = dynamodb_client(
         endpoint_url=url,
+        timeout_seconds=LOCAL_DYNAMODB_TIMEOUT_SECONDS,
         region_name=STANDIN_REGION,
         aws_access_key_id=STANDIN_CREDENTIALS[0],
         aws_secret_access_key=STANDIN_CREDENTIALS[1],

@@ -126,13 +126,20 @@ def tier_scope(tier: str) -> str:
     return f"tier#{tier}"
 
 
-def dynamodb_client(endpoint_url: str | None = None, **kwargs: Any) -> Any:
-    """A low-level DynamoDB client that gives up fast: the guard must not hold a request up."""
+def dynamodb_client(
+    endpoint_url: str | None = None, timeout_seconds: float = 1, **kwargs: Any
+) -> Any:
+    """A low-level DynamoDB client that gives up fast: the guard must not hold a request up.
+
+    The local run passes a longer ``timeout_seconds``: its moto server is a thread of the same
+    busy process, where a one-second read can time out and drop the spend it records."""
     import boto3
     from botocore.config import Config
 
     config = Config(
-        connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"}
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+        retries={"max_attempts": 2, "mode": "standard"},
     )
     return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config, **kwargs)
 
