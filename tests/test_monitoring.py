@@ -1,7 +1,7 @@
 """Each router stack's dashboard, alarms and optional SNS topic, read from synthesized templates.
 
-Two synths (bundling skipped, ~20 s each): the shipped routes.json, and a variant with other
-thresholds, one alarm turned off and ``-c alarmEmail=...``.
+Two synths (bundling skipped): the session's shared one of the shipped routes.json, and a variant
+with other thresholds, one alarm turned off and ``-c alarmEmail=...``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from llm_router import metric_catalog as mc
 from llm_router.config import ConfigError, RoutesConfig, parse_routes
 from llm_router.strategies import STRATEGIES, Strategy
 from llm_router.telemetry import AUDIT_COST_QUERY
-from stack_synth import Synth, render_url, routes_file, synth
+from stack_synth import Synth, render_url, routes_file, shared_synth, synth
 
 from layers import REPO_ROOT
 from stacks.alarm_settings import DEFAULTS, parse_alarms
@@ -37,8 +37,8 @@ VARIANT_ALARMS = {
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synth(tmp_path_factory.mktemp("cdk-out-monitoring"))
+def shipped() -> Synth:
+    return shared_synth()
 
 
 @pytest.fixture(scope="module")
