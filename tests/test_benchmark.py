@@ -9,6 +9,8 @@ from typing import Any
 import benchmark
 import numpy as np
 import pytest
+from benchmarks import index_cache, recall, scale, scale_report
+from benchmarks.overhead import WARMUP_REQUESTS
 from llm_router import semantic_index
 from llm_router.config import load_routes
 
@@ -24,7 +26,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:  # only while the benchmark runs
         patch.setattr(semantic_index, "HNSW_THRESHOLD", LOW_THRESHOLD)
         patch.setattr(semantic_index, "IVF_THRESHOLD", LOW_IVF_THRESHOLD)
-        return benchmark.run(
+        return scale.run(
             SIZES,
             queries=QUERIES,
             cache_dir=tmp_path_factory.mktemp("benchmark-cache"),
@@ -38,7 +40,7 @@ def by_size(result: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 def test_one_row_per_size(result: dict[str, Any]) -> None:
     assert [row["vectors"] for row in result["rows"]] == SIZES
-    text = benchmark.format_text(result)
+    text = scale_report.format_text(result)
     for size in SIZES:
         assert sum(line.lstrip().startswith(f"{size:,} ") for line in text.splitlines()) == 2
 
@@ -72,7 +74,7 @@ def test_overhead_and_cold_start_figures_are_positive(result: dict[str, Any]) ->
         assert row["requests"] == QUERIES
         # every request went through the fake: one embedding, and an answer unless declined
         calls = row["bedrock_calls"]
-        assert calls["invoke_model"] == QUERIES + benchmark.WARMUP_REQUESTS
+        assert calls["invoke_model"] == QUERIES + WARMUP_REQUESTS
         assert sum(row["decisions"].values()) == QUERIES
         cold = row["cold_start_seconds"]
         for key in ("import_numpy", "import_faiss", "import_handler", "client", "index_load"):
@@ -116,10 +118,10 @@ def test_a_cached_index_is_reused(tmp_path: Path) -> None:
     base = load_routes()
     stale = tmp_path / "n50-d256-q4-s0-olderrecipe"  # built by another make_faiss_index
     stale.mkdir()
-    (stale / benchmark.MARKER_FILE).write_text("{}")
-    first = benchmark.prepare_index(50, 256, 4, 0, base, tmp_path)
+    (stale / index_cache.MARKER_FILE).write_text("{}")
+    first = index_cache.prepare_index(50, 256, 4, 0, base, tmp_path)
     assert not stale.exists()
-    again = benchmark.prepare_index(50, 256, 4, 0, base, tmp_path)
+    again = index_cache.prepare_index(50, 256, 4, 0, base, tmp_path)
     assert not first.cached and again.cached
     assert again.directory == first.directory
     np.testing.assert_array_equal(again.truth_ids, first.truth_ids)
@@ -148,6 +150,6 @@ def test_make_faiss_index_picks_flat_when_small_and_approximate_when_large(
 def test_recall_counts_ties_as_hits() -> None:
     ids = np.array([4, 7, 9])
     scores = np.array([0.9, 0.8, 0.7], dtype=np.float32)
-    assert benchmark.recall_at([(4, 0.9), (7, 0.8)], ids, scores, 2) == 1.0
-    assert benchmark.recall_at([(4, 0.9), (5, 0.8)], ids, scores, 2) == 1.0  # a tie
-    assert benchmark.recall_at([(4, 0.9), (5, 0.5)], ids, scores, 2) == 0.5
+    assert recall.recall_at([(4, 0.9), (7, 0.8)], ids, scores, 2) == 1.0
+    assert recall.recall_at([(4, 0.9), (5, 0.8)], ids, scores, 2) == 1.0  # a tie
+    assert recall.recall_at([(4, 0.9), (5, 0.5)], ids, scores, 2) == 0.5

@@ -27,10 +27,8 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,8 @@ from typing import Any
 from llm_router.config import RoutesConfig, load_routes
 from llm_router.strategies import STRATEGIES
 from text_table import table
+
+from .fresh_process import run_fresh
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "cold_probe.py"
@@ -78,24 +78,12 @@ def run_probe(mode: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str,
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
     try:
-        started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, str(PROBE), mode, handle.name],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
-        )
-        wall = time.perf_counter() - started
+        command = [sys.executable, str(PROBE), mode, handle.name]
+        figures = run_fresh(command, env, timeout=300, what=f"{mode} probe")
     finally:
         os.unlink(handle.name)
-    if result.returncode != 0:
-        raise RuntimeError(f"{mode} probe failed:\n{result.stderr[-3000:]}")
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
     if figures.get("status") != 200:
         raise RuntimeError(f"{mode} probe's first request answered {figures.get('status')}")
-    figures["process"] = wall
     return figures
 
 
