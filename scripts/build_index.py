@@ -23,6 +23,7 @@ import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.bedrock import BedrockFailure, runtime_client
 from llm_router.config import RoutesConfig, load_routes
 from llm_router.embeddings import TitanEmbedder
+from llm_router.normalize import routing_text
 from llm_router.semantic_index import Manifest, build_index, is_fresh
 
 SOURCES = ("auto", "bedrock", "stand-in")
@@ -60,7 +61,12 @@ def resolve_source(source: str) -> str:
 
 
 @contextlib.contextmanager
-def _embedder(config: RoutesConfig, source: str, region: str | None) -> Iterator[TitanEmbedder]:
+def _embedder(
+    config: RoutesConfig, source: str, region: str | None
+) -> Iterator[tuple[TitanEmbedder, Callable[[list[str]], None]]]:
+    """The embedder, and a function that precomputes a list of texts where that helps (the
+    stand-in computes them on every core into its cache; Bedrock is called one text at a time
+    by the build, so there it does nothing)."""
     if source == STANDIN_SOURCE:
         from bedrock_standin import StandInServer
 
@@ -70,7 +76,10 @@ def _embedder(config: RoutesConfig, source: str, region: str | None) -> Iterator
                 endpoint_url=server.url,
                 credentials=("stand-in", "stand-in"),
             )
-            yield TitanEmbedder(client, config.embedding)
+            yield (
+                TitanEmbedder(client, config.embedding),
+                lambda texts: server.precompute_embeddings(texts, config.embedding.normalize),
+            )
         return
     if not aws_credentials_available():
         raise IndexBuildError(
@@ -79,7 +88,10 @@ def _embedder(config: RoutesConfig, source: str, region: str | None) -> Iterator
             "Configure credentials (aws configure / AWS_PROFILE / SSO) for the account you deploy "
             "to, or build an offline index with --embeddings stand-in (not deployable)."
         )
-    yield TitanEmbedder(runtime_client(region=region, endpoint_url=None), config.embedding)
+    yield (
+        TitanEmbedder(runtime_client(region=region, endpoint_url=None), config.embedding),
+        lambda _texts: None,
+    )
 
 
 def ensure_index(
@@ -105,7 +117,7 @@ def ensure_index(
             say(f"  embedded {done}/{total}")
 
     try:
-        with _embedder(config, resolved, region) as embedder:
+        with _embedder(config, resolved, region) as (embedder, precompute):
             if is_fresh(out_dir, config, resolved) and _probe_matches(out_dir, embedder):
                 say(f"semantic index in {out_dir} is up to date")
                 return Manifest.read(out_dir)
@@ -113,6 +125,7 @@ def ensure_index(
                 f"building semantic index: {rows} reference prompts with "
                 f"{config.embedding.model_id} ({resolved})"
             )
+            precompute([routing_text(prompt) for _, prompt in config.reference_prompts()])
             manifest = build_index(config, embedder, out_dir, resolved, progress=tick)
             _write_probe(out_dir, embedder)
             return manifest

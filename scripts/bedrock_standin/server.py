@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -447,6 +448,7 @@ class StandInServer(BackgroundServer):
         http.runtime = BedrockRuntime(
             self.state, minilm, TextModels(minilm, answer_url, answer_model)
         )
+        self._runtime = http.runtime
         http.verbose = verbose
         super().__init__(http, "bedrock-stand-in")
 
@@ -479,6 +481,12 @@ class StandInServer(BackgroundServer):
     def set_delay(self, model_id: str, seconds: float | None) -> None:
         """Calls to ``model_id`` ('*': any) answer after ``seconds``; 0 or None removes it."""
         self.state.set_delay(model_id, seconds)
+
+    def precompute_embeddings(self, texts: Sequence[str], normalize: bool = True) -> None:
+        """Embed ``texts`` now, on every core, into the model's caches: a caller that knows its
+        texts up front (an index build, an evaluation) then gets each one back at once when it
+        asks through the wire protocol, one text per call as Titan takes them."""
+        self._runtime.minilm.embed_many(texts, normalize)
 
     def add_prompt_router(self, arn: str, models: tuple[str, ...]) -> None:
         """Make a custom prompt router ARN known, choosing between ``models`` (fast, strong)."""
