@@ -55,15 +55,17 @@ def test_a_given_client_without_a_recipe_serves_every_timeout() -> None:
 
 def test_building_the_router_creates_no_bedrock_client_and_no_budget_module() -> None:
     code = (
-        "import sys, boto3\n"
+        "import sys, botocore.session\n"
         "calls = []\n"
-        "real = boto3.client\n"
-        "boto3.client = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+        "real = botocore.session.Session.create_client\n"
+        "botocore.session.Session.create_client = "
+        "lambda self, *a, **k: calls.append(a) or real(self, *a, **k)\n"
         "from llm_router.config import load_routes\n"
         "from llm_router.factory import build_service\n"
         "build_service('llm-assisted', load_routes())\n"
         "assert calls == [], calls\n"
         "assert 'llm_router.budget' not in sys.modules\n"
+        "assert 'boto3' not in sys.modules\n"
     )
     _run_fresh(code, AWS_REGION="us-east-1", ROUTES_PRESET="blog-2024")
 

@@ -11,17 +11,23 @@ the clients at the local Bedrock stand-in; it is unset in AWS.
 :func:`as_failure` classifies every error once: whether to retry the same target, whether to fail
 over to the next, and which HTTP status the caller gets if nothing answers. Bedrock's free-text
 message is kept for the log only; responses carry its error code.
+
+Clients come from one botocore session (:func:`aws_client`), not from boto3: ``boto3.client`` is
+that same botocore call behind boto3's session object, and importing boto3 also imports its
+resource layer and s3transfer, which the function never uses (about a sixth of boto3's import
+time, at every cold start). The clients are the same ``botocore.client.BedrockRuntime`` objects.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -56,6 +62,20 @@ FAILOVER_CODES = frozenset(
 _TRANSPORT_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError,
                      ConnectionClosedError)
 RECIPE_ATTRIBUTE = "_llm_router_recipe"  # how ClientPool makes siblings with other timeouts
+_session: botocore.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def aws_client(service: str, **kwargs: Any) -> Any:
+    """A botocore client for ``service`` from the process's one session, as ``boto3.client``
+    makes it from boto3's default session: credentials are resolved once, and service models,
+    endpoints and retry rules are read once for all clients. Created under a lock, since a
+    session is not thread-safe (the local server builds routers from several threads)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = botocore.session.get_session()
+        return _session.create_client(service, **kwargs)
 
 
 def runtime_client(
@@ -75,7 +95,7 @@ def runtime_client(
         user_agent_extra="multi-llm-router",
         tcp_keepalive=True,
     )
-    client = boto3.client(
+    client = aws_client(
         "bedrock-runtime",
         region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         endpoint_url=endpoint_url or os.environ.get(BEDROCK_ENDPOINT_ENV) or None,

@@ -133,15 +133,16 @@ def dynamodb_client(
 
     The local run passes a longer ``timeout_seconds``: its moto server is a thread of the same
     busy process, where a one-second read can time out and drop the spend it records."""
-    import boto3
     from botocore.config import Config
+
+    from .bedrock import aws_client
 
     config = Config(
         connect_timeout=timeout_seconds,
         read_timeout=timeout_seconds,
         retries={"max_attempts": 2, "mode": "standard"},
     )
-    return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config, **kwargs)
+    return aws_client("dynamodb", endpoint_url=endpoint_url, config=config, **kwargs)
 
 
 class BudgetGuard:
