@@ -50,6 +50,7 @@ from typing import Any
 
 from .config import ConfigError, RoutesConfig
 from .settings import BUDGET_TABLE_ENV
+from .tracing import traced_call
 
 DEFAULT_DAILY_USD = 20.0
 DEFAULT_SOFT_FRACTION = 0.8
@@ -260,13 +261,17 @@ class BudgetGuard:
 
     def _read(self, day: str, limits: Mapping[str, float]) -> dict[str, float]:
         keys = {scope: spend_key(day, scope) for scope in limits}
-        response = self.client.batch_get_item(
-            RequestItems={
-                self.table_name: {
-                    "Keys": [{"pk": {"S": key}} for key in keys.values()],
-                    "ProjectionExpression": "pk, usd",
+        response = traced_call(
+            self.client,
+            "batch_get_item",
+            {
+                "RequestItems": {
+                    self.table_name: {
+                        "Keys": [{"pk": {"S": key}} for key in keys.values()],
+                        "ProjectionExpression": "pk, usd",
+                    }
                 }
-            }
+            },
         )
         if response.get("UnprocessedKeys"):
             raise RuntimeError("DynamoDB left keys unprocessed")
@@ -292,13 +297,17 @@ class BudgetGuard:
         amount = format(Decimal(repr(cost_usd)), "f")
         for scope in scopes:
             try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": {"S": spend_key(day, scope)}},
-                    UpdateExpression="ADD usd :cost SET expires_at = :expires",
-                    ExpressionAttributeValues={
-                        ":cost": {"N": amount},
-                        ":expires": {"N": str(expires)},
+                traced_call(
+                    self.client,
+                    "update_item",
+                    {
+                        "TableName": self.table_name,
+                        "Key": {"pk": {"S": spend_key(day, scope)}},
+                        "UpdateExpression": "ADD usd :cost SET expires_at = :expires",
+                        "ExpressionAttributeValues": {
+                            ":cost": {"N": amount},
+                            ":expires": {"N": str(expires)},
+                        },
                     },
                 )
             except Exception as exc:  # noqa: BLE001 - spend not counted beats a failed request

@@ -32,6 +32,7 @@ from .bedrock import RECIPE_ATTRIBUTE, BedrockFailure, as_failure
 from .breaker import BreakerBoard
 from .request_context import Attempt, DeadlineExceeded, current
 from .settings import ResilienceSettings
+from .tracing import traced_call
 
 MIN_ATTEMPT_SECONDS = 0.25  # below this an attempt cannot succeed; stop instead
 CIRCUIT_OPEN = "CircuitOpen"
@@ -130,7 +131,7 @@ class ResilientClient:
                 )
             started = time.perf_counter()
             try:
-                response = getattr(self._clients.get(timeout), operation)(**kwargs)
+                response = traced_call(self._clients.get(timeout), operation, kwargs)
             except Exception as exc:
                 failure = as_failure(exc, model_id, self.stage)
                 elapsed = time.perf_counter() - started
