@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .bedrock import BedrockFailure, as_failure
 from .classification import ModelUsage
 from .config import AnsweringConfig
+from .records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Answer:
     text: str
     requested_model_id: str

@@ -24,7 +24,6 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
@@ -37,6 +36,8 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+
+from .records import record
 
 BEDROCK_ENDPOINT_ENV = "BEDROCK_ENDPOINT_URL"
 # Transient: worth another attempt at the same target, then failover.
@@ -125,7 +126,7 @@ def endpoint_kind() -> str:
     return "offline-stand-in" if os.environ.get(BEDROCK_ENDPOINT_ENV) else "bedrock"
 
 
-@dataclass
+@record
 class BedrockFailure(Exception):
     """A Bedrock call failed; carries what routing and the API need to know about it.
 

@@ -18,14 +18,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from .records import record
 from .settings import BreakerSettings
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
-@dataclass
+@record
 class _TargetState:
     failures: deque[float] = field(default_factory=deque)
     state: str = CLOSED

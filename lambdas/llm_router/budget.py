@@ -43,12 +43,12 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from .config import ConfigError, RoutesConfig
+from .records import record
 from .settings import BUDGET_TABLE_ENV
 from .tracing import traced_call
 
@@ -68,7 +68,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BudgetSettings:
     daily_usd: float | None  # None: no stack-wide budget
     soft_fraction: float
@@ -107,7 +107,7 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BudgetState:
     """Where today's spend stands against the strictest budget that applies."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
+from .records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class ModelUsage:
     """Tokens one model call consumed, as Bedrock reported them."""
 
@@ -22,7 +24,7 @@ class ModelUsage:
         }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Classification:
     category: str
     model_id: str | None  # reported as classifier_LLM or embedding_LLM; None if none ran

@@ -17,10 +17,11 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from .records import record
 from .settings import (
     ModelPrice,
     ResilienceSettings,
@@ -60,7 +61,7 @@ class ConfigError(ValueError):
     """The routes configuration is missing, malformed or inconsistent."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Category:
     name: str
     description: str
@@ -73,14 +74,14 @@ class Category:
         return self.answer_plan.primary
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EmbeddingConfig:
     model_id: str
     dimensions: int
     normalize: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ClassifierConfig:
     model_id: str
     max_output_tokens: int
@@ -88,14 +89,14 @@ class ClassifierConfig:
     unrecognised_output: str = "out_of_scope"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AnsweringConfig:
     max_tokens: int
     temperature: float
     system_prompt: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OutOfScopeConfig:
     """What to do with questions that match no category: decline them or use the default."""
 
@@ -104,7 +105,7 @@ class OutOfScopeConfig:
     reference_prompts: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SemanticThresholds:
     """Semantic decision thresholds, chosen by ``scripts/evaluate.py --fit``.
 
@@ -121,7 +122,7 @@ class SemanticThresholds:
     hybrid_min_margin: float
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ApiConfig:
     max_question_chars: int
     throttle_rate_limit: float
@@ -131,7 +132,7 @@ class ApiConfig:
     caller_category: str = "check"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LambdaConfig:
     runtime: str
     architecture: str
@@ -140,7 +141,7 @@ class LambdaConfig:
     log_retention_days: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RoutesConfig:
     preset: str
     categories: Mapping[str, Category]

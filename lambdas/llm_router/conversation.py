@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .classification import Classification
 from .config import OUT_OF_SCOPE, ConfigError, RoutesConfig
+from .records import record
 
 ROLES = ("user", "assistant")
 USER, ASSISTANT = ROLES
@@ -75,7 +76,7 @@ class ConversationError(ValueError):
     """The ``history`` field is invalid; the message is for the client (a 400)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Turn:
     role: str  # "user" or "assistant"
     content: str
@@ -85,7 +86,7 @@ class Turn:
         return {"role": self.role, "content": [{"text": self.content}]}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConversationSettings:
     max_turns: int
     max_total_chars: int

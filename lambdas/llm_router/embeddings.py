@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .bedrock import as_failure
 from .config import EmbeddingConfig
+from .records import record
 from .tracing import subsegment
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Embedding:
     vector: np.ndarray  # float32, shape (dimensions,)
     input_tokens: int

@@ -8,8 +8,10 @@ response's ``request_id``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from .records import record
 
 # code -> (HTTP status, short error phrase, what the caller should do)
 ERRORS: dict[str, tuple[int, str, str]] = {
@@ -49,7 +51,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
-@dataclass
+@record
 class RoutingError(Exception):
     """A request that ends in an error response; ``details`` are safe to show the caller."""
 

@@ -18,7 +18,6 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -28,6 +27,7 @@ from .config import ConfigError, RoutesConfig, load_routes
 from .errors import ERRORS, RoutingError
 from .factory import build_service
 from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
+from .records import record
 from .request_context import Deadline, RequestContext, serving
 from .service import RouterService, UnknownCategory
 from .telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
@@ -45,7 +45,7 @@ def error_body(code: str, request_id: str | None, **details: Any) -> dict[str, A
     return {**RoutingError(code, details).body(), "request_id": request_id}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Reply:
     """What a request ends with, before it is serialised once into the proxy response: the
     audit record reads the body dict, so it never parses the JSON it just wrote."""
@@ -94,7 +94,7 @@ def request_id_of(event: Any, context: Any) -> str:
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
 
 
-@dataclass
+@record
 class _Seen:
     """What the handler learnt of a request before it ended, for its audit record."""
 

@@ -32,12 +32,12 @@ import binascii
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
 from .config import RoutesConfig
 from .conversation import ConversationError, Turn, parse_history
+from .records import record
 
 MAX_JSON_DEPTH = 32  # nesting levels of objects and arrays in a request body
 MAX_INTEGER_DIGITS = 100  # digits of one JSON integer (Python's own limit raises at 4,300)
@@ -84,7 +84,7 @@ class BadRequest(ValueError):
     """The request body is not a valid question."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AskRequest:
     question: str
     category: str | None = None  # static routing: the caller names the category

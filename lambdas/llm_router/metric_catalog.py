@@ -33,7 +33,7 @@ cannot say "12 tokens for model A, 300 for model B" with a ``Model`` dimension. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .records import record
 
 STRATEGY = "Strategy"
 CATEGORY = "Category"
@@ -52,7 +52,7 @@ MILLISECONDS = "Milliseconds"
 USD = "None"  # CloudWatch has no currency unit
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MetricSpec:
     name: str
     unit: str

@@ -15,8 +15,10 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from .records import record
 
 
 class DeadlineExceeded(Exception):  # noqa: N818  (the name the response reports)
@@ -55,7 +57,7 @@ class Deadline:
         return left
 
 
-@dataclass
+@record
 class Attempt:
     """One call to a model, or a skip of it, as the response and the audit record list it."""
 
@@ -76,7 +78,7 @@ class Attempt:
         }
 
 
-@dataclass
+@record
 class RequestContext:
     deadline: Deadline = field(default_factory=Deadline.unbounded)
     tier: str | None = None

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .config import ConfigError, RoutesConfig
 from .normalize import DEFAULT_MAX_CHARS
+from .records import record
 
 PREMIUM = "premium"
 DECISIONS = ("head", "knn")
@@ -48,7 +48,7 @@ _ROUTING_KEYS = ("false_refusal_cost", "ambiguous_to", "ambiguous_min_probabilit
                  "max_input_chars", "_about")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RoutingPolicy:
     false_refusal_cost: float
     ambiguous_to: str  # a category or PREMIUM

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from .records import record
 from .targets import TargetPlan, TargetSpecError, parse_plan
 
 ROUTING_DETAILS = ("summary", "full")
@@ -37,7 +37,7 @@ def _positive(section: Mapping[str, Any], key: str, default: float, where: str) 
     return number
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tier:
     """A class of callers with its own API key, usage plan, answer targets and daily budget."""
 
@@ -109,14 +109,14 @@ def parse_tiers(
     return tiers, default
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BreakerSettings:
     failure_threshold: int  # failures within the window that open the breaker
     window_seconds: float
     cooldown_seconds: float  # how long an open breaker skips its target before a trial call
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResilienceSettings:
     """How a request spends its time budget: attempts, back-off, per-stage timeouts, breaker."""
 
@@ -157,7 +157,7 @@ def parse_resilience(raw: Mapping[str, Any]) -> ResilienceSettings:
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResponseSettings:
     routing_details: str  # "summary" (deployed default) or "full" (adds the neighbours)
 
@@ -169,7 +169,7 @@ def parse_response(raw: Mapping[str, Any]) -> ResponseSettings:
     return ResponseSettings(routing_details=details)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ModelPrice:
     input_per_1k: float
     output_per_1k: float

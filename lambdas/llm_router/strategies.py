@@ -7,12 +7,11 @@ classifier module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .config import RoutesConfig
+from .records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Strategy:
     name: str  # value of ROUTER_STRATEGY and the local path segment
     stack_name: str

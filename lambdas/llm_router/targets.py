@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from .records import record
 
 
 class TargetSpecError(ValueError):
     """An answer-target spec in routes.json is malformed."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AnswerTarget:
     model_id: str
     weight: float = 1.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TargetPlan:
     """The targets of one category: a weighted pool and an ordered fallback chain."""
 

@@ -20,11 +20,11 @@ objects, and this module adds no import cost at cold start.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import metric_catalog as mc
 from .config import ConfigError, RoutesConfig
+from .records import record
 from .resilient_client import CIRCUIT_OPEN
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ filter message = "audit"
 | sort total_usd desc"""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TelemetrySettings:
     """``include_text``: ``logging.include_text``; ``by_tier``: a Tier dimension set is useful
     (more than one tier), so per-tier metrics are published."""
