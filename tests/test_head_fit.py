@@ -9,7 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from evaluation.head_fit import HeadFitError, fit_head, hybrid_rows, write_head_thresholds
+from evaluation.head_fit import (
+    DECLINE_GRID,
+    HeadFit,
+    HeadFitError,
+    bagged_threshold,
+    fit_head,
+    head_decisions,
+    hybrid_rows,
+    rates,
+    write_head_thresholds,
+)
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, load_routes, parse_routes
 from llm_router.linear_head import LinearHead, _folds
 from llm_router.routing_policy import RoutingPolicy, parse_routing
@@ -17,7 +27,8 @@ from llm_router.routing_policy import RoutingPolicy, parse_routing
 CLASSES = ("history", "math", OUT_OF_SCOPE)
 
 
-def head_with(oof: list[list[float]], labels: list[str]) -> LinearHead:
+def head_with(oof: list, labels: list[str]) -> LinearHead:
+    """A head whose out-of-fold probabilities are ``oof`` (rows, or one set per clustering)."""
     return LinearHead(
         CLASSES, np.zeros((4, 3)), np.zeros(3), 1.0, 0.1,
         np.array(oof, dtype=float), np.array([CLASSES.index(label) for label in labels]),
@@ -45,14 +56,16 @@ def synthetic() -> tuple[list[list[float]], list[str]]:
 
 
 @pytest.mark.parametrize("cost", [1.0, 5.0, 50.0])
-def test_decline_threshold_minimises_the_cost_aware_objective(
+def test_the_chosen_threshold_reports_its_own_cost_aware_objective(
     routes: RoutesConfig, cost: float
 ) -> None:
     rows, labels = synthetic()
     config, policy = config_with(routes, cost)
     fitted = fit_head(head_with(rows, labels), config, policy, labels)
     chosen = fitted.semantic
-    assert chosen["objective"] == min(r["objective"] for r in fitted.decline_table)
+    assert chosen == next(
+        r for r in fitted.decline_table if r["decline_probability"] == fitted.decline_probability
+    )
     in_domain = sum(label != OUT_OF_SCOPE for label in labels)
     declined = round(chosen["false_refusal_rate"] * in_domain)
     p_off = np.array(rows)[:, 2]
@@ -144,3 +157,76 @@ def test_folds_hold_out_whole_topics() -> None:
     # Dealing rows at random would keep about 1 topic in 125 whole; clusters keep most.
     assert sum(len(s) == 1 for s in per_topic) >= 0.75 * 80
     assert set(folds) == set(range(5))
+
+
+def row(p_off: float) -> list[float]:
+    return [(1 - p_off) * 0.9, (1 - p_off) * 0.1, p_off]
+
+
+def staircase(moved: float) -> tuple[list[list[float]], list[str]]:
+    """600 in-domain and 400 off-topic rows: at F 12 a refusal weighs 0.02, a leak 0.0025. From
+    0.80 to 0.92 each 0.02 step holds one in-domain row and, just above it, eight off-topic rows:
+    a flat, jagged objective, as on the reference prompts. ``moved``: one off-topic row's
+    P(off-topic), the kind of change another clustering makes."""
+    rows, labels = [row(0.02)] * 594, ["history"] * 594
+    for step in range(6):
+        low = 0.8 + 0.02 * step
+        rows.append(row(low + 0.001))
+        labels.append("history")
+        rows += [row(low + 0.0035 + 0.002 * j) for j in range(8)]
+        labels += [OUT_OF_SCOPE] * 8
+    rows += [row(0.99)] * 351 + [row(moved)]
+    labels += [OUT_OF_SCOPE] * 352
+    return rows, labels
+
+
+def plain_minimum(fitted: HeadFit) -> float:
+    """The old rule: the lowest objective, ties to the higher threshold."""
+    best = min(r["objective"] for r in fitted.decline_table)
+    return max(r["decline_probability"] for r in fitted.decline_table if r["objective"] == best)
+
+
+def test_one_moved_prompt_moves_the_plain_minimum_across_the_band_not_the_fitted_threshold(
+    routes: RoutesConfig,
+) -> None:
+    config, policy = config_with(routes, 12.0)
+    plain, bagged = [], []
+    for moved in (0.99, 0.9005, 0.85):
+        rows, labels = staircase(moved)
+        fitted = fit_head(head_with(rows, labels), config, policy, labels)
+        plain.append(plain_minimum(fitted))
+        bagged.append(fitted.decline_probability)
+    assert max(plain) - min(plain) >= 0.05  # the staircase's lowest step wanders
+    assert max(bagged) - min(bagged) <= 0.005  # the bagged threshold does not
+    assert 0.8 < bagged[0] < 0.92  # inside the flat band
+
+
+def test_the_threshold_is_the_mean_of_the_resamples_minima(routes: RoutesConfig) -> None:
+    """The vectorised rule against a plain loop over the same resamples."""
+    rows, labels = synthetic()
+    config, policy = config_with(routes, 5.0)
+    p, truth = np.array(rows), np.array(labels, dtype=object)
+    decisions = np.array([[head_decisions(p, list(CLASSES), policy, config, float(t))
+                           for t in DECLINE_GRID]])
+    rng = np.random.default_rng(7)
+    minima = []
+    for _ in range(20):
+        drawn = rng.integers(len(truth), size=len(truth))
+        objectives = [rates(decisions[0, i][drawn], truth[drawn], 5.0)["objective"]
+                      for i in range(len(DECLINE_GRID))]
+        best = min(objectives)
+        minima.append(max(t for t, o in zip(DECLINE_GRID, objectives, strict=True)
+                          if abs(o - best) < 1e-3))
+    expected = DECLINE_GRID[np.argmin(np.abs(DECLINE_GRID - np.mean(minima)))]
+    assert bagged_threshold(decisions, truth, 5.0, resamples=20, seed=7) == expected
+
+
+def test_the_objective_is_averaged_over_the_clusterings(routes: RoutesConfig) -> None:
+    rows, labels = synthetic()
+    shifted = [[a, b, min(c + 0.04, 1.0)] for a, b, c in rows]
+    config, policy = config_with(routes, 5.0)
+    both = fit_head(head_with([rows, shifted], labels), config, policy, labels)
+    alone = [fit_head(head_with(r, labels), config, policy, labels) for r in (rows, shifted)]
+    for i, row_ in enumerate(both.decline_table):
+        mean = (alone[0].decline_table[i]["objective"] + alone[1].decline_table[i]["objective"]) / 2
+        assert row_["objective"] == pytest.approx(mean, abs=1e-3)

@@ -29,8 +29,10 @@ INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
 # 2: routing-text prompts, head.npz beside the index; 3: head version 2; 4: the head trained to
-# convergence (linear_head's batched row-space fit), so older heads are rebuilt
-MANIFEST_VERSION = 4
+# convergence (linear_head's batched row-space fit), so older heads are rebuilt; 5: head version 3;
+# 6: six clusterings (linear_head.CV_REPEATS). The manifest does not see the head's settings, so
+# a change to them bumps this.
+MANIFEST_VERSION = 6
 # The index type by number of vectors (measurements in make_faiss_index's docstring): exact flat
 # search below HNSW_THRESHOLD, HNSW up to IVF_THRESHOLD, IVF-Flat from there.
 HNSW_THRESHOLD = 20_000

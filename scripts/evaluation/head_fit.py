@@ -5,14 +5,31 @@ P(off-topic) reaches ``semantic.decline_probability`` (unless the question is am
 two categories, which is never declined); the hybrid escalates to the classifier LLM when the
 head's largest probability is below ``hybrid.min_probability``. Both are chosen here from the
 head's **out-of-fold** probabilities of the reference prompts (topic-held-out cross-validation,
-computed at index-build time and stored in ``head.npz``): never from an evaluation set, and never
-from the head's predictions on its own training rows, which would be far too sure.
+one set per clustering, computed at index-build time and stored in ``head.npz``): never from an
+evaluation set, and never from the head's predictions on its own training rows, which would be
+far too sure.
 
-The rule (issue 9): minimise ``F x false-refusal rate + leak rate``, F =
-``routing.false_refusal_cost``, as rates so the fit set's mix does not matter. Ties go to the
-higher (more lenient) decline threshold and, for the hybrid, to fewer escalations: an LLM call
-must fix decisions to be worth it. The vectorised rule is checked against ``decide_by_head``
-itself before anything is written.
+The objective (issue 9): ``F x false-refusal rate + leak rate``, F = ``routing.false_refusal_cost``,
+as rates so the fit set's mix does not matter, **averaged over the clusterings** (each one is a
+draw of "topics the head has not seen").
+
+**The rule for the decline threshold, and why it is not the plain minimum.** On the reference
+prompts the objective is flat from about 0.8 to 0.93: there, one more refused in-domain prompt
+costs F/574 and one more leaked off-topic prompt 1/405, and the curve is a jagged staircase
+whose lowest step moves with the clustering's seed (k-means++ seeding moved it from 0.88 to
+0.805, which was 2.7% false refusals on MMLU). So the fit
+**bags** the minimum: ``BOOTSTRAP`` resamples of the reference prompts (seeded, so the fit is
+reproducible), the minimum of the clustering-averaged objective in each (ties to the higher
+threshold, fewer refusals), and the threshold is the mean of those minima, on the grid. It sits
+inside the flat band where the band's mass is, not on whichever step happens to be lowest, and a
+one-prompt change moves it by a grid step or two instead of across the band. Measured on the
+reference prompts over seven independent sets of clusterings (five seeds, two with k-means++
+seeding): the old rule (plain minimum, 3 clusterings' logits averaged) chose 0.805 to 0.92; this
+rule with ``linear_head.CV_REPEATS`` = 6 chooses 0.855 to 0.895, the k-means++ sets included.
+
+The hybrid threshold: the lowest clustering-averaged objective given the classifier LLM's answers
+on the same prompts, fewer escalations on ties (an LLM call must fix decisions to be worth it).
+The vectorised rule is checked against ``decide_by_head`` itself before anything is written.
 """
 
 from __future__ import annotations
@@ -29,6 +46,8 @@ from llm_router.linear_head import LinearHead
 from llm_router.routing_policy import RoutingPolicy
 
 DECLINE_GRID = np.round(np.arange(0.50, 0.996, 0.005), 3)
+BOOTSTRAP = 200  # resamples of the reference prompts bagging the decline threshold
+BOOTSTRAP_SEED = 0
 # 0 never escalates (every probability clears it); the rest escalate ever more.
 ESCALATION_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
@@ -107,26 +126,40 @@ def fit_head(
     classifier LLM's on the same reference prompts, in ``config.reference_prompts()`` order."""
     if head.oof_probabilities is None or head.oof_labels is None:
         raise HeadFitError("the index's head has no out-of-fold predictions: rebuild the index")
-    p, classes = head.oof_probabilities, list(head.classes)
+    runs = np.asarray(head.oof_probabilities, dtype=float)
+    runs = runs[None] if runs.ndim == 2 else runs  # one clustering (a head file of version 2)
+    classes = list(head.classes)
     labels = np.array([classes[i] for i in head.oof_labels], dtype=object)
     if len(llm_decisions) != len(labels):
         raise HeadFitError(
             f"{len(llm_decisions)} classifier decisions for {len(labels)} reference prompts"
         )
     cost = policy.false_refusal_cost
-    table = []
-    for threshold in DECLINE_GRID:
-        decisions = head_decisions(p, classes, policy, config, float(threshold))
-        table.append({"decline_probability": float(threshold), **rates(decisions, labels, cost)})
-    chosen = min(table, key=lambda r: (r["objective"], -r["decline_probability"]))
-    decline = chosen["decline_probability"]
-    semantic = head_decisions(p, classes, policy, config, decline)
+    # decisions[r, t]: clustering r's decisions at DECLINE_GRID[t]
+    decisions = np.array(
+        [[head_decisions(p, classes, policy, config, float(t)) for t in DECLINE_GRID] for p in runs]
+    )
+    table = [
+        {"decline_probability": float(t),
+         **_mean_rates([rates(d, labels, cost) for d in decisions[:, i]])}
+        for i, t in enumerate(DECLINE_GRID)
+    ]
+    decline = bagged_threshold(decisions, labels, cost)
+    chosen = next(r for r in table if r["decline_probability"] == decline)
     fitted = RoutingPolicy(**{**policy.__dict__, "decline_probability": decline})
-    for row, expected in zip(p, semantic, strict=True):  # the vectorised rule == decide_by_head
-        actual = decide_by_head(dict(zip(classes, map(float, row), strict=True)), fitted, config)
-        if actual["category"] != expected:
-            raise AssertionError(f"fit and decide_by_head disagree: {actual!r} != {expected!r}")
-    hybrid = hybrid_rows(p, semantic, np.array(llm_decisions, dtype=object), labels, cost)
+    semantic = [head_decisions(p, classes, policy, config, decline) for p in runs]
+    for p, expected in zip(runs, semantic, strict=True):  # the vectorised rule == decide_by_head
+        for row, decided in zip(p, expected, strict=True):
+            probabilities = dict(zip(classes, map(float, row), strict=True))
+            actual = decide_by_head(probabilities, fitted, config)
+            if actual["category"] != decided:
+                raise AssertionError(f"fit and decide_by_head disagree: {actual!r} != {decided!r}")
+    llm = np.array(llm_decisions, dtype=object)
+    per_run = [hybrid_rows(p, s, llm, labels, cost) for p, s in zip(runs, semantic, strict=True)]
+    hybrid = [
+        {"min_probability": rows[0]["min_probability"], **_mean_rates(rows)}
+        for rows in zip(*per_run, strict=True)
+    ]
     best_hybrid = min(hybrid, key=lambda r: (r["objective"], r["escalation_rate"]))
     return HeadFit(
         decline_probability=decline,
@@ -136,6 +169,39 @@ def fit_head(
         decline_table=table,
         hybrid_table=hybrid,
     )
+
+
+def bagged_threshold(
+    decisions: np.ndarray, labels: np.ndarray, cost: float, resamples: int = BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+) -> float:
+    """The decline threshold by the module's rule: the mean, over bootstrap resamples of the rows,
+    of the threshold minimising the clustering-averaged objective (ties to the higher one), snapped
+    to ``DECLINE_GRID``. ``decisions`` is clusterings x thresholds x rows."""
+    in_domain = labels != OUT_OF_SCOPE
+    refused = ((decisions == OUT_OF_SCOPE) & in_domain).astype(float)  # r x t x n
+    leaked = ((decisions != OUT_OF_SCOPE) & ~in_domain).astype(float)
+    rng = np.random.default_rng(seed)
+    counts = np.stack(  # resamples x rows: how often each row is drawn
+        [np.bincount(rng.integers(len(labels), size=len(labels)), minlength=len(labels))
+         for _ in range(resamples)]
+    ).astype(float)
+    in_total = np.maximum(counts[:, in_domain].sum(axis=1), 1.0)  # per resample
+    off_total = np.maximum(counts[:, ~in_domain].sum(axis=1), 1.0)
+    objective = (  # resamples x thresholds, averaged over the clusterings
+        cost * (refused @ counts.T).mean(axis=0).T / in_total[:, None]
+        + (leaked @ counts.T).mean(axis=0).T / off_total[:, None]
+    )
+    objective = np.round(objective, 12)  # equal objectives compare equal
+    last_minimum = objective.shape[1] - 1 - np.argmin(objective[:, ::-1], axis=1)
+    mean = float(np.mean(DECLINE_GRID[last_minimum]))
+    return float(DECLINE_GRID[int(np.argmin(np.abs(DECLINE_GRID - mean)))])
+
+
+def _mean_rates(rows: Sequence[dict]) -> dict:
+    """The rates of several clusterings' tables, averaged (the threshold keys left out)."""
+    keys = [k for k in rows[0] if k not in ("min_probability", "decline_probability")]
+    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}
 
 
 def write_head_thresholds(routes_file: Path, fitted: HeadFit) -> None:
