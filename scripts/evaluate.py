@@ -25,6 +25,11 @@ prompts' held-out predictions, cost-aware (``evaluation/head_fit.py``), never on
 ``--hybrid-table`` (with ``--dataset``) runs the semantic and llm-assisted routers on every
 question and reports, per hybrid escalation threshold, the escalation rate, the final accuracy,
 false refusals, leaks, the fit objective and the monthly cost.
+
+This file is the command line; each concern is a module of ``evaluation/``: ``dataset`` (reading
+and checking the JSONL), ``decisions`` (the router's decision per question), ``metrics``,
+``monthly_cost``, ``text_report``, ``report`` (per subject, out-of-scope policies, the PNG),
+``hybrid_table``, ``fit`` and ``head_fit`` (thresholds), ``conversations`` (follow-ups).
 """
 
 from __future__ import annotations
@@ -35,211 +40,33 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import costs
-import numpy as np
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
 from evaluation import conversations
 from evaluation.conversations import is_conversation_file
+from evaluation.dataset import EvaluationError, read_dataset
+from evaluation.decisions import decide, precompute_embeddings
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
-from evaluation.head_fit import HeadFitError, fit_head, hybrid_rows, write_head_thresholds
-from evaluation.metrics import OTHER, Outcome, summarise
+from evaluation.head_fit import HeadFitError, fit_head, write_head_thresholds
+from evaluation.hybrid_table import hybrid_table, render_hybrid_table
+from evaluation.metrics import summarise
+from evaluation.monthly_cost import monthly_cost
 from evaluation.report import per_source, plot, policy_costs
+from evaluation.text_report import render_text
 from llm_router.bedrock import BedrockFailure
 from llm_router.classifiers.semantic import SemanticClassifier
-from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes
+from llm_router.config import ConfigError, RoutesConfig, load_routes
 from llm_router.factory import build_service
-from llm_router.normalize import routing_text
 from llm_router.routing_policy import parse_routing
 from llm_router.service import RouterService
 from llm_router.strategies import STRATEGIES
 
-
-class EvaluationError(RuntimeError):
-    """The evaluation cannot run; the message says why."""
-
-
-def read_dataset(path: Path, config: RoutesConfig) -> list[dict[str, str]]:
-    valid = {*config.category_names, OTHER}
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise EvaluationError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            question, label = row["question"], row["label"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EvaluationError(
-                f'{path}:{number}: expected {{"question": ..., "label": ...}}: {exc}'
-            ) from exc
-        if label not in valid:
-            raise EvaluationError(
-                f"{path}:{number}: label {label!r} is none of {', '.join(sorted(valid))}"
-            )
-        rows.append({"question": question, "label": label, "source": str(row.get("source", ""))})
-    if not rows:
-        raise EvaluationError(f"{path} has no questions")
-    return rows
-
-
-def evaluate(service: RouterService, rows: Sequence[dict[str, str]]) -> list[Outcome]:
-    """Each row through ``service.decide`` on its routing text (``normalize.routing_text``).
-
-    The core will normalise in ``RouterService.decide`` itself; ``routing_text`` is idempotent,
-    so normalising here as well changes nothing once it does.
-    """
-    max_chars = parse_routing(service.config).max_input_chars
-    outcomes = []
-    for row in rows:
-        decision = service.decide(routing_text(row["question"], max_chars))
-        decided_by = decision.details.get("decided_by")
-        outcomes.append(
-            Outcome(
-                question=row["question"],
-                label=row["label"],
-                decision=decision.category,
-                seconds=decision.seconds,
-                escalated=(decided_by == "llm") if service.strategy == "hybrid" else None,
-                source=row.get("source", ""),
-                details=decision.details,
-            )
-        )
-    return outcomes
-
-
-def precompute_embeddings(backend: Any, config: RoutesConfig, rows: Sequence[dict]) -> None:
-    """The stand-in computes every question's embedding up front, on every core, into its cache
-    (on disk too, so a second evaluation computes none); the routers then ask for them one at a
-    time through the wire protocol as the Lambda does. With Bedrock there is nothing to do."""
-    if backend.standin is None:
-        return
-    max_chars = parse_routing(config).max_input_chars
-    backend.standin.precompute_embeddings(
-        [routing_text(row["question"], max_chars) for row in rows], config.embedding.normalize
-    )
-
-
-def monthly_cost(
-    summary: dict[str, Any], outcomes: Sequence[Outcome], strategy: str
-) -> dict[str, Any]:
-    """The cost calculator's scenario, with the answers split as this router decided them.
-
-    Daily traffic stays the scenario's total and every question pays for routing (the hybrid pays
-    the classifier LLM on its measured escalation share); each category's answerer gets the share
-    of questions the router sent to it, and declined questions get no answer. The baseline sends
-    every question to the premium answerer, as the calculator's own baseline does.
-    """
-    scenario = costs.load_scenario()
-    if summary["escalation_rate"] is not None:
-        scenario["routing"]["hybrid_escalation_rate"] = summary["escalation_rate"]
-    full = costs.compute(scenario)
-    categories = costs.entries(scenario["categories"])
-    per_day = sum(Decimal(str(c["questions_per_day"])) for c in categories.values())
-    decided = costs.deep_merge(
-        scenario,
-        {
-            "categories": {
-                name: {
-                    "questions_per_day": per_day
-                    * sum(o.decision == name for o in outcomes)
-                    / len(outcomes)
-                }
-                for name in categories
-            }
-        },
-    )
-    answers = costs.compute(decided).answers_cost
-    routing_line = full.routing_for(strategy)
-    routing = routing_line.monthly_cost if routing_line else Decimal(0)
-    premium = full.baseline.answers
-    return {
-        "questions_per_month": int(full.questions),
-        "answering": float(round(answers, 2)),
-        "routing": float(round(routing, 2)),
-        "total": float(round(answers + routing, 2)),
-        "all_premium_answering": float(round(premium, 2)),
-        "saving": float(round(premium - answers - routing, 2)),
-    }
-
-
-def render_text(
-    strategy: str,
-    summary: dict[str, Any],
-    cost: dict[str, Any] | None,
-    sources: dict[str, dict[str, Any]] | None = None,
-) -> str:
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value * 100:.1f}%"
-
-    lines = [
-        f"Router: {strategy}   questions: {summary['n']} "
-        f"({summary['n_in_domain']} in-domain, {summary['n_off_topic']} off-topic)",
-        f"  accuracy (in-domain routed to their category): {pct(summary['accuracy'])}",
-        f"  off-topic recall (off-topic declined):           {pct(summary['out_of_scope_recall'])}",
-        f"  false-refusal rate (in-domain declined):         {pct(summary['false_refusal_rate'])}",
-        f"  escalation rate (decided by the LLM):            {pct(summary['escalation_rate'])}",
-        f"  classification latency: p50 {summary['classification_latency_ms']['p50']:.1f} ms, "
-        f"p95 {summary['classification_latency_ms']['p95']:.1f} ms",
-        "",
-        "  class       precision  recall  support",
-    ]
-    for name, figures in summary["per_class"].items():
-        lines.append(
-            f"  {name:<11} {pct(figures['precision']):>9}  {pct(figures['recall']):>6}  "
-            f"{figures['support']:>7}"
-        )
-    classes = list(summary["confusion"])
-    lines += [
-        "",
-        "  confusion (rows: label, columns: decision)",
-        "  " + " " * 11 + "".join(f"{c:>10}" for c in classes),
-    ]
-    for label in classes:
-        row = summary["confusion"][label]
-        lines.append(f"  {label:<11}" + "".join(f"{row[c]:>10}" for c in classes))
-    if cost:
-        lines += [
-            "",
-            f"  monthly cost at this mix ({cost['questions_per_month']:,} questions, the cost "
-            "calculator's scenario):",
-            f"    answering ${cost['answering']:,.2f} + routing ${cost['routing']:,.2f} = "
-            f"${cost['total']:,.2f}",
-            f"    every question to the premium model: ${cost['all_premium_answering']:,.2f}; "
-            f"saving ${cost['saving']:,.2f}",
-        ]
-    if cost and "out_of_scope_policies" in cost:
-        policies = cost["out_of_scope_policies"]
-        lines.append(
-            "    answering by out-of-scope action: "
-            + ", ".join(
-                f"{action} " + ("unknown" if usd is None else f"${usd:,.2f}")
-                for action, usd in policies.items()
-            )
-        )
-    if sources and len(sources) > 1:
-        classes = [*summary["confusion"]]
-        lines += ["", "  per source    label      n  " + "".join(f"{c:>9}" for c in classes)
-                  + "  right"]
-        for name, row in sources.items():
-            lines.append(
-                f"  {name.removeprefix('mmlu/'):<28} {row['label']:<8} {row['n']:>3}  "
-                + "".join(f"{row['routed'].get(c, 0):>9}" for c in classes)
-                + f"  {pct(row['correct']):>6}"
-            )
-    if summary["errors"]:
-        lines += ["", f"  errors ({len(summary['errors'])}):"]
-        lines += [
-            f"    [{e['label']} -> {e['predicted']}] {e['question']}" for e in summary["errors"]
-        ]
-    return "\n".join(lines)
+# The names tests and other scripts read from here.
+__all__ = ["EvaluationError", "decide", "main", "read_dataset"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -333,61 +160,6 @@ def run_fit(
     return load_routes(config.source_path, preset=args.preset)
 
 
-def hybrid_table(
-    args: argparse.Namespace, config: RoutesConfig, backend: Any, index_dir: Path,
-    rows: Sequence[dict[str, str]],
-) -> list[dict[str, Any]]:
-    """Per escalation threshold on ``rows``: the hybrid's rates and monthly cost.
-
-    Both halves decide every question once (the head's probabilities come with the semantic
-    decision), then each threshold picks, per question, the semantic decision or the LLM's.
-    """
-    semantic = evaluate(
-        build_service("semantic", config, backend.client, index_dir, backend.embedding_source),
-        rows,
-    )
-    llm = evaluate(build_service("llm-assisted", config, backend.client), rows)
-    classes = [*config.category_names, OUT_OF_SCOPE]
-    probabilities = [o.details.get("probabilities") for o in semantic]
-    if any(p is None for p in probabilities):
-        raise EvaluationError("--hybrid-table needs the head (semantic.decision: head)")
-    matrix = np.array([[p.get(c, 0.0) for c in classes] for p in probabilities])
-    labels = np.array([OUT_OF_SCOPE if r["label"] == OTHER else r["label"] for r in rows], object)
-    table = hybrid_rows(
-        matrix,
-        np.array([o.decision for o in semantic], dtype=object),
-        np.array([o.decision for o in llm], dtype=object),
-        labels,
-        parse_routing(config).false_refusal_cost,
-    )
-    top = matrix.max(axis=1)
-    for row in table:
-        outcomes = [
-            s if t >= row["min_probability"] else replace(m, escalated=True)
-            for s, m, t in zip(semantic, llm, top, strict=True)
-        ]
-        outcomes = [replace(o, escalated=bool(o.escalated)) for o in outcomes]
-        summary = summarise(outcomes, config.category_names)
-        row["monthly_cost"] = monthly_cost(summary, outcomes, "hybrid")["total"]
-        row["out_of_scope_recall"] = summary["out_of_scope_recall"]
-    return table
-
-
-def render_hybrid_table(table: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "hybrid.min_probability  escalated  accuracy  false refusals  off-topic declined  "
-        "F*FR+leak  monthly cost",
-    ]
-    for r in table:
-        lines.append(
-            f"{r['min_probability']:>22}  {r['escalation_rate'] * 100:>8.1f}%  "
-            f"{r['accuracy'] * 100:>7.1f}%  {r['false_refusal_rate'] * 100:>13.1f}%  "
-            f"{r['out_of_scope_recall'] * 100:>17.1f}%  {r['objective']:>9.3f}  "
-            f"${r['monthly_cost']:>11,.2f}"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -422,14 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = read_dataset(args.dataset, config)
             precompute_embeddings(backend, config, rows)
             if args.hybrid_table:
-                table = hybrid_table(args, config, backend, index_dir, rows)
+                table = hybrid_table(config, backend, index_dir, rows)
                 print(json.dumps(table, indent=2) if args.format == "json"
                       else render_hybrid_table(table))
                 return 0
             service = build_service(
                 args.router, config, backend.client, index_dir, backend.embedding_source
             )
-            outcomes = evaluate(service, rows)
+            outcomes = decide(service, rows)
     except (ConfigError, StartupError, EvaluationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
