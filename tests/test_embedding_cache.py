@@ -3,12 +3,15 @@ processes, and off when it cannot work; MiniLM's embed and embed_many read throu
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from bedrock_standin import embedding_cache, minilm
 from bedrock_standin.embedding_cache import EmbeddingCache, cache_key, configured_path
+from conftest import TITAN_EMBED
 
 VECTOR = np.arange(4, dtype=np.float64) / 10
 
@@ -120,3 +123,22 @@ def test_embed_many_equals_embed_and_computes_each_text_once(
         assert row.tobytes() == uncached.compute(text).tobytes()
     counted.clear()
     assert np.array_equal(model.embed_many(texts[:2]), many[:2]) and counted == []
+
+
+def test_the_stand_in_precomputes_into_the_cache_only_when_the_cache_is_on(
+    tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch, fresh_standin: Any,
+    bedrock_client: Any,
+) -> None:
+    """With the cache on, an evaluation's texts are computed up front and each call through the
+    wire protocol finds its vector; with it off nothing is precomputed, so measured latencies
+    include the model."""
+    cached = minilm.MiniLM(cache_path=tmp_path / "cache.sqlite3")
+    monkeypatch.setattr(fresh_standin._runtime, "minilm", cached)
+    fresh_standin.precompute_embeddings(["Who was Hammurabi?"])
+    assert counted == ["Who was Hammurabi?"]
+    body = json.dumps({"inputText": "Who was Hammurabi?", "dimensions": 1024, "normalize": True})
+    bedrock_client.invoke_model(modelId=TITAN_EMBED, body=body)
+    assert counted == ["Who was Hammurabi?"]  # the call found it
+    monkeypatch.setattr(fresh_standin._runtime, "minilm", minilm.MiniLM())  # cache off
+    fresh_standin.precompute_embeddings(["Who was Sargon?"])
+    assert counted == ["Who was Hammurabi?"]

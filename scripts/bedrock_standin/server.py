@@ -485,8 +485,11 @@ class StandInServer(BackgroundServer):
     def precompute_embeddings(self, texts: Sequence[str], normalize: bool = True) -> None:
         """Embed ``texts`` now, on every core, into the model's caches: a caller that knows its
         texts up front (an index build, an evaluation) then gets each one back at once when it
-        asks through the wire protocol, one text per call as Titan takes them."""
-        self._runtime.minilm.embed_many(texts, normalize)
+        asks through the wire protocol, one text per call as Titan takes them. Nothing when the
+        disk cache is off (``BEDROCK_STANDIN_EMBEDDING_CACHE=off``): then every call computes its
+        vector, and latencies measured through the stand-in include the model's time."""
+        if self._runtime.minilm.disk is not None:
+            self._runtime.minilm.embed_many(texts, normalize)
 
     def add_prompt_router(self, arn: str, models: tuple[str, ...]) -> None:
         """Make a custom prompt router ARN known, choosing between ``models`` (fast, strong)."""
