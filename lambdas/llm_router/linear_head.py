@@ -12,8 +12,9 @@ that separate the labels, which generalises better (semantic-router's and RouteL
   numpy because the Lambda ships numpy but not scikit-learn, and the training must be
   reproducible from the layer build. Three things make it fast (it was 16 separate fits of
   2,000 iterations over 1,024 dimensions: measured on the 979 reference prompts on a busy 2-core
-  machine, 320 s for ``train_head`` with one BLAS thread; now 5-12 s, same probabilities to
-  2.5e-5, the old optimiser's shortfall):
+  machine, 320 s for ``train_head`` with one BLAS thread; now 5-12 s for those 16 fits, same
+  probabilities to 2.5e-5, the old optimiser's shortfall, and about 6 s for the 31 fits of six
+  clusterings):
   the fits run in the **row space** of the embeddings (an L2-regularised linear model's weights
   lie in the span of its training rows, so rotating onto the right singular vectors changes
   nothing but the cost: the stand-in's 1,024-dimensional vectors span 383 dimensions); the
