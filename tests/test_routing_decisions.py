@@ -187,3 +187,16 @@ def test_hybrid_escalates_unconfident_decisions_to_the_llm(
     models = [u["model_id"] for u in body["usage"]["classification"]]
     assert models == [TITAN_EMBED, TITAN_TEXT]
     assert [c["model_id"] for c in fresh_standin.calls()] == [TITAN_EMBED, TITAN_TEXT, SONNET]
+
+
+def test_hybrid_with_the_head_escalates_below_its_min_probability(
+    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    """The shipped head decision with a hand-set ``hybrid.min_probability``: a decision whose top
+    probability falls short of it goes to the classifier LLM (1.0: every decision does)."""
+    config = variant(routes, lambda raw: raw["hybrid"].update(min_probability=1.0))
+    assert config.raw["semantic"]["decision"] == "head"
+    body = service_for("hybrid", config).ask(QUADRATIC)
+    assert body["routing"]["decided_by"] == "llm"
+    assert body["question_classification"] == "math"
+    assert [c["model_id"] for c in fresh_standin.calls()] == [TITAN_EMBED, TITAN_TEXT, SONNET]
