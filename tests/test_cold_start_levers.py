@@ -5,13 +5,18 @@ sample. Each import check runs in a fresh interpreter, since this process has im
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from llm_router.resilient_client import ClientPool
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from conftest import TITAN_EMBED
+from llm_router.resilient_client import ClientPool, per_request_read_timeouts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,13 +36,14 @@ def _run_fresh(code: str, **env: str) -> None:
 
 
 def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only() -> None:
+    """Where botocore cannot take a read timeout per call: one client per timeout step."""
     made: list[dict[str, Any]] = []
 
     def recipe(**kwargs: Any) -> object:
         made.append(kwargs)
         return object()
 
-    pool = ClientPool.from_recipe(recipe)
+    pool = ClientPool(None, recipe, per_call_timeouts=False)
     assert made == []  # nothing at construction: the cold start pays for used clients only
     first = pool.get(5.4)
     assert pool.get(5.9) is first  # same whole-second step: reused
@@ -45,6 +51,36 @@ def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only(
     assert answer is not first
     assert [m["read_timeout"] for m in made] == [5.0, 20.0]
     assert all(m["max_attempts"] == 1 for m in made)
+
+
+def test_with_per_call_read_timeouts_the_stages_share_one_client(fresh_standin: Any) -> None:
+    """Classification (5 s) and answer (20 s) share a client and its connection; each call still
+    reads with its own attempt's timeout (a hung model is cut off at the shorter one)."""
+    from llm_router.bedrock import runtime_recipe
+
+    assert per_request_read_timeouts()  # the botocore this project pins has them
+    made: list[dict[str, Any]] = []
+    standin = fresh_standin
+    recipe = runtime_recipe("us-east-1", standin.url, ("t", "t"))
+
+    def counting(**kwargs: Any) -> Any:
+        made.append(kwargs)
+        return recipe(**kwargs)
+
+    pool = ClientPool.from_recipe(counting)
+    assert pool.get(5.4) is pool.get(20.0)
+    assert pool.get(1.5) is not pool.get(5.0)  # a shorter connect timeout: its own client
+    assert [(m["read_timeout"], m["connect_timeout"]) for m in made] == [(5.0, 3.0), (1.5, 1.5)]
+    client = pool.get(20.0)
+    standin.set_delay(TITAN_EMBED, 30)
+    body = json.dumps({"inputText": "hello", "dimensions": 256, "normalize": True})
+    started = time.monotonic()
+    try:
+        with pool.read_timeout(1.0), pytest.raises(ReadTimeoutError):
+            client.invoke_model(modelId=TITAN_EMBED, body=body, contentType="application/json")
+    finally:
+        standin.reset()  # the delayed call answers at once
+    assert time.monotonic() - started < 4  # 1 s, not the client's 5 s
 
 
 def test_a_given_client_without_a_recipe_serves_every_timeout() -> None:

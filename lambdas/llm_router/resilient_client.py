@@ -8,8 +8,8 @@ boto3's client. Each call:
 2. takes its timeout from the request's budget: the stage's cap (classification and embedding
    share one, an answer attempt has its own) within what remains of the deadline; an attempt that
    cannot get :data:`MIN_ATTEMPT_SECONDS` is not made (:class:`DeadlineExceeded`);
-3. is made with a client whose read timeout is that timeout (:class:`ClientPool` keeps one per
-   timeout step), so a hung model costs the attempt's share of the budget, not the request;
+3. is made with that timeout as its read timeout (:class:`ClientPool`), so a hung model costs the
+   attempt's share of the budget, not the request;
 4. on a transient error waits a jittered exponential back-off, if the budget allows, and tries the
    same target again, up to ``resilience.attempts_per_target`` attempts; a failure that took more
    than half its attempt's time (a hung model) is not retried, so the rest of the budget goes to
@@ -25,7 +25,9 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from .bedrock import RECIPE_ATTRIBUTE, BedrockFailure, as_failure
@@ -39,27 +41,63 @@ CIRCUIT_OPEN = "CircuitOpen"
 SLOW_FAILURE_SHARE = 0.5  # a failure after this share of its attempt's time is not retried
 
 
-class ClientPool:
-    """Single-attempt clients by read timeout, made from one base client's recipe (or from a
-    recipe alone, :meth:`from_recipe`).
+MAX_CONNECT_SECONDS = 3.0  # a connection that takes longer is not coming
+_read_timeout: ContextVar[float | None] = ContextVar("llm_router_read_timeout", default=None)
 
-    Timeouts are rounded down to whole seconds (quarter seconds below 2 s), so a function makes a
-    few dozen clients at most over its life. A client made elsewhere, without the recipe
-    :func:`llm_router.bedrock.runtime_client` attaches, is used as it is for every timeout.
+
+def per_request_read_timeouts() -> bool:
+    """Whether botocore takes a call's read timeout from its request context (``read_timeout``,
+    boto/botocore#3770, made for blocking calls such as Bedrock's ``Converse``); older botocore
+    versions, which a Lambda runtime may still ship, only have the client's."""
+    try:
+        from botocore.httpsession import URLLib3Session
+    except ImportError:  # pragma: no cover - botocore is always there
+        return False
+    return hasattr(URLLib3Session, "_get_request_timeout")
+
+
+def _apply_read_timeout(context: dict[str, Any], **_kwargs: Any) -> None:
+    """botocore's ``before-call`` event: the read timeout of the attempt being made."""
+    seconds = _read_timeout.get()
+    if seconds is not None:
+        context["read_timeout"] = seconds
+
+
+class ClientPool:
+    """Single-attempt clients for the attempts' timeouts, made from one base client's recipe (or
+    from a recipe alone, :meth:`from_recipe`).
+
+    Timeouts are rounded down to whole seconds (quarter seconds below 2 s): the step an attempt
+    gets as its read timeout, with a connect timeout of at most ``MAX_CONNECT_SECONDS``. Where
+    botocore takes a read timeout per call (:func:`per_request_read_timeouts`), attempts whose
+    connect timeouts agree share one client, and so one connection to Bedrock: a request's
+    classification (5 s) and answer (20 s) use the same client, and the cold start makes one
+    client and one TLS connection where it made two (a client costs ~5-10 ms of CPU, a
+    connection a round trip or two). Elsewhere there is a client per step, as there used to be.
+    A client made elsewhere, without the recipe :func:`llm_router.bedrock.runtime_client`
+    attaches, is used as it is for every timeout.
     """
 
-    def __init__(self, base_client: Any, recipe: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        base_client: Any,
+        recipe: Callable[..., Any] | None = None,
+        per_call_timeouts: bool | None = None,
+    ) -> None:
         self.base = base_client
         self._recipe: Callable[..., Any] | None = recipe or getattr(
             base_client, RECIPE_ATTRIBUTE, None
+        )
+        self._per_call = (
+            per_request_read_timeouts() if per_call_timeouts is None else per_call_timeouts
         )
         self._clients: dict[float, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_recipe(cls, recipe: Callable[..., Any]) -> ClientPool:
-        """A pool with no base client: a client is made at the first call of each timeout step
-        (and kept), so the cold start creates only the clients the first request uses."""
+        """A pool with no base client: a client is made at the first call that needs it (and
+        kept), so the cold start creates only the clients the first request uses."""
         return cls(None, recipe)
 
     @staticmethod
@@ -69,19 +107,35 @@ class ClientPool:
         return max(MIN_ATTEMPT_SECONDS, math.floor(timeout * 4) / 4)
 
     def get(self, timeout: float) -> Any:
+        """The client for an attempt of ``timeout`` seconds; make the call inside
+        :meth:`read_timeout` so that a shared client reads with this attempt's timeout."""
         if self._recipe is None:
             return self.base
         step = self.step(timeout)
-        client = self._clients.get(step)
+        connect = min(step, MAX_CONNECT_SECONDS)
+        key = connect if self._per_call else step
+        client = self._clients.get(key)
         if client is None:
             with self._lock:
-                client = self._clients.get(step)
+                client = self._clients.get(key)
                 if client is None:
                     client = self._recipe(
-                        max_attempts=1, read_timeout=step, connect_timeout=min(step, 3.0)
+                        max_attempts=1, read_timeout=step, connect_timeout=connect
                     )
-                    self._clients[step] = client
+                    events = getattr(getattr(client, "meta", None), "events", None)
+                    if self._per_call and events is not None:
+                        events.register("before-call", _apply_read_timeout)
+                    self._clients[key] = client
         return client
+
+    @contextmanager
+    def read_timeout(self, timeout: float) -> Iterator[None]:
+        """Calls made in the block read with ``timeout``'s step (a shared client's override)."""
+        token = _read_timeout.set(self.step(timeout))
+        try:
+            yield
+        finally:
+            _read_timeout.reset(token)
 
 
 class ResilientClient:
@@ -131,7 +185,8 @@ class ResilientClient:
                 )
             started = time.perf_counter()
             try:
-                response = traced_call(self._clients.get(timeout), operation, kwargs)
+                with self._clients.read_timeout(timeout):
+                    response = traced_call(self._clients.get(timeout), operation, kwargs)
             except Exception as exc:
                 failure = as_failure(exc, model_id, self.stage)
                 elapsed = time.perf_counter() - started
