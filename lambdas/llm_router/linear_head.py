@@ -48,10 +48,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .records import record
 
 HEAD_FILE = "head.npz"
 # 2: topic-held-out folds; out-of-fold probabilities in the file; 3: those probabilities per
@@ -72,7 +73,7 @@ TEMPERATURES = np.exp(np.linspace(np.log(0.05), np.log(5.0), 121))
 SEED = 0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LinearHead:
     classes: tuple[str, ...]
     weights: np.ndarray  # (dimensions, classes)

@@ -127,6 +127,7 @@ def _process(cls: C, frozen: bool) -> C:
 
 def _make_init(cls: type, init_fields: list[dataclasses.Field[Any]], frozen: bool) -> Any:
     names = tuple(f.name for f in init_fields)
+    count = len(names)
     known = frozenset(names)
     defaults = {f.name: f.default for f in init_fields if f.default is not _MISSING}
     factories = {
@@ -137,34 +138,61 @@ def _make_init(cls: type, init_fields: list[dataclasses.Field[Any]], frozen: boo
         for f in cls.__dict__["__dataclass_fields__"].values()
         if not f.init and (f.default is not _MISSING or f.default_factory is not _MISSING)
     ]
-    assign = object.__setattr__ if frozen else setattr
     post_init = hasattr(cls, "__post_init__")
+    # Instances get their fields straight into __dict__ (one C call), which is what assigning
+    # each field amounts to unless the class intercepts assignment: then setattr, as dataclasses
+    # does (a frozen record's own __setattr__ refuses, so it is bypassed like dataclasses does).
+    intercepts = any(
+        "__setattr__" in base.__dict__ or any(
+            hasattr(base.__dict__.get(name), "__set__") for name in names
+        )
+        for base in cls.__mro__[:-1]  # all but object
+    )
+    assign = object.__setattr__ if frozen else setattr
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if len(args) > count:
+            raise TypeError(
+                f"__init__() takes {count + 1} positional arguments "
+                f"but {len(args) + 1} were given"
+            )
+        values = dict(zip(names, args, strict=False))
+        if kwargs:
+            if not known.issuperset(kwargs):
+                unknown = next(k for k in kwargs if k not in known)
+                raise TypeError(f"__init__() got an unexpected keyword argument {unknown!r}")
+            if not values.keys().isdisjoint(kwargs):
+                twice = next(k for k in kwargs if k in values)
+                raise TypeError(f"__init__() got multiple values for argument {twice!r}")
+            values.update(kwargs)
+        if len(values) < count:
+            for name in names:
+                if name in values:
+                    continue
+                if name in defaults:
+                    values[name] = defaults[name]
+                elif name in factories:
+                    values[name] = factories[name]()
+                else:
+                    raise TypeError(
+                        f"__init__() missing 1 required positional argument: {name!r}"
+                    )
+        for name, default, factory in extra:
+            values[name] = factory() if default is _MISSING else default
+        return values
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > len(names):
-            raise TypeError(
-                f"__init__() takes {len(names) + 1} positional arguments but {len(args) + 1} "
-                "were given"
-            )
-        for key in kwargs:
-            if key not in known:
-                raise TypeError(f"__init__() got an unexpected keyword argument {key!r}")
-        for position, name in enumerate(names):
-            if position < len(args):
-                if name in kwargs:
-                    raise TypeError(f"__init__() got multiple values for argument {name!r}")
-                value = args[position]
-            elif name in kwargs:
-                value = kwargs[name]
-            elif name in defaults:
-                value = defaults[name]
-            elif name in factories:
-                value = factories[name]()
-            else:
-                raise TypeError(f"__init__() missing 1 required positional argument: {name!r}")
-            assign(self, name, value)
-        for name, default, factory in extra:
-            assign(self, name, factory() if default is _MISSING else default)
+        if not kwargs and len(args) == count and not extra:
+            values = dict(zip(names, args, strict=True))
+        elif not args and len(kwargs) == count and not extra and known.issuperset(kwargs):
+            values = kwargs  # every field by name: the call's own dict
+        else:
+            values = bind(args, kwargs)
+        if intercepts:
+            for name, value in values.items():
+                assign(self, name, value)
+        else:
+            self.__dict__.update(values)
         if post_init:
             self.__post_init__()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ import numpy as np
 from .config import ConfigError, RoutesConfig
 from .linear_head import HEAD_FILE, LinearHead, train_head
 from .normalize import routing_text
+from .records import record
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
@@ -55,7 +56,7 @@ class IndexMismatch(ConfigError):
     """The index on disk was built for a different embedding setup than the one configured."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     manifest_version: int
     embedding_model_id: str
@@ -74,13 +75,13 @@ class Manifest:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReferenceRow:
     category: str
     prompt: str
 
 
-@dataclass
+@record
 class LoadedIndex:
     index: Any  # faiss.Index
     rows: list[ReferenceRow]
