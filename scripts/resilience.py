@@ -327,7 +327,6 @@ def quiet_handlers() -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    warnings.filterwarnings("ignore", message="Dimension 'Strategy' has already been added")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,8 +13,15 @@ from llm_router.config import RoutesConfig
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _quiet() -> None:
-    resilience.quiet_handlers()
+def _quiet() -> Iterator[None]:
+    """The script's quiet settings for this module only: they are process-wide (environment and
+    warning filters), and a log level of CRITICAL would silence later tests' loggers."""
+    saved = dict(os.environ)
+    with warnings.catch_warnings():
+        resilience.quiet_handlers()
+        yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_soak_with_the_primary_math_target_failing_30_percent(routes: RoutesConfig) -> None:

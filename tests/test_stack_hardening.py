@@ -407,7 +407,7 @@ def test_feedback_function_table_and_putitem_only(default: Synth, strategy: Stra
     runtime_layer = next(
         ref["Ref"]
         for ref in router["Properties"]["Layers"]
-        if "aws-lambda-powertools[tracer]=="
+        if "aws-lambda-powertools=="
         in default.resources(strategy, "AWS::Lambda::LayerVersion")[ref["Ref"]]["Properties"][
             "Description"
         ]

@@ -92,7 +92,8 @@ def emit(
     def run(*records: dict[str, Any], **options: Any) -> tuple[list[dict], list[dict]]:
         # The logger's stream is sys.stdout when it is made: capsys's only during the test call.
         # Powertools reuses a logger by service name with its first stream, hence a fresh name.
-        logger = Logger(service=f"{SERVICE}-{uuid.uuid4().hex}")
+        # INFO whatever POWERTOOLS_LOG_LEVEL another test's script left in the environment.
+        logger = Logger(service=f"{SERVICE}-{uuid.uuid4().hex}", level="INFO")
         capsys.readouterr()
         blobs: list[dict[str, Any]] = []
         lines: list[dict[str, Any]] = []
