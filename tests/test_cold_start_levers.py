@@ -121,3 +121,73 @@ def test_an_unsampled_invocation_does_not_load_the_xray_sdk(tmp_path: Path) -> N
         _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=0",
     )
+
+
+def test_lambda_init_warms_the_one_client_the_first_request_uses(
+    monkeypatch: pytest.MonkeyPatch, fresh_standin: Any
+) -> None:
+    """Made at init (garbage collector paused, objects frozen after): the classification call's
+    client, which with per-call read timeouts is also the answer's, so the request makes none."""
+    import botocore.session
+    from conftest import invoke
+    from llm_router.handler import RouterHandler
+
+    made: list[str] = []
+    real = botocore.session.Session.create_client
+
+    def counting(self: Any, service: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service)
+        return real(self, service, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    monkeypatch.setenv("ROUTER_STRATEGY", "llm-assisted")
+    monkeypatch.setenv("BEDROCK_ENDPOINT_URL", fresh_standin.url)
+    handler = RouterHandler(eager=True)
+    assert made == ["bedrock-runtime"]
+    status, _ = invoke(handler, {"question": "What year did World War II end?"})
+    assert status == 200 and made == ["bedrock-runtime"]
+
+
+def test_the_init_phase_runs_without_the_collector_and_freezes_what_it_made(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "import gc\n"
+        "import llm_router.handler as h\n"
+        "assert h.lambda_handler.init_error is None, h.lambda_handler.init_error\n"
+        "assert gc.isenabled() and gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
+    )
+    _run_fresh(
+        code,
+        AWS_LAMBDA_FUNCTION_NAME="router",
+        LAMBDA_TASK_ROOT=str(tmp_path),
+        ROUTER_STRATEGY="llm-assisted",
+        AWS_REGION="us-east-1",
+        BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
+    )
+    # Outside Lambda (tests, the local server) the collector is left alone.
+    _run_fresh(
+        "import gc, llm_router.handler\nassert gc.isenabled() and not gc.get_freeze_count()\n"
+    )
+
+
+def test_the_init_phase_leaves_little_cyclic_garbage_behind(tmp_path: Path) -> None:
+    """What freezing without a collection keeps: init's reference cycles (~600 objects here)."""
+    code = (
+        "import gc, sys\n"
+        "import llm_router.init_phase as phase\n"
+        "phase.finish = lambda: None  # keep the collector paused to count what init left\n"
+        "import llm_router.handler\n"
+        "gc.set_debug(gc.DEBUG_SAVEALL)\n"
+        "found = gc.collect()\n"
+        "size = sum(sys.getsizeof(o) for o in gc.garbage)\n"
+        "assert found < 5_000 and size < 2_000_000, (found, size)\n"
+    )
+    _run_fresh(
+        code,
+        AWS_LAMBDA_FUNCTION_NAME="router",
+        LAMBDA_TASK_ROOT=str(tmp_path),
+        ROUTER_STRATEGY="llm-assisted",
+        AWS_REGION="us-east-1",
+        BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,16 @@ def build_service(
     index_dir: Path | None = None,
     embedding_source: str | None = None,
     budget: BudgetGuard | None | str = BUDGET_FROM_ENV,
+    warm_client: bool = False,
 ) -> RouterService:
     """A RouterService whose every Bedrock call goes through the resilient clients: one budget
     per request, retries, and a circuit breaker per target shared by all stages.
 
     ``budget``: the daily budget guard; by default the one ``BUDGET_TABLE_NAME`` names (none
-    when unset), None for no guard."""
+    when unset), None for no guard. ``warm_client``: make the Bedrock client of the first call
+    now rather than in the first request (the Lambda init phase does: its objects are made while
+    the garbage collector is paused and then frozen, see ``init_phase``); by default no client
+    exists until a call needs one."""
     if budget == BUDGET_FROM_ENV:
         budget = None
         if os.environ.get(BUDGET_TABLE_ENV):  # no table, no guard: skip importing its module
@@ -89,6 +94,11 @@ def build_service(
         return ResilientClient(pool, breakers, resilience, stage, cap)
 
     cap = resilience.classification_timeout_seconds
+    if warm_client:
+        # Every router's first call is a classification-stage call. Should making its client
+        # fail, the first call makes it again and reports the error, as without warming.
+        with contextlib.suppress(Exception):
+            pool.get(cap)
     classifier = build_classifier(
         strategy_name,
         config,

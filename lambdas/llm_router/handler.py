@@ -13,6 +13,10 @@ the response carries; Bedrock's own error messages are logged under that id and 
 
 from __future__ import annotations
 
+# isort: off
+from . import init_phase  # first: the init phase runs without cyclic GC (see init_phase)
+
+# isort: on
 import json
 import os
 import time
@@ -115,6 +119,7 @@ class RouterHandler:
     ) -> None:
         self._strategy = strategy
         self._factory = service_factory or self._default_factory
+        self._eager = eager
         self._service: RouterService | None = None
         self._init_error: str | None = None
         self._telemetry: TelemetrySettings | None = None
@@ -128,7 +133,7 @@ class RouterHandler:
         if not strategy:
             raise ConfigError(f"{ROUTER_STRATEGY_ENV} is not set")
         config: RoutesConfig = load_routes()
-        return build_service(strategy, config)
+        return build_service(strategy, config, warm_client=self._eager)
 
     def _ensure_service(self) -> RouterService | None:
         if self._service is None and self._init_error is None:
@@ -262,4 +267,5 @@ class RouterHandler:
         log("request failed", code=exc.code, status=status, cause=repr(exc.__cause__)[:2000])
 
 
-lambda_handler = RouterHandler(eager=bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")))
+lambda_handler = RouterHandler(eager=init_phase.IN_LAMBDA)
+init_phase.finish()
