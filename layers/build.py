@@ -33,6 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from layers.bytecode import (
+    BytecodeError,
+    Compiler,
+    compile_tree,
+    find_python,
+    missing_compiler_note,
+)
+
 # Bump when the build procedure changes in a way that should invalidate every cached layer.
 BUILDER_VERSION = "1"
 # Lambda's limit for a function's code plus all its layers, unzipped: 250 MB.
@@ -207,10 +215,14 @@ class LayerBuilder:
         cache_root: Path | None = None,
         pip: PipRunner | None = None,
         progress: Progress | None = None,
+        compiler: Callable[[str], Compiler | None] = find_python,
     ) -> None:
+        """``compiler`` finds the interpreter that writes a layer's bytecode for the target's
+        Python (:mod:`layers.bytecode`); one that returns None ships sources only."""
         self.cache_root = Path(cache_root) if cache_root else default_cache_root()
         self._pip = pip or run_pip
         self._say = progress or _stderr_progress
+        self._compiler = compiler
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -227,6 +239,7 @@ class LayerBuilder:
 
     def key(self, spec: LayerSpec, platform: Platform) -> str:
         """The cache key of the finished layer; cheap (nothing is built)."""
+        compiler = self._compiler(platform.python_version)
         return digest(
             {
                 "builder": BUILDER_VERSION,
@@ -234,6 +247,7 @@ class LayerBuilder:
                 "name": spec.name,
                 "packages": self.packages_key(spec.requirements, platform),
                 "contents": [dict(c.cache_inputs()) for c in spec.contents],
+                "bytecode": compiler.magic if compiler else None,
             }
         )
 
@@ -258,6 +272,18 @@ class LayerBuilder:
             layer_root = scratch / "layer"
             link_tree(packages_dir / "python", layer_root / "python")
             contents = [dict(c.write(layer_root, self._say)) for c in spec.contents]
+            compiler = self._compiler(platform.python_version)
+            if compiler is None:
+                self._say(f"layer {spec.name}: {missing_compiler_note(platform.python_version)}")
+                bytecode = None
+            else:
+                # /opt is read-only in Lambda: without these, every cold start compiles.
+                try:
+                    sources = compile_tree(compiler, layer_root, "/opt")
+                except BytecodeError as exc:
+                    raise LayerBuildError(str(exc)) from exc
+                bytecode = {"python": compiler.version, "magic": compiler.magic,
+                            "sources": sources, "invalidation_mode": "unchecked-hash"}
             manifest = {
                 "layer": spec.name,
                 "cache_key": key,
@@ -268,6 +294,7 @@ class LayerBuilder:
                 "requirements": list(read_pins(spec.requirements)),
                 "packages": packages,
                 "contents": contents,
+                "bytecode": bytecode,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             # The manifest ships in the layer, so its own size is counted too.
@@ -373,7 +400,8 @@ def binary_problems(root: Path, platform: Platform) -> list[str]:
 
 
 def prune(target: Path) -> None:
-    """Drop what Lambda never uses: console scripts (host shebangs) and bytecode caches."""
+    """Drop what Lambda never uses: console scripts (host shebangs) and bytecode caches (the
+    host's; the layer gets the runtime Python's at assembly, :mod:`layers.bytecode`)."""
     shutil.rmtree(target / "bin", ignore_errors=True)
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)

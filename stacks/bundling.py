@@ -12,9 +12,8 @@ always yields a new asset, and CDK skips bundling when the staged asset already 
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,16 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-from layers import REPO_ROOT
+from layers.build import link_tree
+from layers.bytecode import missing_compiler_note
+from layers.function_asset import (  # noqa: F401  (re-exported: the asset's file list and key)
+    CODE_PACKAGE_DIR,
+    build_function_asset,
+    copy_files,
+    files_key,
+    function_files,
+)
 
-CODE_PACKAGE_DIR = REPO_ROOT / "lambdas" / "llm_router"
 _PLACEHOLDER_IMAGE = "local-bundling-only"  # never pulled: try_bundle always succeeds or raises
 
 
@@ -52,47 +58,11 @@ def local_asset(source_dir: Path, content_key: str, fill: Callable[[Path], None]
     )
 
 
-def function_files(
-    routes_file: Path, package_dir: Path = CODE_PACKAGE_DIR
-) -> list[tuple[Path, str]]:
-    """(source, path in the asset) of the function: ``llm_router/**`` and ``routes.json``.
-
-    In Lambda they become /var/task/llm_router and /var/task/routes.json, which is where the
-    handler and ``load_routes`` look. Bytecode caches and hidden files are left out.
-    """
-    files = sorted(
-        p
-        for p in package_dir.rglob("*")
-        if p.is_file()
-        and "__pycache__" not in p.parts
-        and p.suffix not in (".pyc", ".pyo")
-        and not any(part.startswith(".") for part in p.relative_to(package_dir).parts)
-    )
-    pairs = [(p, f"{package_dir.name}/{p.relative_to(package_dir).as_posix()}") for p in files]
-    return [*pairs, (routes_file, "routes.json")]
-
-
-def files_key(files: Sequence[tuple[Path, str]]) -> str:
-    """Content hash of (asset path, bytes) pairs: changes with any file or rename."""
-    digest = hashlib.sha256()
-    for source, name in files:
-        digest.update(name.encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(source.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def copy_files(files: Sequence[tuple[Path, str]], out_dir: Path) -> None:
-    for source, name in files:
-        target = out_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-
-
-def function_code(routes_file: Path) -> tuple[lambda_.Code, int]:
-    """The router function's code asset and its unzipped size in bytes."""
-    files = function_files(routes_file)
-    size = sum(source.stat().st_size for source, _ in files)
-    code = local_asset(
-        CODE_PACKAGE_DIR.parent, files_key(files), lambda out: copy_files(files, out)
-    )
-    return code, size
+def function_code(routes_file: Path, python_version: str) -> tuple[lambda_.Code, int]:
+    """The router function's code asset for a ``python_version`` runtime (sources, routes.json
+    and, when an interpreter of that version is found, their bytecode) and its unzipped size."""
+    built = build_function_asset(routes_file, python_version)
+    if built.bytecode is None:
+        print(f"function asset: {missing_compiler_note(python_version)}", file=sys.stderr)
+    code = local_asset(CODE_PACKAGE_DIR.parent, built.key, lambda out: link_tree(built.path, out))
+    return code, built.unzipped_bytes

@@ -93,7 +93,7 @@ class RouterApi(Construct):
         layers = [self.runtime_layer, *extra_layers]
         if config.source_path is None:
             raise ValueError("the routes configuration must be loaded from a file to be deployed")
-        code, code_bytes = function_code(config.source_path)
+        code, code_bytes = function_code(config.source_path, target.platform.python_version)
         sizes = {f"layer {layer.name}": layer.unzipped_bytes or 0 for layer in layers}
         if all(layer.unzipped_bytes is not None for layer in layers):  # known when bundling
             check_size({"code": code_bytes, **sizes})  # the 250 MB limit is for all of it

@@ -343,6 +343,6 @@ def test_llm_assisted_code_imports_with_only_the_runtime_layer(
         "build_service('llm-assisted', load_routes(), client=object())"
     ).format(paths=[str(task), str(runtime.path / "python"), str(provided)])
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=False
+        [sys.executable, "-I", "-S", "-B", "-c", probe], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr[-2000:]

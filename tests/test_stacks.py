@@ -31,6 +31,7 @@ from stack_synth import (
 
 from layers import REPO_ROOT
 from layers.build import LAMBDA_UNZIPPED_LIMIT_BYTES, tree_size
+from layers.bytecode import find_python
 from stacks.app_builder import build_app
 from stacks.model_access import ArnScope, ModelAccessError, invoke_model_arns, model_resource_arns
 
@@ -418,7 +419,16 @@ def test_bundled_assets_hold_code_layers_and_index(
     code = staged_asset(bundled, strategy, function_id)
     assert (code / "llm_router" / "handler.py").is_file()
     assert json.loads((code / "routes.json").read_text()) == dict(routes.raw)
-    assert not list(code.rglob("__pycache__"))
+    # Bytecode of the runtime's Python beside every module, when this machine has that Python
+    # (layers/bytecode.py); the checkout's own caches are never shipped.
+    tag = "cpython-" + function["Properties"]["Runtime"].removeprefix("python").replace(".", "")
+    shipped = {p.name for p in code.rglob("*.pyc")}
+    if find_python(function["Properties"]["Runtime"].removeprefix("python")) is None:
+        assert not shipped
+    else:
+        modules = list((code / "llm_router").rglob("*.py"))
+        assert shipped == {f"{m.stem}.{tag}.pyc" for m in modules}
+    assert not [n for n in shipped if "cpython-311" in n and tag != "cpython-311"]
     total = tree_size(code)
     for layer_id in (r["Ref"] for r in function["Properties"]["Layers"]):
         layer = staged_asset(bundled, strategy, layer_id)
@@ -430,6 +440,9 @@ def test_bundled_assets_hold_code_layers_and_index(
         assert (
             f"python{manifest['platform']['python_version']}" == function["Properties"]["Runtime"]
         )
+        if manifest["bytecode"] is not None:
+            assert manifest["bytecode"]["python"] == manifest["platform"]["python_version"]
+            assert list((layer / "python").rglob(f"__pycache__/*.{tag}.pyc"))
         total += tree_size(layer)
     assert total < LAMBDA_UNZIPPED_LIMIT_BYTES
     index = Path("/opt/semantic-index")
