@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import numpy as np
 
@@ -81,10 +81,36 @@ class ReferenceRow:
     prompt: str
 
 
+class ReferenceRows(Sequence[ReferenceRow]):
+    """The index's rows, made into ``ReferenceRow`` objects when first read: a search returns a
+    few of them, so a cold start does not build all of them (979 records, ~2 ms) up front."""
+
+    def __init__(self, labels: list[dict[str, str]]) -> None:
+        self._labels = labels
+        self._rows: list[ReferenceRow | None] = [None] * len(labels)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> ReferenceRow: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ReferenceRow]: ...
+
+    def __getitem__(self, i: int | slice) -> ReferenceRow | list[ReferenceRow]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        row = self._rows[i]
+        if row is None:
+            row = self._rows[i] = ReferenceRow(**self._labels[i])
+        return row
+
+
 @record
 class LoadedIndex:
     index: Any  # faiss.Index
-    rows: list[ReferenceRow]
+    rows: Sequence[ReferenceRow]
     manifest: Manifest
     head: LinearHead | None = None  # None for an index directory without head.npz
 
@@ -232,10 +258,7 @@ def load_index(directory: Path, config: RoutesConfig, embedding_source: str) -> 
             f"semantic index in {directory} does not match the routes configuration: "
             + "; ".join(problems)
         )
-    rows = [
-        ReferenceRow(**r)
-        for r in json.loads((directory / LABELS_FILE).read_text(encoding="utf-8"))
-    ]
+    rows = ReferenceRows(json.loads((directory / LABELS_FILE).read_text(encoding="utf-8")))
     index = faiss.read_index(str(directory / INDEX_FILE))
     if not (index.ntotal == len(rows) == manifest.vectors and index.d == manifest.dimensions):
         raise IndexMismatch(
