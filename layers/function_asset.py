@@ -7,6 +7,12 @@ and hidden files; then, when an interpreter of the runtime's version is found
 (:mod:`layers.bytecode`), every module gets an unchecked-hash ``.pyc`` beside it, since
 ``/var/task`` is read-only and would otherwise be compiled at every cold start.
 
+``routes.compiled.json`` (:func:`compile_routes`) is what the function reads instead of
+routes.json: validated here, without the reference prompts it never reads (the LLM classifier's
+few examples stay), with their hash precomputed (the semantic index's manifest is checked against
+it at every cold start). 8 KB instead of 75 KB: reading and hashing took 1.3-2 ms, now 0.3 ms
+(measured here, in a warm process; a cold one pays more for the first parse).
+
 Built once per content key under ``.build/function/`` (git-ignored), like the layers, so the size
 is known before the CDK stages the asset and a repeated synth copies nothing; the CDK hard-links
 the finished directory (``stacks/bundling.py``). ``scripts/benchmarks/cold_start.py`` measures the
@@ -15,6 +21,7 @@ handler from an asset built by the same function.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -22,14 +29,16 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from layers import REPO_ROOT
+from layers import REPO_ROOT, ensure_import_paths
 from layers.bytecode import Compiler, compile_tree, find_python
 
 CODE_PACKAGE_DIR = REPO_ROOT / "lambdas" / "llm_router"
 DEFAULT_CACHE_ROOT = REPO_ROOT / ".build" / "function"
 LAMBDA_TASK_ROOT = "/var/task"
 _RECORD = "asset.json"  # written last: the cached directory is complete
+COMPILED_ROUTES_FILE = "routes.compiled.json"  # llm_router.config.COMPILED_ROUTES_FILE
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,38 @@ def function_files(
     return [*pairs, (routes_file, "routes.json")]
 
 
+def compile_routes(routes_file: Path) -> dict[str, Any]:
+    """``routes.compiled.json``'s content: routes.json validated, its reference prompts cut to
+    the LLM classifier's few-shot examples, and the hash of all of them."""
+    ensure_import_paths()
+    from llm_router.classifiers.llm import EXAMPLES_PER_LABEL
+    from llm_router.config import COMPILED_FORMAT, parse_routes
+
+    text = routes_file.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    config = parse_routes(raw, source_path=routes_file)  # refuses a broken file here
+    trimmed = copy.deepcopy(raw)
+    sections = [*trimmed["categories"].values(), trimmed.get("out_of_scope") or {}]
+    for section in sections:
+        if "reference_prompts" in section:
+            section["reference_prompts"] = section["reference_prompts"][:EXAMPLES_PER_LABEL]
+    return {
+        "format": COMPILED_FORMAT,
+        "source_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "reference_prompts_sha256": config.reference_prompts_hash(),
+        "routes": trimmed,
+    }
+
+
 def files_key(files: Sequence[tuple[Path, str]], bytecode: Compiler | None = None) -> str:
-    """Content hash of (asset path, bytes) pairs and the bytecode's magic number: changes with
-    any file, rename, or the Python the ``.pyc`` files are made for."""
+    """Content hash of (asset path, bytes) pairs, the compiled configuration's format and the
+    bytecode's magic number: changes with any file, rename, or the Python the ``.pyc`` files are
+    made for."""
+    ensure_import_paths()
+    from llm_router.config import COMPILED_FORMAT
+
     digest = hashlib.sha256()
+    digest.update(f"compiled routes {COMPILED_FORMAT}\0".encode())
     for source, name in files:
         digest.update(name.encode("utf-8") + b"\0")
         digest.update(hashlib.sha256(source.read_bytes()).digest())
@@ -104,6 +141,10 @@ def build_function_asset(
         try:
             asset = scratch / "asset"
             copy_files(files, asset)
+            compiled = compile_routes(routes_file)
+            (asset / COMPILED_ROUTES_FILE).write_text(
+                json.dumps(compiled, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+            )
             if found is not None:
                 compile_tree(found, asset, runtime_root)
             info = {

@@ -191,3 +191,82 @@ def test_the_init_phase_leaves_little_cyclic_garbage_behind(tmp_path: Path) -> N
         AWS_REGION="us-east-1",
         BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
     )
+
+
+def test_the_compiled_configuration_is_routes_json_for_everything_the_function_reads(
+    tmp_path: Path,
+) -> None:
+    """Built with the asset from routes.json: equal to it but for the reference prompts (only
+    the LLM classifier's examples kept), with the same prompt hash and classifier prompt."""
+    import dataclasses
+
+    from llm_router.classifiers.llm import build_prompt, few_shot_examples
+    from llm_router.config import COMPILED_ROUTES_FILE, load_compiled_routes, load_routes
+
+    from layers.function_asset import COMPILED_ROUTES_FILE as ASSET_NAME
+    from layers.function_asset import compile_routes
+
+    assert ASSET_NAME == COMPILED_ROUTES_FILE
+    full = load_routes()
+    assert full.source_path is not None
+    path = tmp_path / COMPILED_ROUTES_FILE
+    path.write_text(json.dumps(compile_routes(full.source_path)))
+    compiled = load_compiled_routes(path)
+    assert path.stat().st_size < full.source_path.stat().st_size / 4
+    assert compiled.reference_prompts_hash() == full.reference_prompts_hash()
+    assert few_shot_examples(compiled) == few_shot_examples(full)
+    assert build_prompt(compiled, "Why?") == build_prompt(full, "Why?")
+
+    def without_prompts(config: Any) -> Any:
+        categories = {
+            name: dataclasses.replace(c, reference_prompts=())
+            for name, c in config.categories.items()
+        }
+        oos = dataclasses.replace(config.out_of_scope, reference_prompts=())
+        return dataclasses.replace(config, categories=categories, out_of_scope=oos)
+
+    assert without_prompts(compiled) == without_prompts(full)
+
+    def rest(raw: Any) -> dict[str, Any]:
+        return {k: v for k, v in raw.items() if k not in ("categories", "out_of_scope")}
+
+    assert rest(compiled.raw) == rest(full.raw)
+
+
+def test_the_function_asset_reads_its_compiled_configuration(tmp_path: Path) -> None:
+    from importlib.util import MAGIC_NUMBER
+
+    from llm_router.config import load_routes
+
+    from layers.bytecode import Compiler
+    from layers.function_asset import build_function_asset
+
+    routes = load_routes()
+    assert routes.source_path is not None
+    host = Compiler(sys.executable, "{}.{}".format(*sys.version_info[:2]), MAGIC_NUMBER.hex())
+    built = build_function_asset(routes.source_path, host.version, tmp_path, compiler=host)
+    code = (
+        "from llm_router.config import load_routes\n"
+        "config = load_routes()\n"
+        "assert config.source_path.name == 'routes.compiled.json', config.source_path\n"
+        f"assert config.reference_prompts_hash() == {routes.reference_prompts_hash()!r}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ROUTES_FILE"}
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**env, "PYTHONPATH": str(built.path)},
+        timeout=120,
+    )
+
+
+def test_reference_rows_are_made_when_read(tmp_path: Path) -> None:
+    from llm_router.semantic_index import ReferenceRow, ReferenceRows
+
+    labels = [{"category": "math", "prompt": f"p{i}"} for i in range(5)]
+    rows = ReferenceRows(labels)
+    assert len(rows) == 5 and rows._rows == [None] * 5
+    assert rows[3] == ReferenceRow("math", "p3") and rows[3] is rows[3]
+    assert rows._rows.count(None) == 4
+    assert list(rows) == [ReferenceRow(**r) for r in labels]
+    assert rows[-1] == ReferenceRow("math", "p4") and rows[1:3] == [rows[1], rows[2]]

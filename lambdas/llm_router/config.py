@@ -8,6 +8,13 @@ changing a model or adding a category is an edit to that file and a redeploy, no
 The file is looked up in this order: the path in ``ROUTES_FILE``; ``routes.json`` beside this
 package (how it ships inside the Lambda asset); the repository root (a checkout). The model preset
 comes from ``ROUTES_PRESET`` when set, otherwise from ``active_preset`` in the file.
+
+The function itself reads ``routes.compiled.json`` when it sits beside the package (only the
+Lambda asset has one): routes.json as validated when the asset was built
+(``layers.function_asset.compile_routes``), without the reference prompts the function never
+reads (the LLM classifier's few examples stay) and with their hash, which the semantic index's
+manifest is checked against, computed once there instead of at every cold start. routes.json
+stays the one source: the compiled file is derived from it in the same build step.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from .targets import TargetPlan, TargetSpecError, parse_plan
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"
+COMPILED_ROUTES_FILE = "routes.compiled.json"
+COMPILED_FORMAT = 1
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _CANDIDATE_PATHS = (
     _PACKAGE_DIR.parent / "routes.json",  # inside the Lambda asset
@@ -163,6 +172,9 @@ class RoutesConfig:
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
     source_path: Path | None = field(default=None, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The reference prompts' hash as computed when a compiled configuration was built (its
+    # prompts are trimmed); None: computed from the prompts.
+    prompts_sha256: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -226,6 +238,8 @@ class RoutesConfig:
 
     def reference_prompts_hash(self) -> str:
         """SHA-256 of the labelled reference prompts; the semantic index manifest records it."""
+        if self.prompts_sha256 is not None:
+            return self.prompts_sha256
         payload = json.dumps(self.reference_prompts(), ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -246,7 +260,10 @@ def find_routes_file() -> Path:
 
 
 def load_routes(path: str | Path | None = None, preset: str | None = None) -> RoutesConfig:
-    """Read and validate the routes configuration."""
+    """Read and validate the routes configuration (the compiled one inside the Lambda asset)."""
+    compiled = _PACKAGE_DIR.parent / COMPILED_ROUTES_FILE
+    if path is None and not os.environ.get(ROUTES_FILE_ENV) and compiled.is_file():
+        return load_compiled_routes(compiled, preset)
     source = Path(path) if path else find_routes_file()
     try:
         raw = json.loads(source.read_text(encoding="utf-8"))
@@ -255,8 +272,24 @@ def load_routes(path: str | Path | None = None, preset: str | None = None) -> Ro
     return parse_routes(raw, preset=preset, source_path=source)
 
 
+def load_compiled_routes(path: Path, preset: str | None = None) -> RoutesConfig:
+    """The function's configuration from ``routes.compiled.json`` (see the module docstring)."""
+    try:
+        compiled = json.loads(path.read_text(encoding="utf-8"))
+        if compiled.get("format") != COMPILED_FORMAT:
+            found = compiled.get("format")
+            raise ConfigError(f"{path} has format {found!r}, expected {COMPILED_FORMAT}")
+        raw, prompts_sha256 = compiled["routes"], compiled["reference_prompts_sha256"]
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
+        raise ConfigError(f"cannot read compiled routes configuration {path}: {exc}") from exc
+    return parse_routes(raw, preset=preset, source_path=path, prompts_sha256=prompts_sha256)
+
+
 def parse_routes(
-    raw: Mapping[str, Any], preset: str | None = None, source_path: Path | None = None
+    raw: Mapping[str, Any],
+    preset: str | None = None,
+    source_path: Path | None = None,
+    prompts_sha256: str | None = None,
 ) -> RoutesConfig:
     """Build a validated RoutesConfig from the JSON document."""
     try:
@@ -409,6 +442,7 @@ def parse_routes(
             prices=parse_prices(raw),
             source_path=source_path,
             raw=raw,
+            prompts_sha256=prompts_sha256,
         )
     except KeyError as exc:
         raise ConfigError(f"routes configuration is missing the key {exc.args[0]!r}") from exc
