@@ -35,6 +35,17 @@ def _run_fresh(code: str, **env: str) -> None:
     )
 
 
+def _in_lambda(task_root: Path) -> dict[str, str]:
+    """An llm-assisted function's environment in Lambda, with nowhere for Bedrock calls to go."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": "router",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "ROUTER_STRATEGY": "llm-assisted",
+        "AWS_REGION": "us-east-1",
+        "BEDROCK_ENDPOINT_URL": "http://127.0.0.1:9",
+    }
+
+
 def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only() -> None:
     """Where botocore cannot take a read timeout per call: one client per timeout step."""
     made: list[dict[str, Any]] = []
@@ -157,14 +168,7 @@ def test_the_init_phase_runs_without_the_collector_and_freezes_what_it_made(
         "assert h.lambda_handler.init_error is None, h.lambda_handler.init_error\n"
         "assert gc.isenabled() and gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
     )
-    _run_fresh(
-        code,
-        AWS_LAMBDA_FUNCTION_NAME="router",
-        LAMBDA_TASK_ROOT=str(tmp_path),
-        ROUTER_STRATEGY="llm-assisted",
-        AWS_REGION="us-east-1",
-        BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
-    )
+    _run_fresh(code, **_in_lambda(tmp_path))
     # Outside Lambda (tests, the local server) the collector is left alone.
     _run_fresh(
         "import gc, llm_router.handler\nassert gc.isenabled() and not gc.get_freeze_count()\n"
@@ -183,14 +187,7 @@ def test_the_init_phase_leaves_little_cyclic_garbage_behind(tmp_path: Path) -> N
         "size = sum(sys.getsizeof(o) for o in gc.garbage)\n"
         "assert found < 5_000 and size < 2_000_000, (found, size)\n"
     )
-    _run_fresh(
-        code,
-        AWS_LAMBDA_FUNCTION_NAME="router",
-        LAMBDA_TASK_ROOT=str(tmp_path),
-        ROUTER_STRATEGY="llm-assisted",
-        AWS_REGION="us-east-1",
-        BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
-    )
+    _run_fresh(code, **_in_lambda(tmp_path))
 
 
 def test_the_compiled_configuration_is_routes_json_for_everything_the_function_reads(
