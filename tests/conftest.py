@@ -4,6 +4,9 @@ semantic index built through it. Nothing here reaches AWS."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,3 +88,25 @@ def invoke(handler: Any, body: Any, raw: bool = False) -> tuple[int, dict[str, A
     payload = body if raw else json.dumps(body)
     response = handler(proxy_event(payload), LocalLambdaContext())
     return response["statusCode"], json.loads(response["body"])
+
+
+def run_fresh(code: str, timeout: float = 120, **env: str) -> None:
+    """Run ``code`` in a fresh Python process with ``llm_router`` importable, without this
+    process's tracing, budget, Lambda or trace-header variables; ``env`` adds its own."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POWERTOOLS_TRACE", "BUDGET_TABLE", "AWS_LAMBDA", "_X_AMZN"))
+    }
+    lambdas = str(Path(__file__).resolve().parents[1] / "lambdas")
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**base, "PYTHONPATH": lambdas, **env},
+        timeout=timeout,
+    )
+
+
+def lambda_env(task_root: Path, **extra: str) -> dict[str, str]:
+    """What the Lambda runtime sets for a function (``task_root``: its /var/task), and ``extra``."""
+    return {"AWS_LAMBDA_FUNCTION_NAME": "router", "LAMBDA_TASK_ROOT": str(task_root), **extra}

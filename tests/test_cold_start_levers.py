@@ -15,35 +15,20 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
-from conftest import TITAN_EMBED
+from conftest import TITAN_EMBED, lambda_env, run_fresh
 from llm_router.resilient_client import ClientPool, per_request_read_timeouts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run_fresh(code: str, **env: str) -> None:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("POWERTOOLS_TRACE", "BUDGET_TABLE", "AWS_LAMBDA", "_X_AMZN"))
-    }
-    subprocess.run(
-        [sys.executable, "-c", code],
-        check=True,
-        env={**base, "PYTHONPATH": str(REPO_ROOT / "lambdas"), **env},
-        timeout=120,
-    )
-
-
 def _in_lambda(task_root: Path) -> dict[str, str]:
     """An llm-assisted function's environment in Lambda, with nowhere for Bedrock calls to go."""
-    return {
-        "AWS_LAMBDA_FUNCTION_NAME": "router",
-        "LAMBDA_TASK_ROOT": str(task_root),
-        "ROUTER_STRATEGY": "llm-assisted",
-        "AWS_REGION": "us-east-1",
-        "BEDROCK_ENDPOINT_URL": "http://127.0.0.1:9",
-    }
+    return lambda_env(
+        task_root,
+        ROUTER_STRATEGY="llm-assisted",
+        AWS_REGION="us-east-1",
+        BEDROCK_ENDPOINT_URL="http://127.0.0.1:9",
+    )
 
 
 def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only() -> None:
@@ -114,7 +99,7 @@ def test_building_the_router_creates_no_bedrock_client_and_no_budget_module() ->
         "assert 'llm_router.budget' not in sys.modules\n"
         "assert 'boto3' not in sys.modules\n"
     )
-    _run_fresh(code, AWS_REGION="us-east-1", ROUTES_PRESET="blog-2024")
+    run_fresh(code, AWS_REGION="us-east-1", ROUTES_PRESET="blog-2024")
 
 
 def test_an_unsampled_invocation_does_not_load_the_xray_sdk(tmp_path: Path) -> None:
@@ -125,10 +110,9 @@ def test_an_unsampled_invocation_does_not_load_the_xray_sdk(tmp_path: Path) -> N
         "    assert not span.recording\n"
         "assert not [m for m in sys.modules if m.startswith('aws_xray_sdk')]\n"
     )
-    _run_fresh(
+    run_fresh(
         code,
-        AWS_LAMBDA_FUNCTION_NAME="router",
-        LAMBDA_TASK_ROOT=str(tmp_path),
+        **lambda_env(tmp_path),
         _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=0",
     )
@@ -168,9 +152,9 @@ def test_the_init_phase_runs_without_the_collector_and_freezes_what_it_made(
         "assert h.lambda_handler.init_error is None, h.lambda_handler.init_error\n"
         "assert gc.isenabled() and gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
     )
-    _run_fresh(code, **_in_lambda(tmp_path))
+    run_fresh(code, **_in_lambda(tmp_path))
     # Outside Lambda (tests, the local server) the collector is left alone.
-    _run_fresh(
+    run_fresh(
         "import gc, llm_router.handler\nassert gc.isenabled() and not gc.get_freeze_count()\n"
     )
 
@@ -187,7 +171,7 @@ def test_the_init_phase_leaves_little_cyclic_garbage_behind(tmp_path: Path) -> N
         "size = sum(sys.getsizeof(o) for o in gc.garbage)\n"
         "assert found < 5_000 and size < 2_000_000, (found, size)\n"
     )
-    _run_fresh(code, **_in_lambda(tmp_path))
+    run_fresh(code, **_in_lambda(tmp_path))
 
 
 def test_the_compiled_configuration_is_routes_json_for_everything_the_function_reads(

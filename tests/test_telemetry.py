@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Logger, Metrics
-from conftest import HAIKU, SONNET, TITAN_EMBED, TITAN_TEXT, invoke
+from conftest import HAIKU, SONNET, TITAN_EMBED, TITAN_TEXT, invoke, lambda_env, run_fresh
 from llm_router import metric_catalog as mc
 from llm_router import telemetry, tracing
 from llm_router.config import ConfigError, RoutesConfig
@@ -363,18 +363,15 @@ def test_subsegments_reach_the_xray_daemon(tmp_path: Path) -> None:
         "        span.annotate('stage', stage)\n"
         "        assert span.recording\n"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")},
-        "PYTHONPATH": str(REPO_ROOT / "lambdas"),
-        "AWS_LAMBDA_FUNCTION_NAME": "router",
-        "LAMBDA_TASK_ROOT": str(tmp_path),
-        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
+    env = lambda_env(
+        tmp_path,
+        _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;"
         "Sampled=1",
-        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
-        "POWERTOOLS_SERVICE_NAME": "test-router",
-    }
+        AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{port}",
+        POWERTOOLS_SERVICE_NAME="test-router",
+    )
     try:
-        subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+        run_fresh(code, timeout=60, **env)
         names = set()
         while len(names) < 4:
             packet = daemon.recv(65536).decode()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAIKU, TITAN_EMBED, invoke
+from conftest import HAIKU, TITAN_EMBED, invoke, lambda_env, run_fresh
 from llm_router import tracing
 from llm_router.bedrock import runtime_client
 from llm_router.handler import RouterHandler
@@ -142,11 +142,6 @@ def test_the_daemon_address_forms() -> None:
 def test_the_function_imports_neither_boto3_nor_the_xray_sdk(tmp_path: Path) -> None:
     """What a sampled cold start loads: botocore's client, not boto3 (its resource layer and
     s3transfer), and no X-Ray SDK, wrapt or asyncio for the subsegments."""
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
     code = (
         "import sys\n"
         "from llm_router.bedrock import runtime_client\n"
@@ -159,13 +154,12 @@ def test_the_function_imports_neither_boto3_nor_the_xray_sdk(tmp_path: Path) -> 
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "assert not loaded, loaded\n"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_TRACE")},
-        "PYTHONPATH": str(repo / "lambdas"),
-        "AWS_LAMBDA_FUNCTION_NAME": "router",
-        "LAMBDA_TASK_ROOT": str(tmp_path),
-        "_X_AMZN_TRACE_ID": f"Root={ROOT};Parent={PARENT};Sampled=1",
-        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:9",
-        "ROUTER_STRATEGY": "llm-assisted",
-    }
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    run_fresh(
+        code,
+        **lambda_env(
+            tmp_path,
+            _X_AMZN_TRACE_ID=f"Root={ROOT};Parent={PARENT};Sampled=1",
+            AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:9",
+            ROUTER_STRATEGY="llm-assisted",
+        ),
+    )
