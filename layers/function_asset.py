@@ -70,8 +70,8 @@ def compile_routes(routes_file: Path) -> dict[str, Any]:
     """``routes.compiled.json``'s content: routes.json validated, its reference prompts cut to
     the LLM classifier's few-shot examples, and the hash of all of them."""
     ensure_import_paths()
-    from llm_router.classifiers.llm import EXAMPLES_PER_LABEL
     from llm_router.config import COMPILED_FORMAT, parse_routes
+    from llm_router.decision.classifiers.llm import EXAMPLES_PER_LABEL
 
     text = routes_file.read_text(encoding="utf-8")
     raw = json.loads(text)

@@ -51,7 +51,7 @@ class SemanticIndexContent:
         import faiss
         from build_index import PROBE_FILE
         from llm_router import linear_head
-        from llm_router.semantic_index import (
+        from llm_router.decision.semantic_index import (
             INDEX_FILE,
             LABELS_FILE,
             MANIFEST_FILE,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
-from llm_router.strategies import STRATEGIES
+from llm_router.pipeline.strategies import STRATEGIES
 
 # The router stacks' CloudFormation output keys (stacks/router_stack.py).
 OUTPUT_API_URL = "ApiUrl"  # the URL of POST /ask (or, from older stacks, of the stage)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap
-from llm_router.bedrock import BEDROCK_ENDPOINT_ENV, runtime_client
 from llm_router.config import RoutesConfig
-from llm_router.factory import SEMANTIC_INDEX_DIR_ENV
-from llm_router.strategies import STRATEGIES
+from llm_router.models.bedrock import BEDROCK_ENDPOINT_ENV, runtime_client
+from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV
+from llm_router.pipeline.strategies import STRATEGIES
 
 STANDIN = "stand-in"
 AWS = "aws"
@@ -134,7 +134,7 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
     boto3 client of the process, the Bedrock one of ``--bedrock aws`` included. The spend is
     forgotten on exit, and the three routers share one guard (deployed, each stack has its own).
     """
-    from llm_router.budget import BudgetGuard, parse_budget
+    from llm_router.governance.budget import BudgetGuard, parse_budget
 
     guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
     if not guard.enabled:
@@ -171,7 +171,7 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
     """
     if stack in _LOCAL_DYNAMODB:
         return _LOCAL_DYNAMODB[stack]
-    from llm_router.budget import dynamodb_client
+    from llm_router.governance.budget import dynamodb_client
 
     try:
         from moto.server import ThreadedMotoServer
@@ -208,7 +208,7 @@ def create_local_table(client: Any, name: str, partition_key: str) -> None:
 def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
     """The ``POST /feedback`` handler of a local run (one for every router, one table) and a
     line saying where feedback is stored: moto's DynamoDB, shared with the budget guard."""
-    from llm_router.feedback import FeedbackHandler
+    from llm_router.edge.feedback import FeedbackHandler
 
     dynamodb = local_dynamodb(stack)
     if dynamodb is None:

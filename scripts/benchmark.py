@@ -14,8 +14,10 @@ for that size) from synthetic embeddings, then measures:
   in-process fake that answers at once and times itself, so model time is ~0 and is subtracted
   exactly. Each request's embedding is a noisy copy of a random reference vector, so the search
   walks a realistic neighbourhood.
-* **Cold start**, split into imports (numpy, faiss, ``llm_router.handler``), boto3 client creation
-  (``llm_router.bedrock.runtime_client``), loading the routes file and ``load_index``, each timed
+* **Cold start**, split into imports (numpy, faiss, ``llm_router.edge.handler``), boto3 client
+  creation
+  (``llm_router.models.bedrock.runtime_client``), loading the routes file and ``load_index``, each
+  timed
   in a fresh Python process, plus the index's size on disk.
 * **Recall** of the index against exact (flat) search: recall@k for the configured semantic k and
   for 10, over the same queries through ``LoadedIndex.search``, and how often the routing decision

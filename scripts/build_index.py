@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
-from llm_router.bedrock import BedrockFailure, runtime_client
 from llm_router.config import RoutesConfig, load_routes
-from llm_router.embeddings import TitanEmbedder
-from llm_router.normalize import routing_text
-from llm_router.semantic_index import Manifest, build_index, is_fresh
+from llm_router.decision.embeddings import TitanEmbedder
+from llm_router.decision.normalize import routing_text
+from llm_router.decision.semantic_index import Manifest, build_index, is_fresh
+from llm_router.models.bedrock import BedrockFailure, runtime_client
 
 SOURCES = ("auto", "bedrock", "stand-in")
 # Embedded again before an existing index is reused, and compared with what it gave at build time.

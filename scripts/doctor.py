@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
-from llm_router.bedrock import BedrockFailure
 from llm_router.config import ConfigError, RoutesConfig, load_routes
-from llm_router.embeddings import TitanEmbedder
+from llm_router.decision.embeddings import TitanEmbedder
+from llm_router.models.bedrock import BedrockFailure
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 BOOTSTRAP_STACK = "CDKToolkit"

@@ -57,13 +57,13 @@ from evaluation.metrics import summarise
 from evaluation.monthly_cost import monthly_cost
 from evaluation.report import per_source, plot, policy_costs
 from evaluation.text_report import render_text
-from llm_router.bedrock import BedrockFailure
-from llm_router.classifiers.semantic import SemanticClassifier
 from llm_router.config import ConfigError, RoutesConfig, load_routes
-from llm_router.factory import build_service
-from llm_router.routing_policy import parse_routing
-from llm_router.service import RouterService
-from llm_router.strategies import STRATEGIES
+from llm_router.decision.classifiers.semantic import SemanticClassifier
+from llm_router.decision.routing_policy import parse_routing
+from llm_router.models.bedrock import BedrockFailure
+from llm_router.pipeline.factory import build_service
+from llm_router.pipeline.service import RouterService
+from llm_router.pipeline.strategies import STRATEGIES
 
 # The names tests and other scripts read from here.
 __all__ = ["EvaluationError", "decide", "main", "read_dataset"]

@@ -27,7 +27,7 @@ InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burs
 The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
 in this process on loopback, and the start-up output says so; spend is forgotten on exit.
 ``POST /<router>/feedback`` is served too (same key), storing feedback in a table of the same
-moto server (``llm_router.feedback``; read it with ``scripts/feedback.py``).
+moto server (``llm_router.edge.feedback``; read it with ``scripts/feedback.py``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from backends import (
     prepare_index,
 )
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
-from llm_router.settings import ROUTING_DETAILS
+from llm_router.config.settings import ROUTING_DETAILS
 
 
 class StopRequested(Exception):  # noqa: N818  (a signal, not an error)
@@ -190,7 +190,8 @@ def with_routing_details(config: RoutesConfig, level: str) -> RoutesConfig:
 
 
 def configure_handler_environment(lambda_logs: bool) -> None:
-    """What the Lambda handlers read at import: set before ``llm_router.handler`` is imported."""
+    """What the Lambda handlers read at import: set before ``llm_router.edge.handler`` is
+    imported."""
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines on stdout
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if lambda_logs else "WARNING")
     warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -161,7 +161,7 @@ def scaled(config: RoutesConfig, integration_timeout: float | None) -> RoutesCon
 def offline_routers(config: RoutesConfig) -> Iterator[tuple[Any, Callable[[str], Any]]]:
     """The stand-in, and a factory of fresh routers (new breakers) over it."""
     from backends import prepare_index, standin_backend
-    from llm_router.factory import build_service
+    from llm_router.pipeline.factory import build_service
 
     with contextlib.ExitStack() as stack:
         backend = standin_backend(stack, None)
@@ -176,7 +176,7 @@ def offline_routers(config: RoutesConfig) -> Iterator[tuple[Any, Callable[[str],
 
 
 def run_table(config: RoutesConfig) -> list[dict[str, Any]]:
-    from llm_router.handler import RouterHandler
+    from llm_router.edge.handler import RouterHandler
 
     rows = []
     with offline_routers(config) as (standin, fresh):
@@ -256,7 +256,7 @@ def soak(
     baseline_requests: int | None = None,
 ) -> dict[str, Any]:
     """Baseline, then the faulted run, through the local API; figures for both."""
-    from llm_router.handler import RouterHandler
+    from llm_router.edge.handler import RouterHandler
     from local_api import ApiSettings, LocalApiServer, LocalGateway
 
     key = "soak-key-0123456789abcdef"

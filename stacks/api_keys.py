@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_apigateway as apigw
 from llm_router.config import ConfigError, RoutesConfig
-from llm_router.settings import Tier
-from llm_router.strategies import Strategy
+from llm_router.config.settings import Tier
+from llm_router.pipeline.strategies import Strategy
 
 TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"
 DEFAULT_KEY_OUTPUT = "ApiKeyId"

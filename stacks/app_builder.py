@@ -20,7 +20,7 @@ from build_index import SOURCES, IndexBuildError
 from cdk_nag import AwsSolutionsChecks
 from constructs import Node
 from llm_router.config import ConfigError, load_routes
-from llm_router.strategies import STRATEGIES
+from llm_router.pipeline.strategies import STRATEGIES
 
 from layers.build import LayerBuilder, LayerBuildError
 from stacks.deployment import context_flag, parse_deployment

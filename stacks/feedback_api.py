@@ -1,6 +1,6 @@
 """``POST /feedback`` on a router's API: callers say whether an answer helped or went astray.
 
-A second, small function (``llm_router.feedback.lambda_handler``) behind the same API keys and
+A second, small function (``llm_router.edge.feedback.lambda_handler``) behind the same API keys and
 usage plans as ``/ask``, with the router's code asset and only the runtime layer (no index). It
 may only ``PutItem`` into its own table: it records feedback and can read nothing back. API
 Gateway validates the body (:func:`stacks.request_schemas.feedback_body_schema`) first.
@@ -12,15 +12,15 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from llm_router.config import RoutesConfig
-from llm_router.feedback import FEEDBACK_TABLE_ENV
-from llm_router.strategies import Strategy
+from llm_router.edge.feedback import FEEDBACK_TABLE_ENV
+from llm_router.pipeline.strategies import Strategy
 
 from stacks.functions import FunctionSpec, base_environment, stack_function
 from stacks.request_schemas import feedback_body_schema
 from stacks.router_api import RouterApi, cdk_json_schema
 from stacks.tables import feedback_table
 
-FEEDBACK_HANDLER = "llm_router.feedback.lambda_handler"
+FEEDBACK_HANDLER = "llm_router.edge.feedback.lambda_handler"
 FEEDBACK_PATH = "feedback"
 FEEDBACK_ACTIONS = ("dynamodb:PutItem",)
 # One validated PutItem: a fraction of the router's size and time is plenty.

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import ConfigError, RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 from stacks.lambda_target import LambdaTarget
 

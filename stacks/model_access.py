@@ -23,7 +23,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from llm_router.config import RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 GLOBAL_PREFIX = "global"
 # Geographic prefixes Bedrock uses for system inference profiles; one found in a model id without

@@ -35,7 +35,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from llm_router import metric_catalog as mc
 from llm_router.config import ConfigError, RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 from stacks.alarm_settings import AlarmSettings, parse_alarms
 from stacks.dashboard import dashboard_rows

@@ -4,7 +4,8 @@ Kept free of ``aws_cdk`` imports on purpose: the OpenAPI generator and the local
 the exact schemas the stacks deploy without starting the CDK's jsii runtime. The stacks turn them
 into API Gateway models with :func:`stacks.router_api.cdk_json_schema`.
 
-``/ask`` is :func:`llm_router.http_api.ask_request_schema` (what the function itself accepts) plus
+``/ask`` is :func:`llm_router.edge.http_api.ask_request_schema` (what the function itself accepts)
+plus
 the optional conversation ``history``, bounded by ``conversation.max_turns`` (and each turn by
 ``conversation.max_total_chars``), so an over-long history is refused before it costs an
 invocation.
@@ -16,14 +17,14 @@ import copy
 from typing import Any
 
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.conversation import parse_conversation
-from llm_router.feedback import (
+from llm_router.decision.conversation import parse_conversation
+from llm_router.edge.feedback import (
     COMMENT_MAX_CHARS,
     FIELDS,
     MODEL_ID_MAX_CHARS,
     REQUEST_ID_MAX_CHARS,
 )
-from llm_router.http_api import DRAFT4, ask_request_schema
+from llm_router.edge.http_api import DRAFT4, ask_request_schema
 
 HISTORY_ROLES = ("user", "assistant")
 
@@ -31,7 +32,8 @@ HISTORY_ROLES = ("user", "assistant")
 def history_schema(config: RoutesConfig) -> dict[str, Any]:
     """The optional ``history``: previous turns as chat clients send them, oldest first.
 
-    The limits are the function's (:func:`llm_router.conversation.parse_conversation`); the total
+    The limits are the function's (:func:`llm_router.decision.conversation.parse_conversation`);
+    the total
     over all turns is the function's to check, a schema can only bound each turn by it.
     """
     limits = parse_conversation(config.raw)
@@ -61,7 +63,7 @@ def ask_body_schema(config: RoutesConfig) -> dict[str, Any]:
 def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
     """The body of ``POST /feedback``: which request, and what the caller thinks of it.
 
-    Fields and bounds are the handler's (:mod:`llm_router.feedback`); a field it adds without a
+    Fields and bounds are the handler's (:mod:`llm_router.edge.feedback`); a field it adds without a
     schema here fails the synth rather than being refused by API Gateway at run time.
     """
     labels = [*config.category_names, OUT_OF_SCOPE]
@@ -88,5 +90,5 @@ def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
         "additionalProperties": False,
     }
     if set(schema["properties"]) != set(FIELDS):
-        raise AssertionError("POST /feedback schema and llm_router.feedback.FIELDS differ")
+        raise AssertionError("POST /feedback schema and llm_router.edge.feedback.FIELDS differ")
     return schema

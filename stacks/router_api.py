@@ -19,9 +19,9 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from llm_router.budget import BUDGET_TABLE_ENV
 from llm_router.config import RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.governance.budget import BUDGET_TABLE_ENV
+from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
 from stacks.api_keys import TIER_KEYS_ENV, stage_throttle, tier_keys
@@ -43,7 +43,7 @@ from stacks.tables import budget_enabled, budget_table
 
 __all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
 
-HANDLER = "llm_router.handler.lambda_handler"
+HANDLER = "llm_router.edge.handler.lambda_handler"
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
 BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem")

@@ -1,6 +1,7 @@
 """The router's CloudWatch metrics as CDK objects, for its dashboard and alarms.
 
-Names and dimension sets come from :mod:`llm_router.metric_catalog`, the list the function
+Names and dimension sets come from :mod:`llm_router.observability.metric_catalog`, the list the
+function
 publishes from, so a renamed metric cannot leave a dashboard graphing nothing unnoticed (the
 tests compare both). The values of the bounded dimensions come from routes.json: the categories
 (plus ``out_of_scope``) and every model that may answer.
@@ -12,7 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from llm_router import metric_catalog as mc
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 from stacks.functions import METRICS_NAMESPACE, base_environment
 

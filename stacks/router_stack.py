@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 from llm_router.config import RoutesConfig
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder
 from stacks.deployment import DeploymentSettings, parse_deployment

@@ -10,8 +10,8 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
-from llm_router.budget import parse_budget
 from llm_router.config import RoutesConfig
+from llm_router.governance.budget import parse_budget
 
 TTL_ATTRIBUTE = "expires_at"
 BUDGET_PARTITION_KEY = "pk"
@@ -21,7 +21,8 @@ FEEDBACK_PARTITION_KEY = "request_id"
 def budget_enabled(config: RoutesConfig) -> bool:
     """Whether the budget guard needs its table: a stack-wide or any tier's daily budget is set.
 
-    The same rule as ``llm_router.budget.BudgetGuard.enabled``, on the same parsed section.
+    The same rule as ``llm_router.governance.budget.BudgetGuard.enabled``, on the same parsed
+    section.
     """
     return parse_budget(config.raw).daily_usd is not None or any(
         tier.daily_budget_usd is not None for tier in config.tiers.values()

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
-from llm_router.bedrock import runtime_client
 from llm_router.config import RoutesConfig, load_routes
-from llm_router.embeddings import TitanEmbedder
-from llm_router.semantic_index import build_index
+from llm_router.decision.embeddings import TitanEmbedder
+from llm_router.decision.semantic_index import build_index
+from llm_router.models.bedrock import runtime_client
 
 STANDIN_SOURCE = "offline-stand-in"
 # The blog-2024 preset's models, written out: tests check routing against these literals.

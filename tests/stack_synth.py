@@ -22,7 +22,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 from llm_router.config import ROUTES_FILE_ENV
-from llm_router.strategies import Strategy
+from llm_router.pipeline.strategies import Strategy
 
 from layers import REPO_ROOT
 from stacks.app_builder import build_app

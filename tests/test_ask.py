@@ -14,7 +14,7 @@ import boto3
 import pytest
 from conftest import HAIKU, SONNET, STANDIN_SOURCE
 from llm_router.config import RoutesConfig
-from llm_router.strategies import STRATEGIES
+from llm_router.pipeline.strategies import STRATEGIES
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 from local_api.routers import mount_routers
 from moto import mock_aws
@@ -57,10 +57,10 @@ def local_api(
     tmp_path_factory: pytest.TempPathFactory, standin: Any
 ) -> Iterator[str]:
     """The local API in-process, serving the real routers against the stand-in."""
-    from llm_router.bedrock import runtime_client
     from llm_router.config import load_routes
-    from llm_router.embeddings import TitanEmbedder
-    from llm_router.semantic_index import build_index
+    from llm_router.decision.embeddings import TitanEmbedder
+    from llm_router.decision.semantic_index import build_index
+    from llm_router.models.bedrock import runtime_client
 
     routes = load_routes()
     client = runtime_client(REGION, standin.url, credentials=("testing", "testing"))

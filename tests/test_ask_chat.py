@@ -12,7 +12,7 @@ import ask
 import pytest
 from conftest import HAIKU, SONNET
 from llm_router.config import RoutesConfig
-from llm_router.http_api import ALLOWED_FIELDS
+from llm_router.edge.http_api import ALLOWED_FIELDS
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 from test_ask import KEY, local_api  # noqa: F401  (the real routers behind the local API)
 
@@ -94,7 +94,7 @@ def test_chat_needs_no_question_but_plain_asking_does(capsys: pytest.CaptureFixt
 
 @pytest.mark.xfail(
     "history" not in ALLOWED_FIELDS, strict=True,
-    reason="the function's request parsing (llm_router.http_api) does not accept history yet",
+    reason="the function's request parsing (llm_router.edge.http_api) does not accept history yet",
 )
 def test_three_turn_conversation_against_the_local_run(local_api: str) -> None:  # noqa: F811
     """The real routers: the follow-up keeps history's model, the switch goes to math."""

@@ -18,9 +18,9 @@ from bedrock_standin.minilm import shared_model
 from bedrock_standin.titan_space import to_titan
 from botocore.exceptions import ClientError
 from conftest import HAIKU, TITAN_EMBED, TITAN_TEXT
-from llm_router.bedrock import runtime_client
-from llm_router.classifiers.llm import build_prompt
 from llm_router.config import RoutesConfig
+from llm_router.decision.classifiers.llm import build_prompt
+from llm_router.models.bedrock import runtime_client
 
 from layers import REPO_ROOT
 

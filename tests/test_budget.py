@@ -15,16 +15,16 @@ import boto3
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from conftest import HAIKU, SONNET
-from llm_router.budget import (
+from llm_router.config import ConfigError, RoutesConfig, parse_routes
+from llm_router.edge.handler import RouterHandler
+from llm_router.governance.budget import (
     BUDGET_TABLE_ENV,
     DEFAULT_DAILY_USD,
     BudgetGuard,
     parse_budget,
     spend_key,
 )
-from llm_router.config import ConfigError, RoutesConfig, parse_routes
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
+from llm_router.pipeline.factory import build_service
 from moto import mock_aws
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -217,7 +217,7 @@ def test_a_failing_table_never_fails_a_request(
 
 
 def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
-    from llm_router.budget import dynamodb_client
+    from llm_router.governance.budget import dynamodb_client
 
     client = dynamodb_client(
         endpoint_url="http://127.0.0.1:9",  # the discard port: nothing listens
@@ -306,7 +306,7 @@ def test_the_local_run_counts_spend_in_moto_in_process() -> None:
 def test_from_env_creates_the_client_in_the_background_and_check_does_not_wait(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llm_router.budget as budget_module
+    import llm_router.governance.budget as budget_module
 
     release = threading.Event()
 

@@ -15,10 +15,10 @@ import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from backends import LOCAL_BUDGET_TABLE, local_budget
 from conftest import HAIKU, SONNET, STANDIN_SOURCE
-from llm_router.budget import BudgetGuard
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
+from llm_router.edge.handler import RouterHandler
+from llm_router.governance.budget import BudgetGuard
+from llm_router.pipeline.factory import build_service
 from test_routers import QUADRATIC
 
 

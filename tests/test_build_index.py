@@ -12,7 +12,7 @@ import build_index
 import pytest
 from conftest import TITAN_EMBED
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.semantic_index import INDEX_FILE
+from llm_router.decision.semantic_index import INDEX_FILE
 
 
 @pytest.fixture

@@ -53,9 +53,10 @@ def test_python_loads_the_shipped_bytecode_without_reading_the_source(
     do): edit a module after the build, and the import still gets the built code."""
     assert routes.source_path is not None
     built = build_function_asset(routes.source_path, HOST.version, tmp_path, compiler=HOST)
-    pricing = built.path / "llm_router" / "pricing.py"
+    pricing = built.path / "llm_router" / "governance" / "pricing.py"
     pricing.write_text("raise RuntimeError('the source was compiled, not the .pyc used')\n")
-    code = "import llm_router.pricing, sys; assert 'llm_router.pricing' in sys.modules"
+    module = "llm_router.governance.pricing"
+    code = f"import {module}, sys; assert {module!r} in sys.modules"
     env = {**os.environ, "PYTHONPATH": str(built.path), "PYTHONDONTWRITEBYTECODE": "1"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 

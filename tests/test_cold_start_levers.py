@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 from conftest import TITAN_EMBED, lambda_env, run_fresh
-from llm_router.resilient_client import ClientPool, per_request_read_timeouts
+from llm_router.models.resilient_client import ClientPool, per_request_read_timeouts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_a_pool_from_a_recipe_makes_a_client_per_timeout_step_on_first_use_only(
 def test_with_per_call_read_timeouts_the_stages_share_one_client(fresh_standin: Any) -> None:
     """Classification (5 s) and answer (20 s) share a client and its connection; each call still
     reads with its own attempt's timeout (a hung model is cut off at the shorter one)."""
-    from llm_router.bedrock import runtime_recipe
+    from llm_router.models.bedrock import runtime_recipe
 
     assert per_request_read_timeouts()  # the botocore this project pins has them
     made: list[dict[str, Any]] = []
@@ -93,10 +93,10 @@ def test_building_the_router_creates_no_bedrock_client_and_no_budget_module() ->
         "botocore.session.Session.create_client = "
         "lambda self, *a, **k: calls.append(a) or real(self, *a, **k)\n"
         "from llm_router.config import load_routes\n"
-        "from llm_router.factory import build_service\n"
+        "from llm_router.pipeline.factory import build_service\n"
         "build_service('llm-assisted', load_routes())\n"
         "assert calls == [], calls\n"
-        "assert 'llm_router.budget' not in sys.modules\n"
+        "assert 'llm_router.governance.budget' not in sys.modules\n"
         "assert 'boto3' not in sys.modules\n"
     )
     run_fresh(code, AWS_REGION="us-east-1", ROUTES_PRESET="blog-2024")
@@ -105,7 +105,7 @@ def test_building_the_router_creates_no_bedrock_client_and_no_budget_module() ->
 def test_an_unsampled_invocation_does_not_load_the_xray_sdk(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from llm_router.tracing import subsegment\n"
+        "from llm_router.observability.tracing import subsegment\n"
         "with subsegment('classification') as span:\n"
         "    assert not span.recording\n"
         "assert not [m for m in sys.modules if m.startswith('aws_xray_sdk')]\n"
@@ -125,7 +125,7 @@ def test_lambda_init_warms_the_one_client_the_first_request_uses(
     client, which with per-call read timeouts is also the answer's, so the request makes none."""
     import botocore.session
     from conftest import invoke
-    from llm_router.handler import RouterHandler
+    from llm_router.edge.handler import RouterHandler
 
     made: list[str] = []
     real = botocore.session.Session.create_client
@@ -148,14 +148,14 @@ def test_the_init_phase_runs_without_the_collector_and_freezes_what_it_made(
 ) -> None:
     code = (
         "import gc\n"
-        "import llm_router.handler as h\n"
+        "import llm_router.edge.handler as h\n"
         "assert h.lambda_handler.init_error is None, h.lambda_handler.init_error\n"
         "assert gc.isenabled() and gc.get_freeze_count() > 10_000, gc.get_freeze_count()\n"
     )
     run_fresh(code, **_in_lambda(tmp_path))
     # Outside Lambda (tests, the local server) the collector is left alone.
     run_fresh(
-        "import gc, llm_router.handler\nassert gc.isenabled() and not gc.get_freeze_count()\n"
+        "import gc, llm_router.edge.handler\nassert gc.isenabled() and not gc.get_freeze_count()\n"
     )
 
 
@@ -163,9 +163,9 @@ def test_the_init_phase_leaves_little_cyclic_garbage_behind(tmp_path: Path) -> N
     """What freezing without a collection keeps: init's reference cycles (~600 objects here)."""
     code = (
         "import gc, sys\n"
-        "import llm_router.init_phase as phase\n"
+        "import llm_router.edge.init_phase as phase\n"
         "phase.finish = lambda: None  # keep the collector paused to count what init left\n"
-        "import llm_router.handler\n"
+        "import llm_router.edge.handler\n"
         "gc.set_debug(gc.DEBUG_SAVEALL)\n"
         "found = gc.collect()\n"
         "size = sum(sys.getsizeof(o) for o in gc.garbage)\n"
@@ -181,8 +181,8 @@ def test_the_compiled_configuration_is_routes_json_for_everything_the_function_r
     the LLM classifier's examples kept), with the same prompt hash and classifier prompt."""
     import dataclasses
 
-    from llm_router.classifiers.llm import build_prompt, few_shot_examples
     from llm_router.config import COMPILED_ROUTES_FILE, load_compiled_routes, load_routes
+    from llm_router.decision.classifiers.llm import build_prompt, few_shot_examples
 
     from layers.function_asset import COMPILED_ROUTES_FILE as ASSET_NAME
     from layers.function_asset import compile_routes
@@ -242,7 +242,7 @@ def test_the_function_asset_reads_its_compiled_configuration(tmp_path: Path) -> 
 
 
 def test_reference_rows_are_made_when_read(tmp_path: Path) -> None:
-    from llm_router.semantic_index import ReferenceRow, ReferenceRows
+    from llm_router.decision.semantic_index import ReferenceRow, ReferenceRows
 
     labels = [{"category": "math", "prompt": f"p{i}"} for i in range(5)]
     rows = ReferenceRows(labels)

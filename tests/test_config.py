@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
-from llm_router.strategies import STRATEGIES, get_strategy
+from llm_router.pipeline.strategies import STRATEGIES, get_strategy
 
 
 def _edited(routes: RoutesConfig, edit: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""llm_router.conversation: history validation, Converse messages, and follow-up routing.
+"""llm_router.decision.conversation: history validation, Converse messages, and follow-up routing.
 
 Routing is tested twice: with stub classifiers (every branch of the rule, each call's usage), and
 with the real routers over the Bedrock stand-in (what the dev set measures), including the
@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from conftest import HAIKU, STANDIN_SOURCE
 from evaluation import conversations as conv_eval
-from llm_router.answering import ConverseAnswerer
-from llm_router.classification import Classification, ModelUsage
 from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, parse_routes
-from llm_router.conversation import (
+from llm_router.decision.classification import Classification, ModelUsage
+from llm_router.decision.conversation import (
     ConversationError,
     Turn,
     context_text,
@@ -29,8 +28,9 @@ from llm_router.conversation import (
     parse_history,
     route_followup,
 )
-from llm_router.factory import build_service
-from llm_router.service import RouterService
+from llm_router.models.answering import ConverseAnswerer
+from llm_router.pipeline.factory import build_service
+from llm_router.pipeline.service import RouterService
 
 from layers import REPO_ROOT
 
@@ -359,7 +359,7 @@ def test_conversation_dev_set_floors(
 def test_an_llm_label_for_a_bare_follow_up_is_not_a_clear_topic_change(
     routes: RoutesConfig, question: str, clear: bool
 ) -> None:
-    from llm_router.conversation import is_clear, parse_conversation
+    from llm_router.decision.conversation import is_clear, parse_conversation
 
     settings = parse_conversation(routes.raw)
     assert settings.clear_min_words == 3

@@ -14,7 +14,7 @@ import costs
 import pytest
 from conftest import HAIKU, SONNET
 from llm_router.config import load_routes
-from llm_router.settings import priced_model_id
+from llm_router.config.settings import priced_model_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "cost_calculator.py"

@@ -17,8 +17,8 @@ import boto3
 import doctor
 import pytest
 from botocore.stub import Stubber
-from llm_router.bedrock import runtime_client
 from llm_router.config import RoutesConfig, load_routes
+from llm_router.models.bedrock import runtime_client
 from moto import mock_aws
 
 REGION = "us-east-1"

@@ -11,9 +11,9 @@ import evaluate
 import pytest
 from evaluation.fit import Sample, fit, write_thresholds
 from evaluation.metrics import Outcome, summarise
-from llm_router.classifiers.semantic import decide
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, load_routes, parse_routes
-from llm_router.semantic_index import ReferenceRow
+from llm_router.decision.classifiers.semantic import decide
+from llm_router.decision.semantic_index import ReferenceRow
 
 from layers import REPO_ROOT
 

@@ -1,4 +1,4 @@
-"""POST /feedback (llm_router.feedback) on moto's DynamoDB, through the local API, and
+"""POST /feedback (llm_router.edge.feedback) on moto's DynamoDB, through the local API, and
 scripts/feedback.py list/export."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import feedback as feedback_cli
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from llm_router.config import ConfigError, RoutesConfig
-from llm_router.feedback import FeedbackHandler, metrics, parse_feedback_settings
+from llm_router.edge.feedback import FeedbackHandler, metrics, parse_feedback_settings
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 
 KEY = "feedback-test-key-0123456789"

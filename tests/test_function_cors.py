@@ -11,8 +11,8 @@ import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from conftest import STANDIN_SOURCE
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
+from llm_router.edge.handler import RouterHandler
+from llm_router.pipeline.factory import build_service
 from test_routers import WW2
 
 SITE = "https://tutor.example.org"

@@ -310,7 +310,7 @@ def test_explicit_bad_bodies_are_400(
 
 
 def test_limits_are_named_in_the_400(handlers: dict[str, Any]) -> None:
-    from llm_router.http_api import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH
+    from llm_router.edge.http_api import MAX_INTEGER_DIGITS, MAX_JSON_DEPTH
 
     _, deep = call_handler(handlers["semantic"], proxy_event(EXPLICIT_400["1,000-deep nesting"]))
     assert str(MAX_JSON_DEPTH) in json.dumps(deep)

@@ -21,8 +21,8 @@ from evaluation.head_fit import (
     write_head_thresholds,
 )
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, load_routes, parse_routes
-from llm_router.linear_head import LinearHead, _folds
-from llm_router.routing_policy import RoutingPolicy, parse_routing
+from llm_router.decision.linear_head import LinearHead, _folds
+from llm_router.decision.routing_policy import RoutingPolicy, parse_routing
 
 CLASSES = ("history", "math", OUT_OF_SCOPE)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.linear_head import HEAD_FILE
-from llm_router.semantic_index import Manifest, manifest_problems
+from llm_router.decision.linear_head import HEAD_FILE
+from llm_router.decision.semantic_index import Manifest, manifest_problems
 
 from layers.build import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
@@ -258,7 +258,7 @@ def test_function_asset_follows_code_and_routes(tmp_path: Path, routes: RoutesCo
     assert routes.source_path is not None
     files = function_files(routes.source_path)
     names = [name for _, name in files]
-    assert "routes.json" in names and "llm_router/handler.py" in names
+    assert "routes.json" in names and "llm_router/edge/handler.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     package = tmp_path / "llm_router"
     link_tree(routes.source_path.parent / "lambdas" / "llm_router", package)
@@ -337,9 +337,10 @@ def test_llm_assisted_code_imports_with_only_the_runtime_layer(
             shutil.copy2(site / name, provided / name)
     probe = (
         "import sys; sys.path[:0] = {paths!r}; import os; "
-        "os.environ['ROUTER_STRATEGY'] = 'llm-assisted'; import llm_router.handler; "
+        "os.environ['ROUTER_STRATEGY'] = 'llm-assisted'; import llm_router.edge.handler; "
         # ...and the cold start builds the router (the client is only used per request).
-        "from llm_router.factory import build_service; from llm_router.config import load_routes; "
+        "from llm_router.pipeline.factory import build_service; "
+        "from llm_router.config import load_routes; "
         "build_service('llm-assisted', load_routes(), client=object())"
     ).format(paths=[str(task), str(runtime.path / "python"), str(provided)])
     result = subprocess.run(

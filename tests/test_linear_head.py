@@ -1,4 +1,5 @@
-"""llm_router.linear_head and the head's decision: training, calibration, shipping, policy."""
+"""llm_router.decision.linear_head and the head's decision: training, calibration, shipping,
+policy."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from llm_router.classifiers.semantic import decide_by_head
 from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, parse_routes
-from llm_router.linear_head import L2, LinearHead, fit_logistic, fit_logistic_many, train_head
-from llm_router.routing_policy import parse_routing
+from llm_router.decision.classifiers.semantic import decide_by_head
+from llm_router.decision.linear_head import (
+    L2,
+    LinearHead,
+    fit_logistic,
+    fit_logistic_many,
+    train_head,
+)
+from llm_router.decision.routing_policy import parse_routing
 
 CLASSES = ("history", "math", OUT_OF_SCOPE)
 

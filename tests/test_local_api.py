@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from conftest import STANDIN_SOURCE
 from llm_router.config import RoutesConfig
-from llm_router.http_api import json_response
-from llm_router.strategies import STRATEGIES
+from llm_router.edge.http_api import json_response
+from llm_router.pipeline.strategies import STRATEGIES
 from local_api import ApiSettings, HttpRequest, LocalApiServer, LocalGateway
 from local_api.gateway import API_GATEWAY_MAX_PAYLOAD_BYTES
 from local_api.request_model import request_schema

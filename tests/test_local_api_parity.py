@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from llm_router.config import RoutesConfig
-from llm_router.http_api import json_response
+from llm_router.edge.http_api import json_response
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 
 KEY = "parity-key"

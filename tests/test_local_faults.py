@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import SONNET
-from llm_router.bedrock import runtime_client
+from llm_router.models.bedrock import runtime_client
 from local import (
     Delay,
     Fault,

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from conftest import HAIKU, ORIGINAL_FIELDS, SONNET
 from llm_router.config import load_routes
-from llm_router.strategies import STRATEGIES
+from llm_router.pipeline.strategies import STRATEGIES
 from local_api.examples import (
     QUADRATIC_QUESTION,
     README_API_KEY,

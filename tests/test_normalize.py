@@ -1,9 +1,9 @@
-"""llm_router.normalize.routing_text: options, passages, whitespace and case."""
+"""llm_router.decision.normalize.routing_text: options, passages, whitespace and case."""
 
 from __future__ import annotations
 
 import pytest
-from llm_router.normalize import routing_text, split_options, split_passage
+from llm_router.decision.normalize import routing_text, split_options, split_passage
 
 MC = "Which of these numbers is prime?\nA) 21\nB) 23\nC) 25\nD) 27"
 

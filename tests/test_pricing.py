@@ -1,4 +1,5 @@
-"""llm_router.pricing: one call's cost from routes.json's price table, unknown never zero."""
+"""llm_router.governance.pricing: one call's cost from routes.json's price table, unknown never
+zero."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import costs
 import pytest
 from conftest import HAIKU, SONNET, TITAN_EMBED
 from llm_router.config import RoutesConfig, load_routes
-from llm_router.pricing import cost_usd
+from llm_router.governance.pricing import cost_usd
 
 
 @pytest.fixture(scope="module")

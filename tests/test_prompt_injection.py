@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from conftest import SONNET, STANDIN_SOURCE, TITAN_TEXT, invoke
-from llm_router.classifiers.llm import build_prompt, parse_label
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
+from llm_router.decision.classifiers.llm import build_prompt, parse_label
+from llm_router.edge.handler import RouterHandler
+from llm_router.pipeline.factory import build_service
 
 PASTA = "What's a good recipe for pasta carbonara?"
 INJECTIONS = {

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from conftest import HAIKU, SONNET, STANDIN_SOURCE, TITAN_EMBED, TITAN_TEXT, invoke
-from llm_router.breaker import BreakerBoard
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
-from llm_router.handler import logger as handler_logger
-from llm_router.settings import BreakerSettings
-from llm_router.targets import AnswerTarget, TargetPlan
+from llm_router.config.settings import BreakerSettings
+from llm_router.config.targets import AnswerTarget, TargetPlan
+from llm_router.edge.handler import RouterHandler
+from llm_router.edge.handler import logger as handler_logger
+from llm_router.models.breaker import BreakerBoard
+from llm_router.pipeline.factory import build_service
 from test_routers import QUADRATIC, WW2
 
 HAIKU_PROFILE = "us.anthropic.claude-3-haiku-20240307-v1:0"

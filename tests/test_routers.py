@@ -19,10 +19,10 @@ from conftest import (
     invoke,
 )
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.embeddings import TitanEmbedder
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
-from llm_router.semantic_index import build_index
+from llm_router.decision.embeddings import TitanEmbedder
+from llm_router.decision.semantic_index import build_index
+from llm_router.edge.handler import RouterHandler
+from llm_router.pipeline.factory import build_service
 
 WW2 = "What year did World War II end?"
 QUADRATIC = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"

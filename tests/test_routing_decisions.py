@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from conftest import HAIKU, SONNET, STANDIN_SOURCE, TITAN_EMBED, TITAN_TEXT, invoke
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
-from llm_router.factory import build_service
-from llm_router.handler import RouterHandler
+from llm_router.edge.handler import RouterHandler
+from llm_router.pipeline.factory import build_service
 from test_routers import QUADRATIC, WW2
 
 OFF_TOPIC_NEAR_REFERENCE = "What is a good recipe for pasta carbonara?"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
-from llm_router.conversation import parse_conversation
-from llm_router.strategies import STRATEGIES, Strategy
+from llm_router.decision.conversation import parse_conversation
+from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import (
     CFN_LINT_IGNORED,
     Synth,

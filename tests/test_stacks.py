@@ -17,8 +17,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 from llm_router.config import RoutesConfig, parse_routes
-from llm_router.linear_head import HEAD_FILE
-from llm_router.strategies import STRATEGIES, Strategy
+from llm_router.decision.linear_head import HEAD_FILE
+from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import (
     CFN_LINT_IGNORED,
     PLACEHOLDERS,
@@ -144,7 +144,7 @@ def test_function_runtime_sizing_and_environment(
     minor = re.fullmatch(r"python3\.(\d+)", props["Runtime"])
     assert minor and int(minor.group(1)) >= 12
     assert props["Architectures"] == ["arm64"]
-    assert props["Handler"] == "llm_router.handler.lambda_handler"
+    assert props["Handler"] == "llm_router.edge.handler.lambda_handler"
     assert props["MemorySize"] == routes.lambda_settings.memory_mb
     assert props["Timeout"] == routes.lambda_settings.timeout_seconds
     assert props["TracingConfig"] == {"Mode": "Active"}
@@ -417,7 +417,7 @@ def test_bundled_assets_hold_code_layers_and_index(
 ) -> None:
     function_id, function = bundled.function(strategy)
     code = staged_asset(bundled, strategy, function_id)
-    assert (code / "llm_router" / "handler.py").is_file()
+    assert (code / "llm_router" / "edge" / "handler.py").is_file()
     assert json.loads((code / "routes.json").read_text()) == dict(routes.raw)
     # Bytecode of the runtime's Python beside every module, when this machine has that Python
     # (layers/bytecode.py); the checkout's own caches are never shipped.

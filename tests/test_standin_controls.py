@@ -15,7 +15,7 @@ import pytest
 from bedrock_standin import StandInServer
 from botocore.exceptions import ClientError
 from conftest import HAIKU, TITAN_EMBED
-from llm_router.bedrock import runtime_client
+from llm_router.models.bedrock import runtime_client
 
 
 @pytest.fixture(scope="module")

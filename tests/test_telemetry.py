@@ -24,7 +24,12 @@ from conftest import HAIKU, SONNET, TITAN_EMBED, TITAN_TEXT, invoke, lambda_env,
 from llm_router import metric_catalog as mc
 from llm_router import telemetry, tracing
 from llm_router.config import ConfigError, RoutesConfig
-from llm_router.telemetry import AUDIT_COST_QUERY, parse_telemetry, publish, telemetry_settings
+from llm_router.observability.telemetry import (
+    AUDIT_COST_QUERY,
+    parse_telemetry,
+    publish,
+    telemetry_settings,
+)
 
 from layers import REPO_ROOT
 
@@ -189,7 +194,8 @@ def test_outcomes_and_statuses_each_count_once(emit: Callable[..., Any]) -> None
 def test_embedding_calls_listed_under_classification_count_as_embedding(
     emit: Callable[..., Any],
 ) -> None:
-    """llm_router.audit lists every classification-time call as stage "classification"."""
+    """llm_router.governance.audit lists every classification-time call as stage
+    "classification"."""
     record = answered_record()
     record["usage"] = [{**call, "stage": "classification"} if call["stage"] == "embedding"
                        else call for call in record["usage"]]
@@ -274,12 +280,12 @@ def test_handler_prints_one_documented_blob_per_request(
     capsys: pytest.CaptureFixture[str],
     fresh_standin: Any,
 ) -> None:
-    from llm_router.handler import RouterHandler
+    from llm_router.edge.handler import RouterHandler
 
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     monkeypatch.setenv("ROUTER_STRATEGY", "llm-assisted")
     monkeypatch.setenv("BEDROCK_ENDPOINT_URL", fresh_standin.url)
-    from llm_router.handler import logger as handler_logger
+    from llm_router.edge.handler import logger as handler_logger
 
     handler = RouterHandler(eager=True)
     # The Logger writes to the stream it was created with; read its lines through a handler.
@@ -308,8 +314,8 @@ def test_disabled_metrics_do_not_pile_up_between_requests(
 ) -> None:
     """With metrics off (the local run, tests) Powertools' flush neither prints nor clears its
     process-wide metric set: the handler clears it, so nothing grows or leaks into later blobs."""
-    from llm_router.handler import RouterHandler
-    from llm_router.handler import metrics as handler_metrics
+    from llm_router.edge.handler import RouterHandler
+    from llm_router.edge.handler import metrics as handler_metrics
 
     monkeypatch.setenv("ROUTER_STRATEGY", "llm-assisted")
     monkeypatch.setenv("BEDROCK_ENDPOINT_URL", fresh_standin.url)
@@ -327,7 +333,7 @@ def test_tracing_off_imports_nothing() -> None:
     """Outside Lambda a traced block runs untraced, without importing the tracer or X-Ray."""
     code = (
         "import sys\n"
-        "from llm_router.tracing import subsegment\n"
+        "from llm_router.observability.tracing import subsegment\n"
         "with subsegment('classification') as span:\n"
         "    span.annotate('category', 'math')\n"
         "    assert not span.recording\n"
@@ -357,7 +363,7 @@ def test_subsegments_reach_the_xray_daemon(tmp_path: Path) -> None:
     daemon.settimeout(10)
     port = daemon.getsockname()[1]
     code = (
-        "from llm_router.tracing import subsegment\n"
+        "from llm_router.observability.tracing import subsegment\n"
         "for stage in ('classification', 'embedding', 'search', 'answer'):\n"
         "    with subsegment(stage) as span:\n"
         "        span.annotate('stage', stage)\n"

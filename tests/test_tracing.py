@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from conftest import HAIKU, TITAN_EMBED, invoke, lambda_env, run_fresh
 from llm_router import tracing
-from llm_router.bedrock import runtime_client
-from llm_router.handler import RouterHandler
+from llm_router.edge.handler import RouterHandler
+from llm_router.models.bedrock import runtime_client
 
 ROOT = "1-5759e988-bd862e3fe1be46a994272793"
 PARENT = "53995c3f42cd8ad8"
@@ -144,8 +144,8 @@ def test_the_function_imports_neither_boto3_nor_the_xray_sdk(tmp_path: Path) -> 
     s3transfer), and no X-Ray SDK, wrapt or asyncio for the subsegments."""
     code = (
         "import sys\n"
-        "from llm_router.bedrock import runtime_client\n"
-        "import llm_router.handler\n"
+        "from llm_router.models.bedrock import runtime_client\n"
+        "import llm_router.edge.handler\n"
         "from llm_router import tracing\n"
         "client = runtime_client('us-east-1', 'http://127.0.0.1:9', credentials=('t', 't'))\n"
         "with tracing.subsegment('classification') as span:\n"

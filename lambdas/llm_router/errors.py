@@ -13,6 +13,8 @@ from typing import Any
 
 from .records import record
 
+CIRCUIT_OPEN = "CircuitOpen"  # the code of an attempt skipped because its breaker is open
+
 # code -> (HTTP status, short error phrase, what the caller should do)
 ERRORS: dict[str, tuple[int, str, str]] = {
     "bad_request": (400, "bad request", "Fix the request as the error says and send it again."),

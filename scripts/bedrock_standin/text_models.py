@@ -4,7 +4,8 @@ No language model runs here, so the stand-in does the two jobs the router gives 
 one way it can do them well:
 
 * **Classification prompts** (a list of ``- label: description`` lines and a ``Question:``, the
-  shape ``llm_router.classifiers.llm.build_prompt`` writes): zero-shot classification with the
+  shape ``llm_router.decision.classifiers.llm.build_prompt`` writes): zero-shot classification with
+  the
   real MiniLM embeddings. Each description is split into its topic phrases; a label scores the
   mean of the question's two best cosine similarities to its phrases (one phrase can match by
   accident, two rarely do); the best-scoring label wins. A label described as "none of the topics

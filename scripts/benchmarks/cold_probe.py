@@ -6,7 +6,7 @@ timestamp (``time`` only) and prints one JSON line: seconds to import and initia
 the first request, their sum, and the process's CPU seconds (steadier on a busy machine).
 
 * ``handler``: the real Lambda entry point, as the runtime loads it: ``AWS_LAMBDA_FUNCTION_NAME``
-  is set, so ``llm_router.handler`` builds the router at import (the init phase), then one API
+  is set, so ``llm_router.edge.handler`` builds the router at import (the init phase), then one API
   Gateway event goes through ``lambda_handler``.
 * ``floor``: the original AWS sample's shape and nothing else: import boto3 (plus numpy and faiss
   when the router embeds), create the bedrock-runtime client, load the FAISS index, then replay
@@ -67,7 +67,7 @@ def _event(question: str) -> dict:
 
 def handler(spec: dict) -> dict:
     sys.path.insert(0, spec["lambdas_dir"])
-    from llm_router.handler import lambda_handler
+    from llm_router.edge.handler import lambda_handler
 
     initialised = time.perf_counter()
     response = lambda_handler(_event(spec["question"]), _Context())

@@ -6,7 +6,7 @@ For each router of ``STRATEGIES`` it starts the Bedrock stand-in once (in this p
 on loopback), builds the semantic index through it when missing, and then alternates fresh
 processes (``cold_probe.py``):
 
-* **handler**: import ``llm_router.handler`` as the Lambda runtime does (the router is built at
+* **handler**: import ``llm_router.edge.handler`` as the Lambda runtime does (the router is built at
   import) and serve the first request through the stand-in;
 * **floor**: the original sample's shape: import boto3 (plus numpy and faiss for the routers that
   embed), create the client, load the index, and make the *same* Bedrock calls, replayed from the
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_router.config import RoutesConfig, load_routes
-from llm_router.strategies import STRATEGIES
+from llm_router.pipeline.strategies import STRATEGIES
 from text_table import table
 
 from .fresh_process import run_fresh

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 from llm_router import semantic_index
-from llm_router.classifiers.semantic import SCORE_DEPTH
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
-from llm_router.semantic_index import (
+from llm_router.decision.classifiers.semantic import SCORE_DEPTH
+from llm_router.decision.semantic_index import (
     INDEX_FILE,
     LABELS_FILE,
     MANIFEST_FILE,

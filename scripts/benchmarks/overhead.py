@@ -103,8 +103,8 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
     """Handler time minus model time per request, through the real handler and service."""
-    from llm_router.factory import build_service
-    from llm_router.handler import RouterHandler
+    from llm_router.edge.handler import RouterHandler
+    from llm_router.pipeline.factory import build_service
 
     fake = FakeBedrockRuntime(prepared.queries)
     started = time.perf_counter()

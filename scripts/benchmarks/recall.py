@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from llm_router.classifiers.semantic import SCORE_DEPTH, decide
-from llm_router.semantic_index import LoadedIndex, load_index
+from llm_router.decision.classifiers.semantic import SCORE_DEPTH, decide
+from llm_router.decision.semantic_index import LoadedIndex, load_index
 
 from .index_cache import EMBEDDING_SOURCE, RECALL_K, PreparedIndex
 from .overhead import percentiles_ms

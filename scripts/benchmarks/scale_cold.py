@@ -1,5 +1,6 @@
 """The scale benchmark's cold start: the init phase of the semantic Lambda, step by step, in a
-fresh Python process (imports of numpy, faiss and ``llm_router.handler``; boto3 client creation;
+fresh Python process (imports of numpy, faiss and ``llm_router.edge.handler``; boto3 client
+creation;
 ``load_routes``; ``load_index``), for one index directory."""
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ t1 = time.perf_counter()
 import faiss
 t2 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-import llm_router.handler
+import llm_router.edge.handler
 t3 = time.perf_counter()
-from llm_router.bedrock import runtime_client
+from llm_router.models.bedrock import runtime_client
 client = runtime_client(region="us-east-1")
 t4 = time.perf_counter()
 from pathlib import Path
 from llm_router.config import load_routes
-from llm_router.semantic_index import load_index
+from llm_router.decision.semantic_index import load_index
 directory = Path(sys.argv[2])
 config = load_routes(directory / "routes.json")
 t5 = time.perf_counter()

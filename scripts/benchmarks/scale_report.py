@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_router.semantic_index import INDEX_FILE
+from llm_router.decision.semantic_index import INDEX_FILE
 from text_table import table
 
 
@@ -97,7 +97,7 @@ def format_text(result: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        "imports: numpy, faiss, llm_router.handler (boto3, Powertools, the router); client: "
+        "imports: numpy, faiss, llm_router.edge.handler (boto3, Powertools, the router); client: "
         "runtime_client(); routes: load_routes(); load_index: manifest check, labels, index.",
         "",
         "Simplifications:",

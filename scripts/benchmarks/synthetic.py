@@ -157,7 +157,7 @@ class SyntheticEmbedder:
         return self._model_id
 
     def embed(self, text: str) -> Any:
-        from llm_router.embeddings import Embedding
+        from llm_router.decision.embeddings import Embedding
 
         i = self._next
         if row_of(text) != i:

@@ -2,13 +2,15 @@
 
 One price table serves the function (``usage.cost_usd`` in every response), ``evaluate.py`` and
 this calculator, so a price is changed in one place. The table is validated by the routing core's
-own parser (``llm_router.settings.parse_prices``) and then re-read with ``parse_float=Decimal``,
+own parser (``llm_router.config.settings.parse_prices``) and then re-read with
+``parse_float=Decimal``,
 because the calculator must reproduce the blog's cents exactly and floats would drift.
 
 A scenario's ``models`` section is now an optional override layer laid over this table (a what-if
 price, a model the table lacks): ``{"models": {"MODEL_ID": {"input_per_1k": ..}}}``. The default
 scenario has none, so its figures are the table's. An inference-profile id (``us.anthropic...``) is
-priced as its foundation model, as the function does (``llm_router.settings.priced_model_id``).
+priced as its foundation model, as the function does
+(``llm_router.config.settings.priced_model_id``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_router.config import find_routes_file
-from llm_router.settings import SettingsError, parse_prices, priced_model_id
+from llm_router.config.settings import SettingsError, parse_prices, priced_model_id
 
 from .errors import CostError
 

@@ -14,7 +14,8 @@ declined (none), topic switches re-routed to their new category (>= 90%); and of
 declined, the affinity decisions, the classifier calls per question and their latency.
 
 Each item is decided as the Lambda decides it: ``RouterService.decide`` with the history when the
-core accepts one, otherwise :func:`llm_router.conversation.route_followup` over the service's own
+core accepts one, otherwise :func:`llm_router.decision.conversation.route_followup` over the
+service's own
 ``classify`` (the rule the core wires in), then the out-of-scope action.
 """
 
@@ -29,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llm_router.classification import Classification
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.conversation import ConversationError, Turn, parse_history, route_followup
-from llm_router.service import RouterService
+from llm_router.decision.classification import Classification
+from llm_router.decision.conversation import ConversationError, Turn, parse_history, route_followup
+from llm_router.pipeline.service import RouterService
 
 from evaluation.metrics import OTHER
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from llm_router.config import RoutesConfig
-from llm_router.normalize import routing_text
-from llm_router.routing_policy import parse_routing
-from llm_router.service import RouterService
+from llm_router.decision.normalize import routing_text
+from llm_router.decision.routing_policy import parse_routing
+from llm_router.pipeline.service import RouterService
 
 from evaluation.metrics import Outcome
 

@@ -1,6 +1,7 @@
 """Choose the semantic and hybrid thresholds from labelled questions, and write them to routes.json.
 
-The semantic decision (``llm_router.classifiers.semantic.decide``) declines a question when the
+The semantic decision (``llm_router.decision.classifiers.semantic.decide``) declines a question
+when the
 off-topic references win the vote, when the winner's best similarity is below its category's
 ``min_similarity``, or when it leads the best off-topic reference by less than ``min_margin``; the
 hybrid escalates to the LLM when the best similarity is below ``hybrid.min_similarity`` or the
@@ -31,8 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from llm_router.classifiers.semantic import Neighbours, SemanticClassifier, decide
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, SemanticThresholds
+from llm_router.decision.classifiers.semantic import Neighbours, SemanticClassifier, decide
 
 from evaluation.metrics import OTHER
 

@@ -1,6 +1,7 @@
 """The head's thresholds, fitted cost-aware on held-out reference-prompt predictions only.
 
-The semantic head (``llm_router.classifiers.semantic.decide_by_head``) declines a question when
+The semantic head (``llm_router.decision.classifiers.semantic.decide_by_head``) declines a question
+when
 P(off-topic) reaches ``semantic.decline_probability`` (unless the question is ambiguous between
 two categories, which is never declined); the hybrid escalates to the classifier LLM when the
 head's largest probability is below ``hybrid.min_probability``. Both are chosen here from the
@@ -40,10 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from llm_router.classifiers.semantic import decide_by_head
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.linear_head import LinearHead
-from llm_router.routing_policy import RoutingPolicy
+from llm_router.decision.classifiers.semantic import decide_by_head
+from llm_router.decision.linear_head import LinearHead
+from llm_router.decision.routing_policy import RoutingPolicy
 
 DECLINE_GRID = np.round(np.arange(0.50, 0.996, 0.005), 3)
 BOOTSTRAP = 200  # resamples of the reference prompts bagging the decline threshold

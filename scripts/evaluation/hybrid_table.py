@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
-from llm_router.factory import build_service
-from llm_router.routing_policy import parse_routing
+from llm_router.decision.routing_policy import parse_routing
+from llm_router.pipeline.factory import build_service
 
 from evaluation.dataset import EvaluationError
 from evaluation.decisions import decide

@@ -1,7 +1,8 @@
 """A local stand-in for the deployed API Gateway REST API, serving the real Lambda handlers.
 
 ``python scripts/local.py`` mounts one ``POST /<router>/ask`` per entry of
-``llm_router.strategies.STRATEGIES`` and answers the way the deployed API does: the same API key
+``llm_router.pipeline.strategies.STRATEGIES`` and answers the way the deployed API does: the same
+API key
 check, usage-plan throttling, request model, payload limit and error bodies, all read from the
 ``routes.json`` the stacks are built from. Requests become API Gateway proxy events (payload 1.0)
 and the handlers' proxy results become HTTP responses, so the code under test is the code deployed.

@@ -6,7 +6,7 @@ does. The schema is :func:`stacks.request_schemas.ask_body_schema`, the one the 
 (``stacks.router_api.question_schema`` renders it, without the CDK being imported here);
 ``tests/test_local_api.py`` checks the rendered CloudFormation model. Without a configuration,
 :func:`request_schema` is the function's own part of it
-(:func:`llm_router.http_api.ask_request_schema`).
+(:func:`llm_router.edge.http_api.ask_request_schema`).
 A body too deep or with too large numbers for Python's parser is invalid, as it is to API Gateway.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import _bootstrap
 from jsonschema import Draft4Validator
 from llm_router.config import RoutesConfig
-from llm_router.http_api import ask_request_schema
+from llm_router.edge.http_api import ask_request_schema
 
 if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
     sys.path.append(str(_bootstrap.REPO_ROOT))

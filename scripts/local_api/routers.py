@@ -1,6 +1,6 @@
 """The real Lambda handler of every router, built in-process with an explicit Bedrock client.
 
-One :class:`llm_router.handler.RouterHandler` per entry of ``STRATEGIES`` (never a hard-coded
+One :class:`llm_router.edge.handler.RouterHandler` per entry of ``STRATEGIES`` (never a hard-coded
 list), each given a ready service instead of reading ``ROUTER_STRATEGY`` and friends from the
 environment, so several routers share one process. A router that cannot be built is still mounted:
 its handler answers 503 with the reason, as the deployed function does, and the caller can print
@@ -16,10 +16,10 @@ from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from llm_router.config import RoutesConfig
-from llm_router.factory import build_service
-from llm_router.handler import _INIT_ERRORS, RouterHandler
-from llm_router.service import RouterService
-from llm_router.strategies import STRATEGIES, Strategy
+from llm_router.edge.handler import _INIT_ERRORS, RouterHandler
+from llm_router.pipeline.factory import build_service
+from llm_router.pipeline.service import RouterService
+from llm_router.pipeline.strategies import STRATEGIES, Strategy
 
 from .gateway import local_key_id
 
@@ -51,7 +51,8 @@ def mount_routers(
     budget: Any | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
-    ``budget`` is the daily budget guard they share (``llm_router.budget``), None for none."""
+    ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
+    none."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:

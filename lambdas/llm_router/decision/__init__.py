@@ -1,0 +1,1 @@
+"""The routing decision: classifiers, normalisation, conversations, the semantic index and head."""

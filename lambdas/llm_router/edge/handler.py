@@ -1,0 +1,271 @@
+"""The Lambda entry point of every router: ``llm_router.edge.handler.lambda_handler``.
+
+One handler serves all strategies; ``ROUTER_STRATEGY`` picks the classifier. The router is built at
+cold start (outside the request path). If it cannot be built — a semantic index that does not match
+the configured embedding model, a broken routes file — the function logs why once and answers every
+request with a 503, instead of routing wrongly or crashing.
+
+The handler cannot throw: every event, of any type and shape, gets a JSON proxy response, with
+parsing inside the error boundary. Each request runs under one deadline below API Gateway's
+integration timeout (and the function's remaining time), in its caller's tier, under a request id
+the response carries; Bedrock's own error messages are logged under that id and never returned.
+"""
+
+from __future__ import annotations
+
+# isort: off
+from . import init_phase  # first: the init phase runs without cyclic GC (see init_phase)
+
+# isort: on
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from ..config import ConfigError, RoutesConfig, load_routes
+from ..errors import ERRORS, RoutingError
+from ..governance.audit import audit_record
+from ..models.request_context import Deadline, RequestContext, serving
+from ..observability.telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
+from ..pipeline.factory import build_service
+from ..pipeline.service import RouterService, UnknownCategory
+from ..records import record
+from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
+
+ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
+TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
+# ConfigError includes semantic_index.IndexMismatch, which is not imported here: that module needs
+# numpy, which only the semantic routers' layer ships.
+_INIT_ERRORS = (ConfigError, ValueError, OSError)
+
+
+def error_body(code: str, request_id: str | None, **details: Any) -> dict[str, Any]:
+    return {**RoutingError(code, details).body(), "request_id": request_id}
+
+
+@record(frozen=True)
+class Reply:
+    """What a request ends with, before it is serialised once into the proxy response: the
+    audit record reads the body dict, so it never parses the JSON it just wrote."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+    def response(self) -> dict[str, Any]:
+        return json_response(self.status, self.body, self.headers)
+
+
+def routing_error_reply(exc: RoutingError, request_id: str | None) -> Reply:
+    headers = (
+        {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None
+    )
+    return Reply(exc.status, {**exc.body(), "request_id": request_id}, headers)
+
+
+def tier_keys_from_env() -> dict[str, str]:
+    """{API key id: tier} from the stack's ROUTER_TIER_API_KEYS ({tier: key id})."""
+    raw = os.environ.get(TIER_KEYS_ENV)
+    if not raw:
+        return {}
+    try:
+        by_tier = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.error("ignoring malformed environment variable", variable=TIER_KEYS_ENV)
+        return {}
+    return {str(key_id): str(tier) for tier, key_id in by_tier.items()}
+
+
+def _request_context(event: Any) -> Mapping[str, Any]:
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        if isinstance(context, Mapping):
+            return context
+    return {}
+
+
+def request_id_of(event: Any, context: Any) -> str:
+    """API Gateway's request id (what its access log shows), else the invocation's, else new."""
+    request_id = _request_context(event).get("requestId")
+    if isinstance(request_id, str) and request_id:
+        return request_id[:128]
+    return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
+
+
+@record
+class _Seen:
+    """What the handler learnt of a request before it ended, for its audit record."""
+
+    tier: str | None = None
+    question: str | None = None
+    context: RequestContext | None = None
+
+
+class RouterHandler:
+    """A Lambda handler bound to one router; the local server creates one per strategy."""
+
+    def __init__(
+        self,
+        strategy: str | None = None,
+        service_factory: Callable[[], RouterService] | None = None,
+        eager: bool = False,
+        tier_keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self._strategy = strategy
+        self._factory = service_factory or self._default_factory
+        self._eager = eager
+        self._service: RouterService | None = None
+        self._init_error: str | None = None
+        self._telemetry: TelemetrySettings | None = None
+        self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
+        self._handle = instrumented(self._handle_event, metrics, logger)
+        if eager:
+            self._ensure_service()
+
+    def _default_factory(self) -> RouterService:
+        strategy = self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
+        if not strategy:
+            raise ConfigError(f"{ROUTER_STRATEGY_ENV} is not set")
+        config: RoutesConfig = load_routes()
+        return build_service(strategy, config, warm_client=self._eager)
+
+    def _ensure_service(self) -> RouterService | None:
+        if self._service is None and self._init_error is None:
+            try:
+                self._service = self._factory()
+                self._telemetry = telemetry_settings(self._service.config)
+                logger.info(
+                    "router ready",
+                    strategy=self._service.strategy,
+                    preset=self._service.config.preset,
+                )
+            except _INIT_ERRORS as exc:
+                self._init_error = f"{type(exc).__name__}: {exc}"
+                logger.error("router refuses to serve", reason=self._init_error)
+        return self._service
+
+    @property
+    def init_error(self) -> str | None:
+        return self._init_error
+
+    def tier_of(self, event: Any, config: RoutesConfig) -> str:
+        """The caller's tier from the API key id API Gateway passes; unknown ids: the default."""
+        identity = _request_context(event).get("identity")
+        key_id = identity.get("apiKeyId") if isinstance(identity, Mapping) else None
+        tier = self._tier_keys.get(key_id) if isinstance(key_id, str) else None
+        return tier if tier in config.tiers else config.default_tier
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        try:
+            response = self._handle(event, context)
+        except Exception:  # the wrappers themselves failed (e.g. a context without attributes)
+            logger.exception("unhandled error around the handler")
+            response = json_response(500, error_body("internal_error", None))
+        config = self._service.config if self._service is not None else None
+        return with_cors(response, event, allowed_origins(config))
+
+    def _handle_event(self, event: Any, context: Any) -> dict[str, Any]:
+        request_id = request_id_of(event, context)
+        logger.append_keys(request_id=request_id)
+        started = time.perf_counter()
+        seen = _Seen()
+        try:
+            reply = self._route(event, context, request_id, seen)
+        except Exception:  # the last line of defence: log it, never leak a stack trace
+            logger.exception("unhandled error while routing")
+            reply = Reply(500, error_body("internal_error", request_id))
+        try:
+            self._publish(reply, request_id, seen, time.perf_counter() - started)
+        except Exception:  # telemetry must never cost the caller the answer
+            logger.exception("could not publish the request's telemetry")
+        return reply.response()
+
+    def _publish(self, reply: Reply, request_id: str, seen: _Seen, seconds: float) -> None:
+        """The request's one audit line and its metrics (one EMF blob, flushed on return)."""
+        service = self._service
+        strategy = (
+            service.strategy if service else self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
+        )
+        record = audit_record(
+            request_id=request_id,
+            strategy=str(strategy or "unknown"),
+            tier=seen.tier,
+            status=reply.status,
+            body=reply.body,
+            context=seen.context,
+            question=seen.question,
+            total_seconds=seconds,
+        )
+        settings = self._telemetry or TelemetrySettings()
+        publish(record, metrics, logger, settings.include_text, settings.by_tier)
+
+    def _route(self, event: Any, context: Any, request_id: str, seen: _Seen) -> Reply:
+        service = self._ensure_service()
+        if service is None:
+            # The reason is the router's own configuration check, never a Bedrock message.
+            unavailable = RoutingError("router_unavailable", {"reason": self._init_error})
+            return routing_error_reply(unavailable, request_id)
+        config = service.config
+        try:
+            request = parse_request(event, config)
+        except BadRequest as exc:
+            logger.info("bad request", reason=str(exc))
+            return Reply(400, {**error_body("bad_request", request_id), "error": str(exc)})
+        tier = seen.tier = self.tier_of(event, config)
+        seen.question = request.question
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        deadline = Deadline(
+            config.request_budget_seconds,
+            lambda_remaining=(lambda: remaining() / 1000) if callable(remaining) else None,
+        )
+        request_context = seen.context = RequestContext(
+            deadline=deadline, tier=tier, request_id=request_id
+        )
+        with serving(request_context):
+            try:
+                body = service.ask(
+                    request.question, request.category, tier=tier, history=request.history
+                )
+            except UnknownCategory as exc:
+                return Reply(
+                    400,
+                    {
+                        **error_body("unknown_category", request_id),
+                        "error": str(exc),
+                        "valid_categories": list(config.category_names),
+                    },
+                )
+            except RoutingError as exc:
+                self._log_failure(exc, request_context)
+                return routing_error_reply(exc, request_id)
+        self._log_attempts(request_context)
+        return Reply(200, body)
+
+    @staticmethod
+    def _log_attempts(request_context: RequestContext) -> None:
+        """Every failed call with Bedrock's own message: for the operator, never the caller."""
+        for attempt in request_context.attempts:
+            if attempt.result == "failed":
+                logger.warning(
+                    "bedrock call failed",
+                    stage=attempt.stage,
+                    model_id=attempt.model_id,
+                    code=attempt.error_code,
+                    bedrock_message=attempt.detail,
+                )
+
+    def _log_failure(self, exc: RoutingError, request_context: RequestContext) -> None:
+        self._log_attempts(request_context)
+        status = ERRORS[exc.code][0]
+        log = logger.warning if status < 500 else logger.error
+        log("request failed", code=exc.code, status=status, cause=repr(exc.__cause__)[:2000])
+
+
+lambda_handler = RouterHandler(eager=init_phase.IN_LAMBDA)
+init_phase.finish()

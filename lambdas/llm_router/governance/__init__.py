@@ -1,0 +1,1 @@
+"""Governance: the budget guard, prices and the audit record."""

@@ -1,0 +1,1 @@
+"""Observability: stage tracing, the metric catalogue and the per-request telemetry."""

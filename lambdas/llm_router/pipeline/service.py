@@ -1,0 +1,373 @@
+"""The routing core: classify a question, answer it with its category's targets, shape the response.
+
+Every edge — the Lambda handler, the local API server, the evaluation script — calls
+:class:`RouterService`, so the decision and the response are the same wherever the router runs.
+
+The core keeps answering when models fail. A classifier that fails degrades the decision instead
+of failing the request (the hybrid falls back to whichever half still works; the others use the
+default category, as the original sample does) and the response says so in ``routing.degraded``.
+An answer target that fails hands the question to the next target of its plan. Only when nothing
+can answer does the request fail: 503 with Retry-After, or 504 when the budget ran out first.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from ..config import OUT_OF_SCOPE, RoutesConfig
+from ..config.targets import AnswerTarget, TargetPlan
+from ..decision.classification import Classification, Classifier, ModelUsage
+from ..decision.conversation import Turn, history_messages, route_followup
+from ..decision.normalize import routing_text
+from ..decision.routing_policy import parse_routing
+from ..errors import CIRCUIT_OPEN, RoutingError
+from ..governance.pricing import cost_usd
+from ..models.answering import AllTargetsFailed, Answer, ConverseAnswerer
+from ..models.bedrock import BedrockFailure
+from ..models.breaker import BreakerBoard
+from ..models.request_context import DeadlineExceeded, RequestContext, current
+from ..models.resilient_client import MIN_ATTEMPT_SECONDS
+from ..observability.tracing import subsegment
+
+# Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
+# near, which would help someone shape adversarial input.
+FULL_ONLY_DETAILS = frozenset({"neighbours", "votes"})
+_COST_DIGITS = 10
+DECIDED_BY = {"semantic": "semantic", "llm-assisted": "llm"}  # by strategy, when not set
+
+
+class UnknownCategory(ValueError):
+    """The caller named a category that is not configured (static routing)."""
+
+
+class BudgetGuard(Protocol):
+    """What the core needs of the daily budget guard (llm_router.governance.budget)."""
+
+    def check(self, tier: str) -> Any: ...
+
+    def record(self, tier: str, cost_usd: float) -> None: ...
+
+
+def summarize(details: Mapping[str, Any], level: str) -> dict[str, Any]:
+    """The decision details the response policy allows (nested dicts filtered too)."""
+    if level == "full":
+        return dict(details)
+    return {
+        key: summarize(value, level) if isinstance(value, Mapping) else value
+        for key, value in details.items()
+        if key not in FULL_ONLY_DETAILS
+    }
+
+
+def usage_with_cost(usage: ModelUsage, config: RoutesConfig) -> dict[str, Any]:
+    cost = cost_usd(config, usage.model_id, usage.input_tokens, usage.output_tokens)
+    return {**usage.as_dict(), "cost_usd": None if cost is None else round(cost, _COST_DIGITS)}
+
+
+def total_cost(costs: Sequence[float | None]) -> float | None:
+    """The sum, or None when any part is unknown: an unknown price is never counted as zero."""
+    if any(c is None for c in costs):
+        return None
+    return round(sum(c for c in costs if c is not None), _COST_DIGITS)
+
+
+def shape_response(
+    classifier: Classifier,
+    classification: Classification,
+    answer: Answer | None,
+    answer_text: str,
+    total_seconds: float,
+    config: RoutesConfig,
+    context: RequestContext | None = None,
+    extra_routing: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The original sample's fields, with their names, plus usage, cost and routing details.
+
+    ``answer`` is None when the question was declined: no answer model was called.
+    """
+    context = context or current()
+    details = summarize(classification.details, config.response.routing_details)
+    routing: dict[str, Any] = {
+        "strategy": classifier.strategy,
+        "fallback_to_default": classification.used_fallback,
+        "declined": answer is None,
+        "degraded": classification.degraded,
+        "fallback_used": bool(answer and answer.fallback_used),
+        "answer_target": answer.requested_model_id if answer else None,
+        "tier": context.tier or config.default_tier,
+        "targets": [attempt.as_dict() for attempt in context.attempts],
+        **details,
+        **(extra_routing or {}),
+    }
+    if classification.fallback_reason:
+        routing["fallback_reason"] = classification.fallback_reason
+    if answer and answer.invoked_model_id != answer.requested_model_id:
+        routing["answerer_requested"] = answer.requested_model_id
+    classification_usage = [usage_with_cost(u, config) for u in classification.usages]
+    answer_usage = usage_with_cost(answer.usage, config) if answer else None
+    call_costs = [u["cost_usd"] for u in classification_usage]
+    if answer_usage:
+        call_costs.append(answer_usage["cost_usd"])
+    return {
+        "answer": answer_text,
+        "question_classification": classification.category,
+        classifier.model_field: classification.model_id,
+        "classification_time": round(classification.seconds, 6),
+        "answerer_LLM": answer.invoked_model_id if answer else None,
+        "answer_generation_time": round(answer.seconds, 6) if answer else 0.0,
+        "total_response_time": round(total_seconds, 6),
+        "request_id": context.request_id,
+        "usage": {
+            "classification": classification_usage,
+            "answer": answer_usage,
+            "cost_usd": {
+                "classification": [u["cost_usd"] for u in classification_usage],
+                "answer": answer_usage["cost_usd"] if answer_usage else None,
+                "total": total_cost(call_costs),
+            },
+        },
+        "routing": routing,
+    }
+
+
+class RouterService:
+    def __init__(
+        self,
+        config: RoutesConfig,
+        classifier: Classifier,
+        answerer: ConverseAnswerer,
+        breakers: BreakerBoard | None = None,
+        budget: BudgetGuard | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.classifier = classifier
+        self.answerer = answerer
+        self.breakers = breakers
+        self.budget = budget
+        self._rng = rng or random.Random()
+        self._max_routing_chars = parse_routing(config).max_input_chars
+
+    @property
+    def strategy(self) -> str:
+        return self.classifier.strategy
+
+    # -- the decision ------------------------------------------------------------------------
+
+    def static_classification(self, category: str) -> Classification:
+        """The caller named the category: validate it and skip classification (no cost)."""
+        self._check_category(category)
+        return Classification(category, None, 0.0, (), {"decided_by": "caller"})
+
+    def _check_category(self, category: str) -> None:
+        if category not in self.config.categories:
+            raise UnknownCategory(
+                f"unknown category {category!r}; valid categories: "
+                f"{', '.join(self.config.category_names)}"
+            )
+
+    def resolve_out_of_scope(
+        self, classification: Classification, tier: str | None = None
+    ) -> Classification:
+        """Apply out_of_scope.action: keep the decline, or answer with the default or cheapest."""
+        action = self.config.out_of_scope.action
+        if classification.category != OUT_OF_SCOPE or action == "decline":
+            return classification
+        target = (
+            self.config.default_category
+            if action == "default"
+            else self.config.cheapest_category(tier)
+        )
+        return replace(
+            classification,
+            category=target,
+            details={**classification.details, "out_of_scope": True},
+            fallback_reason=(
+                f"the question matched no category; out_of_scope.action is {action!r}, so it "
+                f"went to the category {target!r}"
+            ),
+        )
+
+    def classify(self, question: str) -> Classification:
+        """The classifier's decision, or a degraded one when the classifier cannot answer.
+
+        Every router classifies the same normalised routing text (options recognised, a passage
+        behind its question, whitespace and case folded: llm_router.decision.normalize); the answer
+        model
+        still gets the question as asked."""
+        text = routing_text(question, self._max_routing_chars)
+        try:
+            with subsegment("classification") as span:
+                decision = self.classifier.classify(text)
+                span.annotate("category", decision.category)
+        except (BedrockFailure, DeadlineExceeded) as exc:
+            default = self.config.default_category
+            stage = getattr(exc, "stage", "classification")
+            code = exc.code if isinstance(exc, BedrockFailure) else "DeadlineExceeded"
+            return Classification(
+                category=default,
+                model_id=self.classifier.model_id,
+                seconds=0.0,
+                usages=(),
+                details={"decided_by": "default"},
+                fallback_reason=f"{stage} failed ({code}); used the default category {default!r}",
+                degraded=f"{stage} failed: {code}",
+            )
+        if "decided_by" in decision.details:
+            return decision
+        decided_by = DECIDED_BY.get(self.classifier.strategy, self.classifier.strategy)
+        return replace(decision, details={"decided_by": decided_by, **decision.details})
+
+    def classify_in_context(self, question: str, history: Sequence[Turn] = ()) -> Classification:
+        """A lone question's decision, or a follow-up's with its conversation (affinity)."""
+        if not history:
+            return self.classify(question)
+        return route_followup(question, history, self.classify, self.config)
+
+    def decide(
+        self,
+        question: str,
+        category: str | None = None,
+        tier: str | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Classification:
+        """The routing decision ``ask`` acts on (a category, or OUT_OF_SCOPE to decline)."""
+        if category is None:
+            return self.resolve_out_of_scope(self.classify_in_context(question, history), tier)
+        self._check_category(category)
+        policy = self.config.api.caller_category
+        if policy == "off":
+            raise RoutingError(
+                "category_not_allowed",
+                {"valid_categories": list(self.config.category_names)},
+            )
+        if policy == "trust":
+            return self.static_classification(category)
+        checked = self.classify_in_context(question, history)  # "check": in scope?
+        if checked.category == OUT_OF_SCOPE:
+            return replace(
+                checked,
+                details={
+                    **checked.details,
+                    "caller_category": category,
+                    "why": "the caller named a category, but the question is out of scope",
+                },
+            )
+        return replace(
+            checked,
+            category=category,
+            details={**checked.details, "decided_by": "caller", "classified_as": checked.category},
+        )
+
+    # -- answering ---------------------------------------------------------------------------
+
+    def cheapest_plan(self, plan: TargetPlan) -> TargetPlan:
+        """The plan's cheapest target first (for the budget's soft limit), the rest behind it."""
+        def price(model_id: str) -> float:
+            known = self.config.price_of(model_id)
+            return known.input_per_1k + known.output_per_1k if known else math.inf
+
+        ordered = sorted(plan.model_ids(), key=price)
+        return TargetPlan((AnswerTarget(ordered[0]),), tuple(ordered[1:]))
+
+    def ask(
+        self,
+        question: str,
+        category: str | None = None,
+        tier: str | None = None,
+        history: Sequence[Turn] = (),
+    ) -> dict[str, Any]:
+        """Route and answer ``question``; ``history`` holds the conversation's earlier turns."""
+        started = time.perf_counter()
+        context = current()
+        tier = tier or context.tier or self.config.default_tier
+        extra: dict[str, Any] = {}
+        budget_level = self._check_budget(tier)
+        if budget_level != "off":
+            extra["budget"] = budget_level
+        classification = self.decide(question, category, tier, history)
+        if classification.category == OUT_OF_SCOPE:
+            body = shape_response(
+                self.classifier, classification, None, self.config.out_of_scope.decline_message,
+                time.perf_counter() - started, self.config, context, extra,
+            )
+            self._record_spend(tier, body["usage"]["cost_usd"]["total"])
+            return body
+        plan = self.config.plan_for(classification.category, tier)
+        if budget_level == "soft":
+            plan = self.cheapest_plan(plan)
+        answer = self._answer(question, plan, history_messages(history))
+        body = shape_response(
+            self.classifier, classification, answer, answer.text,
+            time.perf_counter() - started, self.config, context, extra,
+        )
+        self._record_spend(tier, body["usage"]["cost_usd"]["total"])
+        return body
+
+    def _answer(
+        self, question: str, plan: TargetPlan, history: Sequence[dict[str, Any]]
+    ) -> Answer:
+        try:
+            with subsegment("answer") as span:
+                answer = self.answerer.answer_with_failover(
+                    question, plan.attempt_order(self._rng), history
+                )
+                span.annotate("answer_target", answer.requested_model_id)
+                return answer
+        except AllTargetsFailed as exc:
+            if current().deadline.remaining() < 2 * MIN_ATTEMPT_SECONDS:  # time ran out on them
+                raise RoutingError(
+                    "deadline_exceeded", {"stage": "answer", "attempts": self._attempts()}
+                ) from exc
+            raise RoutingError(
+                "models_unavailable",
+                {"stage": "answer", "attempts": self._attempts()},
+                retry_after_seconds=self._retry_after(exc.failures),
+            ) from exc
+        except DeadlineExceeded as exc:
+            raise RoutingError(
+                "deadline_exceeded", {"stage": "answer", "attempts": self._attempts()}
+            ) from exc
+        except BedrockFailure as failure:
+            raise RoutingError(
+                "model_error",
+                {
+                    "stage": failure.stage,
+                    "model_id": failure.model_id,
+                    "bedrock_error": failure.code,
+                    "attempts": self._attempts(),
+                },
+            ) from failure
+
+    @staticmethod
+    def _attempts() -> list[dict[str, Any]]:
+        return [attempt.as_dict() for attempt in current().attempts]
+
+    def _retry_after(self, failures: Sequence[BedrockFailure]) -> int:
+        """When to try again: when the first open breaker admits a call, else a back-off."""
+        if failures and all(f.code == CIRCUIT_OPEN for f in failures):
+            return max(1, math.ceil(min(f.retry_after_seconds for f in failures)))
+        return max(1, math.ceil(self.config.resilience.backoff_max_seconds))
+
+    # -- budget ------------------------------------------------------------------------------
+
+    def _check_budget(self, tier: str) -> str:
+        if self.budget is None:
+            return "off"
+        state = self.budget.check(tier)
+        if state.level == "hard":
+            raise RoutingError(
+                "over_budget",
+                {"spent_usd": state.spent_usd, "limit_usd": state.limit_usd},
+                retry_after_seconds=max(1, math.ceil(state.retry_after_seconds)),
+            )
+        return str(state.level)
+
+    def _record_spend(self, tier: str, cost_usd: float | None) -> None:
+        if self.budget is not None and cost_usd:
+            self.budget.record(tier, cost_usd)
