@@ -50,7 +50,7 @@ class SemanticIndexContent:
     def cache_inputs(self) -> Mapping[str, Any]:
         import faiss
         from build_index import PROBE_FILE
-        from llm_router import linear_head
+        from llm_router.decision import linear_head
         from llm_router.decision.semantic_index import (
             INDEX_FILE,
             LABELS_FILE,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
-from llm_router import metric_catalog as mc
+from llm_router.observability import metric_catalog as mc
 from llm_router.observability.telemetry import AUDIT_COST_QUERY
 
 from stacks.router_metrics import FIVE_MINUTES, ONE_DAY, ONE_HOUR, RouterMetrics

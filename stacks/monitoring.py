@@ -33,8 +33,8 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from llm_router import metric_catalog as mc
 from llm_router.config import ConfigError, RoutesConfig
+from llm_router.observability import metric_catalog as mc
 from llm_router.pipeline.strategies import Strategy
 
 from stacks.alarm_settings import AlarmSettings, parse_alarms

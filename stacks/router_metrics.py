@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
-from llm_router import metric_catalog as mc
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
+from llm_router.observability import metric_catalog as mc
 from llm_router.pipeline.strategies import Strategy
 
 from stacks.functions import METRICS_NAMESPACE, base_environment

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from benchmarks import index_cache, recall, scale, scale_report
 from benchmarks.overhead import WARMUP_REQUESTS
-from llm_router import semantic_index
 from llm_router.config import load_routes
+from llm_router.decision import semantic_index
 
 SIZES = [10, 2_000, 3_000]
 QUERIES = 24

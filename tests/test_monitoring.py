@@ -12,8 +12,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from llm_router import metric_catalog as mc
 from llm_router.config import ConfigError, RoutesConfig, parse_routes
+from llm_router.observability import metric_catalog as mc
 from llm_router.observability.telemetry import AUDIT_COST_QUERY
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import Synth, render_url, routes_file, shared_synth, synth

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger, Metrics
 from conftest import HAIKU, SONNET, TITAN_EMBED, TITAN_TEXT, invoke, lambda_env, run_fresh
-from llm_router import metric_catalog as mc
-from llm_router import telemetry, tracing
 from llm_router.config import ConfigError, RoutesConfig
+from llm_router.observability import metric_catalog as mc
+from llm_router.observability import telemetry, tracing
 from llm_router.observability.telemetry import (
     AUDIT_COST_QUERY,
     parse_telemetry,
@@ -269,7 +269,7 @@ def test_readme_has_the_cost_query_and_every_metric() -> None:
 
 
 def _handler_publishes() -> bool:
-    from llm_router import handler
+    from llm_router.edge import handler
 
     return "publish" in vars(handler) or "telemetry" in vars(handler)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from conftest import HAIKU, TITAN_EMBED, invoke, lambda_env, run_fresh
-from llm_router import tracing
 from llm_router.edge.handler import RouterHandler
 from llm_router.models.bedrock import runtime_client
+from llm_router.observability import tracing
 
 ROOT = "1-5759e988-bd862e3fe1be46a994272793"
 PARENT = "53995c3f42cd8ad8"
@@ -146,7 +146,7 @@ def test_the_function_imports_neither_boto3_nor_the_xray_sdk(tmp_path: Path) -> 
         "import sys\n"
         "from llm_router.models.bedrock import runtime_client\n"
         "import llm_router.edge.handler\n"
-        "from llm_router import tracing\n"
+        "from llm_router.observability import tracing\n"
         "client = runtime_client('us-east-1', 'http://127.0.0.1:9', credentials=('t', 't'))\n"
         "with tracing.subsegment('classification') as span:\n"
         "    assert span.recording\n"

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llm_router import semantic_index
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, parse_routes
+from llm_router.decision import semantic_index
 from llm_router.decision.classifiers.semantic import SCORE_DEPTH
 from llm_router.decision.semantic_index import (
     INDEX_FILE,

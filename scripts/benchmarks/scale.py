@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm_router import semantic_index
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, load_routes
+from llm_router.decision import semantic_index
 
 from .index_cache import DEFAULT_CACHE_DIR, RECALL_K, Progress, prepare_index
 from .machine import machine_info
