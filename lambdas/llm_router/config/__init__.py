@@ -47,7 +47,7 @@ ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"
 COMPILED_ROUTES_FILE = "routes.compiled.json"
 COMPILED_FORMAT = 1
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # llm_router/, above config/
 _CANDIDATE_PATHS = (
     _PACKAGE_DIR.parent / "routes.json",  # inside the Lambda asset
     _PACKAGE_DIR.parent.parent / "routes.json",  # repository checkout
