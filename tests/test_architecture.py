@@ -9,6 +9,7 @@ an import upwards is how cycles and hidden coupling start, so it fails here inst
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,11 @@ def test_the_checker_sees_an_upward_import() -> None:
     imports = imported_modules(path, path.read_text() + "\nfrom ..edge import handler\n")
     assert "llm_router.edge.handler" in imports
     assert RANK[layer_of("llm_router.edge.handler")] > RANK["models"]
+
+
+def test_the_architecture_doc_names_every_package() -> None:
+    """docs/architecture.md describes the layout as it is: each package, and no other."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    described = set(re.findall(r"^\d+\. \*\*`(\w+)/`\*\*", doc, re.M))
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert described == packages
