@@ -270,8 +270,8 @@ def test_function_asset_follows_code_and_routes(tmp_path: Path, routes: RoutesCo
     routes_copy.write_text(json.dumps(edited))
     assert files_key(function_files(routes_copy, package)) != key
     routes_copy.write_text(routes.source_path.read_text())
-    (package / "handler.py").unlink()
-    (package / "handler.py").write_text("# changed\n")
+    (package / "edge" / "handler.py").unlink()
+    (package / "edge" / "handler.py").write_text("# changed\n")
     assert files_key(function_files(routes_copy, package)) != key
 
 
