@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import cli
 from llm_router.pipeline.strategies import STRATEGIES
 
 # The router stacks' CloudFormation output keys (stacks/router_stack.py).
@@ -259,7 +260,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the raw response body")
     parser.add_argument("--region", help="AWS region of the stack")
     parser.add_argument("--profile", help="AWS profile to use")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS)
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS,
+        help=f"seconds to wait for the whole response (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
     args = parser.parse_args(argv)
     if args.question is None and not args.chat:
         parser.error("give a question, or --chat")
@@ -332,4 +336,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import cli
 from benchmarks.index_cache import DEFAULT_CACHE_DIR
 from benchmarks.scale import DEFAULT_QUERIES, DEFAULT_SIZES, run
 from benchmarks.scale_report import format_text
@@ -91,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="embedding dimensions (default: routes.json's)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (0)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+        help=f"where built indexes are kept between runs (default {DEFAULT_CACHE_DIR})",
+    )
     parser.add_argument("--no-cache", action="store_true", help="rebuild every index")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument(
@@ -130,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

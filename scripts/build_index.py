@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import cli
 from llm_router.config import RoutesConfig, load_routes
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.decision.normalize import routing_text
@@ -163,9 +164,16 @@ def _probe_matches(directory: Path, embedder: TitanEmbedder) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(".build/semantic-index"))
-    parser.add_argument("--embeddings", choices=SOURCES, default="auto")
-    parser.add_argument("--region", default=None)
+    parser.add_argument(
+        "--out", type=Path, default=Path(".build/semantic-index"),
+        help="directory to write the index to (default .build/semantic-index)",
+    )
+    parser.add_argument(
+        "--embeddings", choices=SOURCES, default="auto",
+        help="who embeds the reference prompts: Titan in your account, the offline stand-in, "
+        "or auto (Bedrock when credentials are found)",
+    )
+    parser.add_argument("--region", default=None, help="AWS region for Bedrock embeddings")
     parser.add_argument("--preset", default=None, help="routes preset (default: active_preset)")
     args = parser.parse_args(argv)
     try:
@@ -183,4 +191,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path: prices come from routes.json)
+import cli
 from costs import (
     ARCHITECTURES,
     FREE_TIER_SCOPES,
@@ -200,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="USD per 1,000 input/output tokens; repeatable; a new model also needs a use",
     )
     add("--answerer", action="append", metavar="CATEGORY=MODEL_ID", help="repeatable")
-    add("--classifier-model", metavar="MODEL_ID")
-    add("--embedding-model", metavar="MODEL_ID")
+    add("--classifier-model", metavar="MODEL_ID", help="price classification with this model")
+    add("--embedding-model", metavar="MODEL_ID", help="price embeddings with this model")
     add(
         "--premium-category",
         metavar="CATEGORY",
@@ -251,4 +252,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

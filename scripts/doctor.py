@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import cli
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.models.bedrock import BedrockFailure
@@ -412,7 +413,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", help="AWS profile to use")
     presets = parser.add_mutually_exclusive_group()
     presets.add_argument("--preset", action="append", help="preset to check (repeatable)")
-    presets.add_argument("--all-presets", action="store_true")
+    presets.add_argument(
+        "--all-presets", action="store_true", help="check the models of every preset"
+    )
     parser.add_argument("--no-invoke", action="store_true", help="skip the model invocations")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser.parse_args(argv)
@@ -461,4 +464,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

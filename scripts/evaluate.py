@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import cli
 import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
 from evaluation import conversations
@@ -71,10 +72,15 @@ __all__ = ["EvaluationError", "decide", "main", "read_dataset"]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--router", choices=list(STRATEGIES), default="semantic")
+    parser.add_argument(
+        "--router", choices=list(STRATEGIES), default="semantic", help="router to evaluate"
+    )
     parser.add_argument("--dataset", type=Path, help="JSONL of {question, label}")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--bedrock", choices=(STANDIN, AWS), default=STANDIN)
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument(
+        "--bedrock", choices=(STANDIN, AWS), default=STANDIN,
+        help="the offline stand-in, or Amazon Bedrock with your credentials",
+    )
     parser.add_argument("--region", help="AWS region for --bedrock aws")
     parser.add_argument("--preset", help="routes.json preset (default: active_preset)")
     parser.add_argument("--routes", type=Path, help="routes file (default: the project's)")
@@ -85,7 +91,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="labelled questions to fit on (default: reference prompts, leave-one-out)",
     )
     parser.add_argument("--plot", type=Path, help="write a PNG: confusion matrix, per subject")
-    parser.add_argument("--max-false-refusal", type=float, default=0.005)
+    parser.add_argument(
+        "--max-false-refusal", type=float, default=0.005,
+        help="--fit: the highest false-refusal rate a fitted threshold may cost (0.005)",
+    )
     parser.add_argument(
         "--hybrid-table",
         action="store_true",
@@ -235,4 +244,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import cli
 from evaluation.metrics import OTHER
 from llm_router.config import OUT_OF_SCOPE
 
@@ -192,4 +193,4 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -48,6 +48,7 @@ from types import FrameType
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import cli
 from backends import (
     AWS,
     STANDIN,
@@ -129,9 +130,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Serve every router locally behind an API Gateway look-alike.",
     )
     parser.add_argument("--port", type=int, default=3000, help="0 picks a free port")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--api-key", help="the x-api-key to accept (default: a random one)")
-    parser.add_argument("--bedrock", choices=(STANDIN, AWS), default=STANDIN)
+    parser.add_argument(
+        "--bedrock", choices=(STANDIN, AWS), default=STANDIN,
+        help="the offline stand-in, or Amazon Bedrock with your credentials",
+    )
     parser.add_argument(
         "--answer-url",
         help="OpenAI-compatible server the stand-in forwards answers to, e.g. "
@@ -330,4 +334,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap
+import cli
 from llm_router.config import RoutesConfig, load_routes
 
 if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
@@ -208,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="fail if docs/openapi.json is stale")
     mode.add_argument("--stdout", action="store_true", help="print instead of writing")
-    parser.add_argument("--output", type=Path, default=DOCUMENT)
+    parser.add_argument(
+        "--output", type=Path, default=DOCUMENT, help="where to write the document"
+    )
     args = parser.parse_args(argv)
     text = render(load_routes())
     if args.stdout:
@@ -226,4 +229,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
+import cli
 from apigw_events import LocalLambdaContext, proxy_event
 from llm_router.config import RoutesConfig, load_routes, parse_routes
 from text_table import table as text_table
@@ -361,4 +362,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import _bootstrap
+import cli
 
 LOCAL_PY = Path(__file__).with_name("local.py")
 API_KEY = "soak-key"
@@ -189,12 +190,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Memory soak of the local run.")
-    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before the baseline")
     parser.add_argument("--tolerance", type=float, default=0.10, help="allowed RSS growth")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
-    parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--ready-timeout", type=float, default=300.0,
+        help="seconds to wait for the local run to start",
+    )
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
     if not Path("/proc/self/status").exists():
@@ -220,4 +224,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)
