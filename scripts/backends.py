@@ -218,6 +218,98 @@ def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[A
     return (
         FeedbackHandler(config, LOCAL_FEEDBACK_TABLE, client),
         f"Feedback: POST /<router>/feedback, stored in DynamoDB by moto at {url}, table "
-        f"{LOCAL_FEEDBACK_TABLE} (forgotten on exit; scripts/feedback.py list --table "
-        f"{LOCAL_FEEDBACK_TABLE} --endpoint-url {url} --region {STANDIN_REGION} reads it)",
+        f"{LOCAL_FEEDBACK_TABLE} (forgotten on exit)",
+    )
+
+
+def local_feedback_command(stack: contextlib.ExitStack, access: LocalAccess | None) -> str:
+    """The command that lists this run's feedback, with credentials moto accepts: the operator's
+    when IAM is enforced (feedback.py's Scan is the operator's, not a function's)."""
+    dynamodb = local_dynamodb(stack)
+    url = dynamodb[1] if dynamodb else "http://127.0.0.1:PORT"
+    env = access.operator_env if access else (
+        f"AWS_ACCESS_KEY_ID={STANDIN_CREDENTIALS[0]} AWS_SECRET_ACCESS_KEY={STANDIN_CREDENTIALS[1]}"
+    )
+    return (
+        f"{env} .venv/bin/python scripts/feedback.py list --table {LOCAL_FEEDBACK_TABLE} "
+        f"--endpoint-url {url} --region {STANDIN_REGION}"
+    )
+
+
+@dataclass(frozen=True)
+class LocalAccess:
+    """The clients each local function uses, signed with its synthesized role (IAM enforced)."""
+
+    bedrock: dict[str, Any]  # strategy -> its router's Bedrock client
+    budgets: dict[str, Any]  # strategy -> its router's budget guard (empty: no budget)
+    feedback: Any  # the feedback handler, on the feedback role
+    operator_env: str  # the operator's credentials as environment assignments, for scripts
+
+
+def local_access(
+    stack: contextlib.ExitStack, config: RoutesConfig, backend: Backend, preset: str | None
+) -> tuple[LocalAccess | None, str]:
+    """Give every function its synthesized role and turn moto's IAM enforcement on.
+
+    Called after every table exists (set-up runs unchecked). Without the CDK (no Node.js) the
+    run goes on with IAM unchecked, and the returned line says so."""
+    from llm_router.config.settings import BUDGET_TABLE_ENV
+    from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
+    from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
+    from llm_router.governance.budget import BudgetGuard
+    from offline_iam import moto_iam
+    from offline_iam.local_roles import function_roles, grant_local_roles
+    from offline_iam.synthesized import SynthUnavailable
+
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None or config.source_path is None:
+        return None, "IAM: not enforced (moto is missing or the routes file has no path)"
+    _, url = dynamodb
+    tables = {BUDGET_TABLE_ENV: LOCAL_BUDGET_TABLE, FEEDBACK_TABLE_ENV: LOCAL_FEEDBACK_TABLE}
+    try:
+        roles = function_roles(config.source_path, preset, STANDIN_REGION, tables)
+    except SynthUnavailable as exc:
+        return None, f"IAM: not enforced ({exc})"
+    granted = grant_local_roles(
+        roles, url, STANDIN_REGION, moto_iam.Credentials(*STANDIN_CREDENTIALS),
+        backend.standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT,
+    )
+
+    def role_dynamodb(credentials: moto_iam.Credentials) -> Any:
+        from llm_router.governance.budget import dynamodb_client
+
+        return dynamodb_client(
+            endpoint_url=url, timeout_seconds=LOCAL_DYNAMODB_TIMEOUT_SECONDS,
+            region_name=STANDIN_REGION, **credentials.as_client_kwargs(),
+        )
+
+    bedrock = {}
+    if backend.standin is not None:  # real Bedrock (--bedrock aws) answers to your own role
+        bedrock = {
+            strategy: runtime_client(
+                region=STANDIN_REGION, endpoint_url=backend.standin.url,
+                credentials=(creds.access_key_id, creds.secret_access_key),
+            )
+            for strategy, creds in granted.routers.items()
+        }
+    guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
+    budgets = (
+        {s: BudgetGuard(config, LOCAL_BUDGET_TABLE, client=role_dynamodb(c))
+         for s, c in granted.routers.items()}
+        if guard.enabled else {}
+    )
+    feedback = (
+        FeedbackHandler(config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback))
+        if granted.feedback is not None else None
+    )
+    stack.enter_context(moto_iam.enforced())
+    operator = granted.operator
+    operator_env = (
+        f"AWS_ACCESS_KEY_ID={operator.access_key_id} "
+        f"AWS_SECRET_ACCESS_KEY={operator.secret_access_key}"
+    )
+    return (
+        LocalAccess(bedrock, budgets, feedback, operator_env),
+        f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "
+        "templates); a call its role lacks is refused (AccessDenied), as in AWS",
     )

@@ -53,8 +53,10 @@ from backends import (
     AWS,
     STANDIN,
     StartupError,
+    local_access,
     local_budget,
     local_feedback,
+    local_feedback_command,
     open_backend,
     prepare_index,
 )
@@ -283,8 +285,16 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         say(budget_line)
         feedback, feedback_line = local_feedback(stack, config)
         say(feedback_line)
+        access, access_line = local_access(stack, config, backend, args.preset)
+        say(access_line)
+        if access is not None:
+            feedback = access.feedback or feedback
+        if feedback is not None:
+            say(f"  read it: {local_feedback_command(stack, access)}")
         routers = mount_routers(
-            config, backend.client, index_dir, backend.embedding_source, budget=budget
+            config, backend.client, index_dir, backend.embedding_source, budget=budget,
+            clients=access.bedrock if access else None,
+            budgets=access.budgets if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(backend.standin, args.fault, args.delay):

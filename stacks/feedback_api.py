@@ -12,6 +12,7 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from llm_router.config import RoutesConfig
+from llm_router.edge import FEEDBACK_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV
 from llm_router.pipeline.strategies import Strategy
 
@@ -20,7 +21,7 @@ from stacks.request_schemas import feedback_body_schema
 from stacks.router_api import RouterApi, cdk_json_schema
 from stacks.tables import feedback_table
 
-FEEDBACK_HANDLER = "llm_router.edge.feedback.lambda_handler"
+FEEDBACK_HANDLER = FEEDBACK_ENTRY_POINT
 FEEDBACK_PATH = "feedback"
 FEEDBACK_ACTIONS = ("dynamodb:PutItem",)
 # One validated PutItem: a fraction of the router's size and time is plenty.

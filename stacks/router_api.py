@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
+from llm_router.edge import ROUTER_ENTRY_POINT
 from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.pipeline.strategies import Strategy
 
@@ -43,10 +44,10 @@ from stacks.tables import budget_enabled, budget_table
 
 __all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
 
-HANDLER = "llm_router.edge.handler.lambda_handler"
+HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
-BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem")
+BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem")
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:

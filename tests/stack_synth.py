@@ -19,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 from aws_cdk.assertions import Template
 from llm_router.config import ROUTES_FILE_ENV
 from llm_router.pipeline.strategies import Strategy
 
-from layers import REPO_ROOT
-from stacks.app_builder import build_app
 from stacks.feedback_api import FEEDBACK_HANDLER
 from stacks.model_access import ArnScope
 from stacks.router_api import HANDLER
+from stacks.synthesis import synth_app
 
 PLACEHOLDERS = ArnScope("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
 # CDK puts an explicit DependsOn on a function's role next to the GetAtt; harmless and generated.
@@ -116,14 +114,7 @@ class Synth:
 
 def synth(outdir: Path, bundling: bool = False, **context: Any) -> Synth:
     """Synthesize the app as `cdk synth` would: cdk.json's context plus ``context``."""
-    settings = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    settings["semanticIndexEmbeddings"] = "stand-in"  # never reach for real Bedrock in tests
-    if not bundling:
-        settings["aws:cdk:bundling-stacks"] = []
-    settings.update(context)
-    app = cdk.App(context=settings, outdir=str(outdir))
-    stacks = build_app(app)
-    assembly = app.synth()
+    _, assembly, stacks = synth_app(outdir, bundling, **context)
     return Synth(
         outdir, {s.stack_name: assembly.get_stack_by_name(s.stack_name).template for s in stacks}
     )

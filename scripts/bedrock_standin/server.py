@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 from background_server import BackgroundServer, QuietThreadingServer
 
 from . import bodies
+from .access import AccessControl
 from .errors import ERROR_STATUS, BedrockError
 from .minilm import MiniLM, shared_model
 from .models import ResolvedModel, resolve
@@ -194,10 +195,14 @@ class BedrockRuntime:
         self.state = state
         self.minilm = minilm
         self.text = text
+        self.access = AccessControl()
 
-    def handle(self, api: str, model_id: str, raw: bytes, region: str) -> dict[str, Any]:
+    def handle(
+        self, api: str, model_id: str, raw: bytes, region: str, authorization: str = ""
+    ) -> dict[str, Any]:
         call: dict[str, Any] = {"api": api, "model_id": model_id, "status": 200}
         try:
+            self.access.check(authorization, api, model_id, region)
             model = resolve(model_id, self.state.prompt_routers)
             body = bodies.parse_json(raw)
             call["body"] = body
@@ -356,7 +361,9 @@ class _Handler(BaseHTTPRequestHandler):
         region = region_match.group(1) if region_match else "us-east-1"
         model_id, api = unquote(match.group(1)), match.group(2)
         try:
-            response = self.server.runtime.handle(api, model_id, raw, region)
+            response = self.server.runtime.handle(
+                api, model_id, raw, region, self.headers["Authorization"]
+            )
         except BedrockError as error:
             self._error(error)
             return
@@ -409,6 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"delays": state.delays()})
             elif (method, path) == ("GET", "/_standin/delays"):
                 self._send(200, {"delays": state.delays()})
+            elif (method, path) == ("POST", "/_standin/identities"):
+                self.server.runtime.access.register(
+                    payload["access_key_id"], payload["role"], payload["policy"]
+                )
+                self._send(200, {"identity": payload["access_key_id"]})
             elif (method, path) == ("POST", "/_standin/scripts"):
                 state.script(payload["model_id"], list(payload["outputs"]))
                 self._send(200, {"script": payload})
@@ -461,6 +473,11 @@ class StandInServer(BackgroundServer):
     def reset(self) -> None:
         """Forget scripts, faults, delays and calls; delayed requests answer at once."""
         self.state.reset()
+
+    def register_identity(self, access_key_id: str, role: str, policy: dict[str, Any]) -> None:
+        """Calls signed with ``access_key_id`` are authorized against ``policy`` (an IAM policy
+        document), as Bedrock authorizes them against the caller's role (``access.py``)."""
+        self._runtime.access.register(access_key_id, role, policy)
 
     def script(self, model_id: str, outputs: list[str]) -> None:
         """The next calls to ``model_id`` generate these texts, in order."""

@@ -9,7 +9,7 @@ why at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,15 +49,19 @@ def mount_routers(
     embedding_source: str,
     strategies: Iterable[Strategy] | None = None,
     budget: Any | None = None,
+    clients: Mapping[str, Any] | None = None,
+    budgets: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
-    none."""
+    none. ``clients`` and ``budgets`` (strategy -> Bedrock client, guard) give a router its own,
+    signed with its function's role, in place of ``client`` and ``budget``."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:
             service = build_service(
-                strategy.name, config, client, index_dir, embedding_source, budget=budget
+                strategy.name, config, (clients or {}).get(strategy.name, client), index_dir,
+                embedding_source, budget=(budgets or {}).get(strategy.name, budget),
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"

@@ -1,1 +1,5 @@
 """The HTTP edge: the Lambda handlers, the request and response contract, the init phase."""
+
+# The functions' entry points, as the stacks configure them and the local run finds them.
+ROUTER_ENTRY_POINT = "llm_router.edge.handler.lambda_handler"
+FEEDBACK_ENTRY_POINT = "llm_router.edge.feedback.lambda_handler"

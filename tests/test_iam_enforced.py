@@ -1,0 +1,244 @@
+"""The functions run with exactly their synthesized roles, and every call they make is allowed.
+
+moto enforces IAM on DynamoDB and the Bedrock stand-in on model calls, with each function's role
+read from the CDK templates (scripts/offline_iam). The routers and the feedback function are
+driven through their real handlers under those roles: any call their role lacks is refused, as
+AWS would refuse it, and shows up here instead of after a deploy.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from apigw_events import LocalLambdaContext, proxy_event
+from botocore import xform_name
+from botocore.exceptions import ClientError
+from build_index import STANDIN_SOURCE
+from llm_router.config import RoutesConfig, parse_routes
+from llm_router.config.settings import BUDGET_TABLE_ENV
+from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
+from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
+from llm_router.edge.handler import RouterHandler
+from llm_router.governance.budget import BudgetGuard, dynamodb_client
+from llm_router.models.bedrock import runtime_client
+from llm_router.pipeline.factory import build_service
+from llm_router.pipeline.strategies import STRATEGIES
+from offline_iam import moto_iam
+from offline_iam.local_roles import LocalRoles, grant_local_roles, roles_of
+from stack_synth import shared_synth
+
+REGION = "us-east-1"
+TABLES = {BUDGET_TABLE_ENV: "iam-budget", FEEDBACK_TABLE_ENV: "iam-feedback"}
+CORE = Path(__file__).resolve().parents[1] / "lambdas" / "llm_router"
+BOOTSTRAP = moto_iam.Credentials("bootstrap", "bootstrap")
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    dynamodb = boto3.client("dynamodb", endpoint_url=url, region_name=REGION,
+                            **BOOTSTRAP.as_client_kwargs())
+    keys = {TABLES[BUDGET_TABLE_ENV]: "pk", TABLES[FEEDBACK_TABLE_ENV]: "request_id"}
+    for table, key in keys.items():
+        dynamodb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        )
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def granted(moto_url: str, standin: Any) -> LocalRoles:
+    roles = roles_of(shared_synth().templates, REGION, TABLES)
+    return grant_local_roles(
+        roles, moto_url, REGION, BOOTSTRAP, standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT
+    )
+
+
+def role_dynamodb(url: str, credentials: moto_iam.Credentials) -> Any:
+    return dynamodb_client(endpoint_url=url, timeout_seconds=10, region_name=REGION,
+                           **credentials.as_client_kwargs())
+
+
+def role_bedrock(standin: Any, credentials: moto_iam.Credentials) -> Any:
+    return runtime_client(region=REGION, endpoint_url=standin.url,
+                          credentials=(credentials.access_key_id, credentials.secret_access_key))
+
+
+def with_budget(routes: RoutesConfig, daily_usd: float) -> RoutesConfig:
+    raw = json.loads(json.dumps(routes.raw))
+    raw["budget"] = {**raw.get("budget", {}), "daily_usd": daily_usd, "soft_fraction": 0.99}
+    return parse_routes(raw, preset=routes.preset, source_path=routes.source_path)
+
+
+def ask(handler: Any, question: str) -> tuple[int, dict[str, Any]]:
+    response = handler(proxy_event(json.dumps({"question": question})), LocalLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_each_router_works_with_exactly_its_role(
+    strategy: str, granted: LocalRoles, moto_url: str, fresh_standin: Any,
+    routes: RoutesConfig, semantic_index_dir: Path,
+) -> None:
+    """Classify, answer, check and record the budget, refuse over it: nothing is denied."""
+    config = with_budget(routes, daily_usd=5.0)
+    credentials = granted.routers[strategy]
+    table = TABLES[BUDGET_TABLE_ENV]
+    guard = BudgetGuard(config, table, client=role_dynamodb(moto_url, credentials))
+    service = build_service(strategy, config, role_bedrock(fresh_standin, credentials),
+                            semantic_index_dir, STANDIN_SOURCE, budget=guard)
+    handler = RouterHandler(strategy=strategy, service_factory=lambda: service, eager=True)
+    operator = role_dynamodb(moto_url, granted.operator)  # a fresh day for each router
+    for item in operator.scan(TableName=TABLES[BUDGET_TABLE_ENV])["Items"]:
+        operator.delete_item(TableName=TABLES[BUDGET_TABLE_ENV], Key={"pk": item["pk"]})
+    moto_iam.DENIALS.clear()
+    with moto_iam.enforced():
+        status, body = ask(handler, "What year did World War II end?")
+        assert status == 200, body
+        assert body["routing"]["budget"] == "ok"
+        guard.record(config.default_tier, 10.0)  # what the function records, past the limit
+        status, refused = ask(handler, "What year did World War II end?")
+    assert status == 429, refused  # the guard read the spend: it did not fail open
+    assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
+    denied = [c for c in fresh_standin.calls() if c["status"] == 403]
+    assert not denied, denied
+
+
+def test_the_feedback_function_writes_with_exactly_its_role(
+    granted: LocalRoles, moto_url: str, routes: RoutesConfig
+) -> None:
+    assert granted.feedback is not None
+    handler = FeedbackHandler(routes, TABLES[FEEDBACK_TABLE_ENV],
+                              role_dynamodb(moto_url, granted.feedback))
+    moto_iam.DENIALS.clear()
+    with moto_iam.enforced():
+        event = proxy_event(json.dumps({"request_id": "iam-1", "helpful": True}), "/feedback")
+        response = handler(event, LocalLambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
+
+
+def test_a_call_the_role_lacks_is_refused_as_aws_refuses_it(
+    moto_url: str, standin: Any, granted: LocalRoles
+) -> None:
+    """The enforcement can fail: a narrower role is denied by DynamoDB and by Bedrock."""
+    table_arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLES[BUDGET_TABLE_ENV]}"
+    narrow = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table_arn},
+        {"Effect": "Allow", "Action": "bedrock:InvokeModel",
+         "Resource": f"arn:aws:bedrock:{REGION}::foundation-model/amazon.titan-embed-text-v2:0"},
+    ]}
+    credentials = moto_iam.assume_role(moto_url, REGION, granted.operator, "narrow", narrow)
+    standin.register_identity(credentials.access_key_id, "narrow", narrow)
+    dynamodb = role_dynamodb(moto_url, credentials)
+    bedrock = role_bedrock(standin, credentials)
+    key = {"pk": {"S": "x"}}
+    with moto_iam.enforced():
+        dynamodb.get_item(TableName=TABLES[BUDGET_TABLE_ENV], Key=key)  # granted
+        for call in (
+            lambda: dynamodb.update_item(TableName=TABLES[BUDGET_TABLE_ENV], Key=key),
+            lambda: dynamodb.get_item(TableName=TABLES[FEEDBACK_TABLE_ENV],
+                                      Key={"request_id": {"S": "x"}}),
+        ):
+            with pytest.raises(ClientError) as denied:
+                call()
+            assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+        bedrock.invoke_model(modelId="amazon.titan-embed-text-v2:0",
+                             body=json.dumps({"inputText": "hi"}))  # granted
+        with pytest.raises(ClientError) as denied:
+            bedrock.converse(modelId="anthropic.claude-3-haiku-20240307-v1:0",
+                             messages=[{"role": "user", "content": [{"text": "hi"}]}])
+    error = denied.value.response
+    assert error["Error"]["Code"] == "AccessDeniedException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_an_inference_profile_needs_every_destination_region(
+    moto_url: str, standin: Any, granted: LocalRoles
+) -> None:
+    """A profile routes to several regions; a grant missing one of them is refused."""
+    profile = "us.anthropic.claude-3-haiku-20240307-v1:0"
+    base = "anthropic.claude-3-haiku-20240307-v1:0"
+    partial = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "bedrock:InvokeModel",
+        "Resource": [f"arn:aws:bedrock:{REGION}:123456789012:inference-profile/{profile}",
+                     f"arn:aws:bedrock:us-east-1::foundation-model/{base}"],
+    }]}
+    credentials = moto_iam.assume_role(moto_url, REGION, granted.operator, "partial", partial)
+    standin.register_identity(credentials.access_key_id, "partial", partial)
+    with pytest.raises(ClientError) as denied:
+        role_bedrock(standin, credentials).converse(
+            modelId=profile, messages=[{"role": "user", "content": [{"text": "hi"}]}]
+        )
+    assert "us-east-2::foundation-model" in denied.value.response["Error"]["Message"]
+
+
+# -- every operation the code calls is granted ----------------------------------------------------
+
+# IAM's name for the API's operations where they differ (Bedrock authorizes Converse as
+# InvokeModel: Bedrock User Guide, "Converse API").
+IAM_ACTION = {
+    ("bedrock-runtime", "Converse"): "bedrock:InvokeModel",
+    ("bedrock-runtime", "ConverseStream"): "bedrock:InvokeModelWithResponseStream",
+}
+IAM_PREFIX = {"bedrock-runtime": "bedrock"}
+SERVICES = ("dynamodb", "bedrock-runtime", "ssm", "secretsmanager", "kms")
+
+
+def operations_called_in_the_core() -> set[str]:
+    """IAM actions of every AWS API operation called anywhere in lambdas/llm_router."""
+    session = boto3.session.Session(region_name=REGION)
+    by_method: dict[str, set[tuple[str, str]]] = {}
+    for service in SERVICES:
+        model = session.client(service).meta.service_model
+        for operation in model.operation_names:
+            by_method.setdefault(xform_name(operation), set()).add((service, operation))
+    called = set()
+    for path in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            # client.update_item(...), or traced_call(client, "update_item", ...)
+            names = [node.func.attr] if isinstance(node.func, ast.Attribute) else []
+            names += [a.value for a in node.args
+                      if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            for name in names:
+                for service, operation in by_method.get(name, ()):
+                    called.add(IAM_ACTION.get((service, operation),
+                                              f"{IAM_PREFIX.get(service, service)}:{operation}"))
+    return called
+
+
+def granted_actions() -> set[str]:
+    actions = set()
+    for template in shared_synth().templates.values():
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::IAM::Policy":
+                for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                    listed = statement["Action"]
+                    actions |= set([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_every_operation_in_the_core_is_granted_to_a_function() -> None:
+    called = operations_called_in_the_core()
+    granted = granted_actions()
+    assert {"dynamodb:UpdateItem", "bedrock:InvokeModel"} <= called, called  # the scan finds them
+    assert called <= granted, f"called but granted to no function: {sorted(called - granted)}"
