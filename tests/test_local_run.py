@@ -299,6 +299,27 @@ def test_starts_offline_and_prints_the_ready_line(local_run: LocalRun) -> None:
         assert f"POST {local_run.base_url}/{name}/ask" in local_run.output
 
 
+def test_every_function_runs_with_its_synthesized_role(local_run: LocalRun) -> None:
+    """IAM is enforced: the roles come from the CDK templates (routers and feedback, 3 stacks)."""
+    roles = 2 * len(STRATEGIES)  # a router and a feedback function per stack
+    assert f"IAM: each function runs with its synthesized role ({roles} roles" in local_run.output, (
+        local_run.output
+    )
+
+
+def test_the_printed_feedback_command_lists_feedback(local_run: LocalRun) -> None:
+    """The line the run prints reads its feedback table as printed (the operator's key)."""
+    line = next(x for x in local_run.lines if x.strip().startswith("read it:"))
+    command = line.split("read it:", 1)[1].strip()
+    env_part, _, rest = command.partition(" .venv/bin/python ")
+    env = {**os.environ, **dict(pair.split("=", 1) for pair in env_part.split())}
+    args = [sys.executable, *shlex.split(rest)]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "Unable to locate credentials" not in done.stderr
+
+
 def test_banner_prints_the_readme_curl_lines(local_run: LocalRun) -> None:
     printed = [line.strip() for line in local_run.lines if line.strip().startswith("curl ")]
     assert printed == [readme_line(local_run, line) for line in README_CURLS], local_run.output
