@@ -302,7 +302,8 @@ def test_starts_offline_and_prints_the_ready_line(local_run: LocalRun) -> None:
 def test_every_function_runs_with_its_synthesized_role(local_run: LocalRun) -> None:
     """IAM is enforced: the roles come from the CDK templates (routers and feedback, 3 stacks)."""
     roles = 2 * len(STRATEGIES)  # a router and a feedback function per stack
-    assert f"IAM: each function runs with its synthesized role ({roles} roles" in local_run.output, (
+    line = f"IAM: each function runs with its synthesized role ({roles} roles"
+    assert line in local_run.output, (
         local_run.output
     )
 
