@@ -89,7 +89,7 @@ def run_checks(
         add([check_lifecycle(use, clients.bedrock, catalogue, region)])
         if invoke:
             legacy = catalogue.is_legacy(use.model_id)
-            add([check_invoke(use, clients.bedrock_runtime, region, legacy)])
+            add([check_invoke(use, clients.bedrock_runtime, region, legacy, clients.bedrock)])
         else:
             add([Check(f"{use.model_id} invoke", SKIP, "not invoked (--no-invoke)")])
     return checks

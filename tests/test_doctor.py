@@ -20,6 +20,8 @@ from botocore.stub import Stubber
 from llm_router.config import RoutesConfig, load_routes
 from llm_router.models.bedrock import runtime_client
 from moto import mock_aws
+from preflight.access import FORM_FIX, first_call_fix, marketplace_fix
+from preflight.models import check_profile
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -611,21 +613,18 @@ def test_access_denied_invocation_fails_with_enable_model_access(
     [failed] = [c for c in report["checks"] if c["status"] == "fail"]
     assert failed["name"] == f"{denied} invoke"
     assert failed["detail"].startswith("AccessDeniedException: ")
-    assert failed["fix"] == (
-        f"Enable model access for {denied} in the Amazon Bedrock console, region {REGION}."
-    )
+    assert failed["fix"] == first_call_fix(denied)
+    assert "aws-marketplace:Subscribe" in failed["fix"] and "Model access page" in failed["fix"]
 
 
-def test_access_denied_embedding_fails_with_enable_model_access(
+def test_access_denied_embedding_fails_with_the_first_call_fix(
     blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
 ) -> None:
     use = next(u for u in doctor.model_uses([blog]) if u.is_embedding)
     fresh_standin.inject_fault(use.model_id, "AccessDeniedException")
     check = doctor.check_invoke(use, bedrock_client, REGION)
     assert check.status == doctor.FAIL
-    assert check.fix == (
-        f"Enable model access for {use.model_id} in the Amazon Bedrock console, region {REGION}."
-    )
+    assert check.fix == first_call_fix(use.model_id)
     assert fresh_standin.calls()[0]["api"] == "invoke"
 
 
@@ -682,3 +681,74 @@ def test_no_invoke_skips_the_calls(
     invoke = [c for c in report["checks"] if c["name"].endswith(" invoke")]
     assert [c["name"] for c in invoke] == [f"{m} invoke" for m in blog.all_model_ids()]
     assert all(c["status"] == "skip" for c in invoke)
+
+
+# -- today's access flow: first call, Marketplace, Anthropic's form, profile regions ---------------
+
+
+def denied_use(config: RoutesConfig, fresh_standin: Any, message: str) -> Any:
+    use = next(u for u in doctor.model_uses([config]) if "anthropic." in u.model_id)
+    fresh_standin.inject_fault(use.model_id, "AccessDeniedException", message=message)
+    return use
+
+
+def test_a_marketplace_refusal_names_the_marketplace_permissions(
+    blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    use = denied_use(blog, fresh_standin, "Model access is denied due to IAM user or service "
+                     "role is not authorized to perform the required AWS Marketplace actions "
+                     "(aws-marketplace:ViewSubscriptions, aws-marketplace:Subscribe)")
+    check = doctor.check_invoke(use, bedrock_client, REGION, bedrock=StubbedBedrock().client)
+    assert check.fix == marketplace_fix(use.model_id)
+
+
+def test_an_anthropic_model_without_the_form_says_submit_it(
+    blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    use = denied_use(blog, fresh_standin, "You don't have access to the model.")
+    bedrock = StubbedBedrock()
+    bedrock.stubber.add_response(
+        "get_foundation_model_availability",
+        {"modelId": use.model_id.split(".", 1)[-1] if doctor.profile_prefix(use.model_id)
+         else use.model_id,
+         "agreementAvailability": {"status": "AVAILABLE"}, "authorizationStatus": "AUTHORIZED",
+         "entitlementAvailability": "AVAILABLE", "regionAvailability": "AVAILABLE"},
+    )
+    bedrock.error("get_use_case_for_model_access", "ResourceNotFoundException", "none", 404)
+    check = doctor.check_invoke(use, bedrock_client, REGION, bedrock=bedrock.client)
+    assert check.fix == FORM_FIX
+    bedrock.assert_all_used()
+
+
+def test_a_denied_model_is_told_from_an_unentitled_one(
+    blog: RoutesConfig, fresh_standin: Any, bedrock_client: Any
+) -> None:
+    use = denied_use(blog, fresh_standin, "You don't have access to the model.")
+    base = use.model_id.split(".", 1)[-1] if doctor.profile_prefix(use.model_id) else use.model_id
+    bedrock = StubbedBedrock()
+    bedrock.stubber.add_response(
+        "get_foundation_model_availability",
+        {"modelId": base, "agreementAvailability": {"status": "AVAILABLE"},
+         "authorizationStatus": "NOT_AUTHORIZED", "entitlementAvailability": "AVAILABLE",
+         "regionAvailability": "AVAILABLE"},
+    )
+    check = doctor.check_invoke(use, bedrock_client, REGION, bedrock=bedrock.client)
+    assert check.fix is not None and "service control policy denies" in check.fix
+
+
+def test_a_profile_routing_outside_the_granted_regions_fails_with_the_setting(
+    current: RoutesConfig,
+) -> None:
+    use = next(u for u in doctor.model_uses([current]) if doctor.profile_prefix(u.model_id))
+    prefix = doctor.profile_prefix(use.model_id)
+    bedrock = StubbedBedrock()
+    base = use.model_id.split(".", 1)[1]
+    answer = profile(use.model_id)
+    answer["models"].append({"modelArn": f"arn:aws:bedrock:ca-central-1::foundation-model/{base}"})
+    bedrock.stubber.add_response(
+        "get_inference_profile", answer, {"inferenceProfileIdentifier": use.model_id}
+    )
+    check = check_profile(use, bedrock.client, REGION, prefix)
+    assert check is not None and check.status == doctor.FAIL
+    assert f"inference_profile_regions.{prefix}" in (check.fix or "")
+    assert "ca-central-1" in (check.fix or "")

@@ -10,6 +10,7 @@ from llm_router.config import RoutesConfig
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.models.bedrock import BedrockFailure
 
+from .access import base_model, diagnose_refusal, first_call_fix
 from .checks import FAIL, OK, SKIP, WARN, Check, error_code
 
 # Geographic prefixes of system inference profile ids (as stacks/model_access.py knows them).
@@ -156,6 +157,19 @@ def check_profile(use: ModelUse, bedrock: Any, region: str, prefix: str) -> Chec
     profile = bedrock.get_inference_profile(inferenceProfileIdentifier=use.model_id)
     if profile.get("status") != "ACTIVE":
         return Check(name, FAIL, f"inference profile status {profile.get('status')}", None)
+    # The stacks grant the foundation model in the regions routes.json lists for the prefix; a
+    # destination outside them is an AccessDenied for the requests that land there.
+    destinations = sorted({m["modelArn"].split(":")[3] for m in profile.get("models", [])})
+    missing = [r for r in destinations if r not in (regions or ())]
+    if missing:
+        return Check(
+            f"{use.model_id} inference profile regions",
+            FAIL,
+            f"routes to {', '.join(destinations)}; the stacks grant {prefix}. profiles in "
+            f"{', '.join(regions or ()) or 'no region'}",
+            f"Set inference_profile_regions.{prefix} in routes.json to include "
+            f"{', '.join(missing)} and redeploy (IAM denies the requests Bedrock sends there).",
+        )
     return None
 
 
@@ -173,10 +187,7 @@ def access_fix(
             switch_preset_fix(use.config) + "."
         )
     if code == "AccessDeniedException":
-        return (
-            f"Enable model access for {use.model_id} in the Amazon Bedrock console, "
-            f"region {region}."
-        )
+        return first_call_fix(use.model_id)
     if "on-demand throughput" in message:
         return (
             f"{use.model_id} is served through an inference profile only: use its "
@@ -190,8 +201,11 @@ def access_fix(
     return None
 
 
-def check_invoke(use: ModelUse, runtime: Any, region: str, legacy: bool = False) -> Check:
-    """One tiny real call, as the routers make it: Converse, or the embedder on a short text."""
+def check_invoke(
+    use: ModelUse, runtime: Any, region: str, legacy: bool = False, bedrock: Any | None = None
+) -> Check:
+    """One tiny real call, as the routers make it: Converse, or the embedder on a short text.
+    A refusal is diagnosed with the ``bedrock`` control plane when given (``access.py``)."""
     name = f"{use.model_id} invoke"
     try:
         if use.is_embedding:
@@ -212,4 +226,10 @@ def check_invoke(use: ModelUse, runtime: Any, region: str, legacy: bool = False)
         return Check(name, OK, f"invoked ({how}) as {', '.join(use.roles)}")
     if code in ("ThrottlingException", "ServiceQuotaExceededException"):
         return Check(name, WARN, f"reachable but throttled: {code}: {message}")
-    return Check(name, FAIL, f"{code}: {message}", access_fix(code, message, use, region, legacy))
+    fix = None
+    if code == "AccessDeniedException" and bedrock is not None and not legacy:
+        base = base_model(use.model_id, profile_prefix(use.model_id))
+        fix = diagnose_refusal(use.model_id, base, message, bedrock, region)
+    return Check(
+        name, FAIL, f"{code}: {message}", fix or access_fix(code, message, use, region, legacy)
+    )
