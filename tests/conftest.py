@@ -37,8 +37,11 @@ ORIGINAL_FIELDS = (
 
 
 @pytest.fixture(autouse=True)
-def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Credentials that work only against the stand-in, so nothing can reach real AWS."""
+def _no_real_aws(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that work only against the stand-in, so nothing can reach real AWS (except
+    the live suite, ``pytest -m aws``, which is about the real account)."""
+    if request.node.get_closest_marker("aws"):
+        return
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
