@@ -22,6 +22,7 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 import cli
 from llm_router.config import RoutesConfig, load_routes
+from llm_router.config.topic_bank import load_topic_bank
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.decision.normalize import routing_text
 from llm_router.decision.semantic_index import Manifest, build_index, is_fresh
@@ -126,7 +127,11 @@ def ensure_index(
                 f"building semantic index: {rows} reference prompts with "
                 f"{config.embedding.model_id} ({resolved})"
             )
-            precompute([routing_text(prompt) for _, prompt in config.reference_prompts()])
+            bank = load_topic_bank() if config.out_of_scope.topic_bank else {}
+            precompute(
+                [routing_text(prompt) for _, prompt in config.reference_prompts()]
+                + [routing_text(q) for questions in bank.values() for q in questions]
+            )
             manifest = build_index(config, embedder, out_dir, resolved, progress=tick)
             _write_probe(out_dir, embedder)
             return manifest

@@ -150,9 +150,16 @@ def run_fit(
     head = semantic.head
     if head is None:
         return config
-    if args.fit_dataset:  # the head is fitted on the reference prompts only, whatever the dataset
-        say("asking the classifier LLM about the reference prompts (head fit)")
-        llm_decisions = [llm.decide(prompt).category for _, prompt in config.reference_prompts()]
+    # The head is fitted on its own training rows only, whatever the dataset: the reference
+    # prompts, and the topic bank's rows where the routes use it (out_of_scope.topic_bank).
+    known = {} if args.fit_dataset else dict(zip((s.question for s in samples), llm_decisions))
+    rows = semantic.reference_rows
+    if any(row.prompt not in known for row in rows):
+        say(f"asking the classifier LLM about the {len(rows)} training rows (head fit)")
+    llm_decisions = [
+        known[row.prompt] if row.prompt in known else llm.decide(row.prompt).category
+        for row in rows
+    ]
     try:
         fitted = fit_head(head, config, parse_routing(config), llm_decisions)
     except HeadFitError as exc:

@@ -42,6 +42,7 @@ from .settings import (
     priced_model_id,
 )
 from .targets import TargetPlan, TargetSpecError, parse_plan
+from .topic_bank import TopicBankError, load_topic_bank
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"
@@ -112,6 +113,9 @@ class OutOfScopeConfig:
     action: str
     decline_message: str
     reference_prompts: tuple[str, ...]
+    # Train against the project's topic bank too (``topic_bank``; matched to the categories when
+    # the index is built, ``decision.topic_adoption``).
+    topic_bank: bool = False
 
 
 @record(frozen=True)
@@ -240,7 +244,13 @@ class RoutesConfig:
         """SHA-256 of the labelled reference prompts; the semantic index manifest records it."""
         if self.prompts_sha256 is not None:
             return self.prompts_sha256
-        payload = json.dumps(self.reference_prompts(), ensure_ascii=False, separators=(",", ":"))
+        content: Any = self.reference_prompts()
+        if self.out_of_scope.topic_bank:  # the bank's rows join the index: its content counts
+            try:
+                content = {"reference_prompts": content, "topic_bank": load_topic_bank()}
+            except TopicBankError as exc:
+                raise ConfigError(str(exc)) from exc
+        payload = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -359,7 +369,10 @@ def parse_routes(
                 "decline_message", "Sorry, I can only answer questions on my topics."
             ),
             reference_prompts=tuple(oos.get("reference_prompts", ())),
+            topic_bank=oos.get("topic_bank", False),
         )
+        if not isinstance(out_of_scope.topic_bank, bool):
+            raise ConfigError("out_of_scope.topic_bank must be true or false")
         if out_of_scope.action not in OUT_OF_SCOPE_ACTIONS:
             raise ConfigError(f"out_of_scope.action must be one of {OUT_OF_SCOPE_ACTIONS}")
         api = raw["api"]

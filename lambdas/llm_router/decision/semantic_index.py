@@ -23,12 +23,15 @@ import numpy as np
 
 from ..config import ConfigError, RoutesConfig
 from ..records import record
+from ..config.topic_bank import load_topic_bank
 from .linear_head import HEAD_FILE, LinearHead, train_head
 from .normalize import routing_text
+from .topic_adoption import match_topics
 
 INDEX_FILE = "index.faiss"
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
+TOPIC_DECISIONS_FILE = "topic-bank.json"  # how the topic bank was matched (routes that use it)
 # 2: routing-text prompts, head.npz beside the index; 3: head version 2; 4: the head trained to
 # convergence (linear_head's batched row-space fit), so older heads are rebuilt; 5: head version 3;
 # 6: six clusterings (linear_head.CV_REPEATS). The manifest does not see the head's settings, so
@@ -179,20 +182,30 @@ def build_index(
     embedding_source: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> Manifest:
-    """Embed every reference prompt with the configured embedder and write the index directory."""
+    """Embed every reference prompt with the configured embedder and write the index directory.
+
+    With ``out_of_scope.topic_bank`` the bank's questions are embedded too and matched to the
+    categories (``topic_adoption``): adopted and off-topic topics join the rows, the decisions
+    are written to ``TOPIC_DECISIONS_FILE`` beside the index.
+    """
     import faiss
 
     rows = [ReferenceRow(c, p) for c, p in config.reference_prompts()]
     if not rows:
         raise ValueError("the routes configuration has no reference prompts to index")
-    vectors = np.zeros((len(rows), config.embedding.dimensions), dtype=np.float32)
-    for i, row in enumerate(rows):
-        vectors[i] = embedder.embed(routing_text(row.prompt)).vector
+    bank = load_topic_bank() if config.out_of_scope.topic_bank else {}
+    bank_rows = [(topic, q) for topic, questions in bank.items() for q in questions]
+    texts = [row.prompt for row in rows] + [q for _, q in bank_rows]
+    vectors = np.zeros((len(texts), config.embedding.dimensions), dtype=np.float32)
+    for i, text in enumerate(texts):
+        vectors[i] = embedder.embed(routing_text(text)).vector
         if progress:
-            progress(i + 1, len(rows))
+            progress(i + 1, len(texts))
     faiss.normalize_L2(vectors)
-    index, kind = make_faiss_index(vectors)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if bank_rows:
+        rows, vectors = _with_topic_bank(rows, vectors, bank_rows, out_dir)
+    index, kind = make_faiss_index(vectors)
     faiss.write_index(index, str(out_dir / INDEX_FILE))
     labels = [row.category for row in rows]
     head, _ = train_head(vectors, labels, classes=list(dict.fromkeys(labels)))
@@ -214,6 +227,28 @@ def build_index(
     )
     (out_dir / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
     return manifest
+
+
+def _with_topic_bank(
+    rows: list[ReferenceRow],
+    vectors: np.ndarray,
+    bank_rows: Sequence[tuple[str, str]],
+    out_dir: Path,
+) -> tuple[list[ReferenceRow], np.ndarray]:
+    """The routes file's rows plus the bank's adopted and off-topic rows (the first ``len(rows)``
+    of ``vectors`` are the routes file's, the rest the bank's); the decisions written beside."""
+    own, bank = vectors[: len(rows)], vectors[len(rows):]
+    labels = [row.category for row in rows]
+    decisions = match_topics(
+        own, labels, list(dict.fromkeys(labels)), bank, [topic for topic, _ in bank_rows]
+    )
+    (out_dir / TOPIC_DECISIONS_FILE).write_text(
+        json.dumps([asdict(d) for d in decisions], indent=1), encoding="utf-8"
+    )
+    label_of = {d.topic: d.label for d in decisions}
+    kept = [i for i, (topic, _) in enumerate(bank_rows) if label_of[topic] is not None]
+    extra = [ReferenceRow(str(label_of[bank_rows[i][0]]), bank_rows[i][1]) for i in kept]
+    return rows + extra, np.vstack([own, bank[kept]])
 
 
 def manifest_problems(manifest: Manifest, config: RoutesConfig, embedding_source: str) -> list[str]:

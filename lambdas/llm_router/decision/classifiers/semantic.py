@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from ...config import OUT_OF_SCOPE, RoutesConfig
@@ -153,6 +154,12 @@ class SemanticClassifier:
     @property
     def model_id(self) -> str:
         return self._embedder.model_id
+
+    @property
+    def reference_rows(self) -> Sequence[ReferenceRow]:
+        """The index's rows, in the head's training order (the reference prompts, then any rows
+        the topic bank added)."""
+        return self._index.rows
 
     def neighbours(self, question: str, extra: int = 0) -> tuple[Neighbours, Embedding]:
         """The question's nearest reference prompts (enough for every label's best score).
