@@ -152,7 +152,9 @@ def run_fit(
         return config
     # The head is fitted on its own training rows only, whatever the dataset: the reference
     # prompts, and the topic bank's rows where the routes use it (out_of_scope.topic_bank).
-    known = {} if args.fit_dataset else dict(zip((s.question for s in samples), llm_decisions))
+    known = {} if args.fit_dataset else dict(
+        zip((s.question for s in samples), llm_decisions, strict=True)
+    )
     rows = semantic.reference_rows
     if any(row.prompt not in known for row in rows):
         say(f"asking the classifier LLM about the {len(rows)} training rows (head fit)")

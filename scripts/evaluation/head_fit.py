@@ -124,8 +124,8 @@ def fit_head(
     head: LinearHead, config: RoutesConfig, policy: RoutingPolicy, llm_decisions: Sequence[str],
 ) -> HeadFit:
     """Both thresholds from ``head``'s out-of-fold probabilities; ``llm_decisions`` are the
-    classifier LLM's on the head's training rows, in the index's order (``config.reference_prompts()``,
-    then any topic-bank rows)."""
+    classifier LLM's on the head's training rows, in the index's order
+    (``config.reference_prompts()``, then any topic-bank rows)."""
     if head.oof_probabilities is None or head.oof_labels is None:
         raise HeadFitError("the index's head has no out-of-fold predictions: rebuild the index")
     runs = np.asarray(head.oof_probabilities, dtype=float)

@@ -22,8 +22,8 @@ from typing import Any, Protocol, overload
 import numpy as np
 
 from ..config import ConfigError, RoutesConfig
-from ..records import record
 from ..config.topic_bank import load_topic_bank
+from ..records import record
 from .linear_head import HEAD_FILE, LinearHead, train_head
 from .normalize import routing_text
 from .topic_adoption import match_topics
