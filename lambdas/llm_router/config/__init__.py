@@ -42,6 +42,7 @@ from .settings import (
     priced_model_id,
 )
 from .targets import TargetPlan, TargetSpecError, parse_plan
+from .topic_bank import MATCHING_VERSION as TOPIC_MATCHING_VERSION
 from .topic_bank import TopicBankError, load_topic_bank
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
@@ -247,7 +248,11 @@ class RoutesConfig:
         content: Any = self.reference_prompts()
         if self.out_of_scope.topic_bank:  # the bank's rows join the index: its content counts
             try:
-                content = {"reference_prompts": content, "topic_bank": load_topic_bank()}
+                content = {
+                    "reference_prompts": content,
+                    "topic_bank": load_topic_bank(),
+                    "matching_version": TOPIC_MATCHING_VERSION,
+                }
             except TopicBankError as exc:
                 raise ConfigError(str(exc)) from exc
         payload = json.dumps(content, ensure_ascii=False, separators=(",", ":"))

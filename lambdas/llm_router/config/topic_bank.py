@@ -22,6 +22,9 @@ from functools import cache
 from pathlib import Path
 
 TOPIC_BANK_FILE = Path(__file__).resolve().parents[3] / "routing" / "topic_bank.json"
+# The version of the matching rule (``decision.topic_adoption``), part of the reference prompts'
+# hash when the bank is used, so an index matched by an older rule is rebuilt. Bump on a change.
+MATCHING_VERSION = 2
 
 
 class TopicBankError(ValueError):

@@ -7,8 +7,10 @@ are off-topic depends on the categories (a science desk must not train against t
 physics, a tutor must not train against its history). Each topic is judged as a whole, by a
 logistic head (``linear_head.fit_logistic``) trained on the routes file's own prompts only:
 
-* **adopted** into category C when at least ``ADOPT_SHARE`` of its questions are predicted C: its
-  questions join C's training rows (more phrasings of the user's domain than the user wrote);
+* **adopted** into category C when at least ``ADOPT_SHARE`` of its questions are predicted C, and
+  ``DOMINANCE`` times the share of any other category: its questions join C's training rows (more
+  phrasings of the user's domain than the user wrote; a topic split between two categories is
+  not one of them);
 * **left out** when at least ``NEAR_SHARE`` of them are predicted some category: it sits near the
   domain, so training against it would refuse in-domain questions, and adopting it is not safe;
 * **off-topic** otherwise: its questions join the off-topic rows.
@@ -29,7 +31,8 @@ from ..config import OUT_OF_SCOPE
 from ..records import record
 from .linear_head import fit_logistic
 
-ADOPT_SHARE = 0.5  # of a topic's questions predicted one category: the topic joins it
+ADOPT_SHARE = 0.6  # of a topic's questions predicted one category: the topic may join it
+DOMINANCE = 2.0  # ... if that category has this many times the share of any other category
 NEAR_SHARE = 0.25  # of a topic's questions predicted any category: the topic is left out
 ADOPTED, LEFT_OUT, OFF_TOPIC = "adopted", "left out", "off-topic"
 
@@ -53,19 +56,38 @@ def match_topics(
 
     ``vectors``/``labels``: the routes file's reference prompts (unit rows; labels among
     ``classes``, which hold OUT_OF_SCOPE); ``bank_vectors``/``bank_topics``: the bank's rows.
+    Two rounds: the first judges every topic by the routes file's rows alone; the second judges
+    the topics the first did not find off-topic again, by a head that also trains against the
+    ones it did (a user's few off-topic prompts rarely cover code or statistics, so a topic that
+    merely resembles a category more than those prompts would otherwise be adopted).
     """
+    x = np.asarray(vectors, dtype=np.float64)
+    bank = np.asarray(bank_vectors, dtype=np.float64)
+    topics = np.array(bank_topics, dtype=object)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[label] for label in labels])
-    w, b = fit_logistic(np.asarray(vectors, dtype=np.float64), y, len(classes))
-    predicted = np.argmax(np.asarray(bank_vectors, dtype=np.float64) @ w + b, axis=1)
-    topics = np.array(bank_topics, dtype=object)
+    first = _judge(x, y, classes, bank, topics)
+    off = np.isin(topics, [d.topic for d in first if d.outcome == OFF_TOPIC])
+    x2 = np.vstack([x, bank[off]])
+    y2 = np.concatenate([y, np.full(int(off.sum()), index[OUT_OF_SCOPE])])
+    second = {d.topic: d for d in _judge(x2, y2, classes, bank[~off], topics[~off])}
+    return [second.get(d.topic, d) for d in first]
+
+
+def _judge(
+    x: np.ndarray, y: np.ndarray, classes: Sequence[str], bank: np.ndarray, topics: np.ndarray
+) -> list[TopicDecision]:
+    """Every topic's decision by a head trained on ``x``/``y`` (the module's rule)."""
+    w, b = fit_logistic(x, y, len(classes))
+    predicted = np.argmax(bank @ w + b, axis=1)
     categories = [c for c in classes if c != OUT_OF_SCOPE]
     decisions = []
-    for topic in dict.fromkeys(bank_topics):
+    for topic in dict.fromkeys(topics):
         counts = np.bincount(predicted[topics == topic], minlength=len(classes))
-        shares = {c: round(float(counts[index[c]] / counts.sum()), 4) for c in classes}
+        shares = {c: round(float(counts[i] / counts.sum()), 4) for i, c in enumerate(classes)}
         best = max(categories, key=lambda c: shares[c])
-        if shares[best] >= ADOPT_SHARE:
+        runner_up = max((shares[c] for c in categories if c != best), default=0.0)
+        if shares[best] >= ADOPT_SHARE and shares[best] >= DOMINANCE * runner_up:
             decisions.append(TopicDecision(topic, ADOPTED, best, shares))
         elif sum(shares[c] for c in categories) >= NEAR_SHARE:
             decisions.append(TopicDecision(topic, LEFT_OUT, None, shares))
