@@ -80,3 +80,24 @@ def test_the_science_index_adopts_its_science_topics_and_trains_against_the_rest
     assert rows[: len(config.reference_prompts())] == [
         {"category": c, "prompt": p} for c, p in config.reference_prompts()
     ]
+
+
+def test_the_function_checks_the_index_without_reading_the_bank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled configuration carries the hash (bank included); the Lambda has no bank."""
+    from llm_router import config as config_module
+
+    from layers.function_asset import compile_routes
+
+    compiled = tmp_path / "routes.compiled.json"
+    compiled.write_text(json.dumps(compile_routes(SCIENCE)), encoding="utf-8")
+    expected = load_routes(SCIENCE).reference_prompts_hash()
+
+    def no_bank() -> None:
+        raise AssertionError("the function read the topic bank")
+
+    monkeypatch.setattr(config_module, "load_topic_bank", no_bank)
+    function_config = config_module.load_compiled_routes(compiled)
+    assert function_config.out_of_scope.topic_bank
+    assert function_config.reference_prompts_hash() == expected
