@@ -3,7 +3,7 @@
 Why: a user writes 20-40 reference prompts per category and a few dozen off-topic ones. The head
 learns "off-topic" from those few, so questions on subjects nobody listed (an exam question on
 economics for a science desk, say) get whatever probability the nearest category leaves. The bank
-(``routing/topic_bank.json``, about 400 hand-written questions in a few dozen topics, everyday and
+(``routing/topic_bank.json``, about 500 hand-written questions in 45 topics, everyday and
 academic) gives every routes file that sets ``out_of_scope.topic_bank: true`` a broad picture of
 the world to decline, without writing it. Which of its topics count as off-topic depends on the
 routes file's categories (a science desk must not train against the bank's physics), so the
