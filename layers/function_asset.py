@@ -81,6 +81,8 @@ def compile_routes(routes_file: Path) -> dict[str, Any]:
     for section in sections:
         if "reference_prompts" in section:
             section["reference_prompts"] = section["reference_prompts"][:EXAMPLES_PER_LABEL]
+    # Resolved here: "auto" counts the off-topic prompts, which the compiled file no longer has.
+    trimmed.setdefault("out_of_scope", {})["topic_bank"] = config.out_of_scope.topic_bank
     return {
         "format": COMPILED_FORMAT,
         "source_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -10,8 +10,8 @@ from pathlib import Path
 import build_index
 import numpy as np
 import pytest
-from llm_router.config import OUT_OF_SCOPE, ConfigError, load_routes, parse_routes
-from llm_router.config.topic_bank import load_topic_bank
+from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes, parse_routes
+from llm_router.config.topic_bank import AUTO_BELOW, load_topic_bank
 from llm_router.decision.semantic_index import LABELS_FILE, TOPIC_DECISIONS_FILE, Manifest
 from llm_router.decision.topic_adoption import ADOPTED, LEFT_OUT, OFF_TOPIC, match_topics
 
@@ -51,8 +51,23 @@ def test_the_bank_is_part_of_the_prompts_hash_only_when_used() -> None:
     assert with_bank.reference_prompts() == plain.reference_prompts()
     assert with_bank.reference_prompts_hash() != plain.reference_prompts_hash()
     without["out_of_scope"]["topic_bank"] = "yes"
-    with pytest.raises(ConfigError, match="topic_bank must be true or false"):
+    with pytest.raises(ConfigError, match="topic_bank must be true, false or 'auto'"):
         parse_routes(without)
+
+
+def test_auto_uses_the_bank_only_for_files_with_few_off_topic_prompts(
+    routes: RoutesConfig,
+) -> None:
+    """The tutor (405 off-topic prompts, no topic_bank key) stays as it was; a file with 40 uses
+    the bank unless it says false."""
+    assert "topic_bank" not in routes.raw["out_of_scope"]
+    assert not routes.out_of_scope.topic_bank
+    raw = copy.deepcopy(json.loads(SCIENCE.read_text(encoding="utf-8")))
+    del raw["out_of_scope"]["topic_bank"]
+    assert len(raw["out_of_scope"]["reference_prompts"]) < AUTO_BELOW
+    assert parse_routes(raw).out_of_scope.topic_bank
+    raw["out_of_scope"]["topic_bank"] = False
+    assert not parse_routes(raw).out_of_scope.topic_bank
 
 
 def test_the_bank_has_no_duplicates_and_every_topic_has_questions() -> None:

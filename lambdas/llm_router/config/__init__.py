@@ -42,8 +42,8 @@ from .settings import (
     priced_model_id,
 )
 from .targets import TargetPlan, TargetSpecError, parse_plan
+from .topic_bank import AUTO, TopicBankError, load_topic_bank, uses_topic_bank
 from .topic_bank import MATCHING_VERSION as TOPIC_MATCHING_VERSION
-from .topic_bank import TopicBankError, load_topic_bank
 
 ROUTES_FILE_ENV = "ROUTES_FILE"
 ROUTES_PRESET_ENV = "ROUTES_PRESET"
@@ -114,8 +114,9 @@ class OutOfScopeConfig:
     action: str
     decline_message: str
     reference_prompts: tuple[str, ...]
-    # Train against the project's topic bank too (``topic_bank``; matched to the categories when
-    # the index is built, ``decision.topic_adoption``).
+    # Train against the project's topic bank too (``topic_bank``: true, false, or "auto", the
+    # default, for fewer than TOPIC_BANK_AUTO_BELOW off-topic prompts; matched to the categories
+    # when the index is built, ``decision.topic_adoption``).
     topic_bank: bool = False
 
 
@@ -374,10 +375,10 @@ def parse_routes(
                 "decline_message", "Sorry, I can only answer questions on my topics."
             ),
             reference_prompts=tuple(oos.get("reference_prompts", ())),
-            topic_bank=oos.get("topic_bank", False),
+            topic_bank=uses_topic_bank(
+                oos.get("topic_bank", AUTO), len(oos.get("reference_prompts", ()))
+            ),
         )
-        if not isinstance(out_of_scope.topic_bank, bool):
-            raise ConfigError("out_of_scope.topic_bank must be true or false")
         if out_of_scope.action not in OUT_OF_SCOPE_ACTIONS:
             raise ConfigError(f"out_of_scope.action must be one of {OUT_OF_SCOPE_ACTIONS}")
         api = raw["api"]
@@ -464,5 +465,5 @@ def parse_routes(
         )
     except KeyError as exc:
         raise ConfigError(f"routes configuration is missing the key {exc.args[0]!r}") from exc
-    except (SettingsError, TargetSpecError) as exc:
+    except (SettingsError, TargetSpecError, TopicBankError) as exc:
         raise ConfigError(str(exc)) from exc
