@@ -17,11 +17,13 @@ from llm_router.decision.semantic_index import INDEX_FILE
 
 @pytest.fixture
 def small(routes: RoutesConfig) -> RoutesConfig:
-    """Three prompts a class: the behaviour is the same, the build takes a moment."""
+    """Three prompts a class, without the topic bank (tests/test_topic_bank.py builds with it):
+    the behaviour is the same, the build takes a moment."""
     raw = copy.deepcopy(dict(routes.raw))
     for spec in raw["categories"].values():
         spec["reference_prompts"] = spec["reference_prompts"][:3]
     raw["out_of_scope"]["reference_prompts"] = raw["out_of_scope"]["reference_prompts"][:3]
+    raw["out_of_scope"]["topic_bank"] = False
     return parse_routes(raw)
 
 

@@ -130,6 +130,7 @@ def routes_variant(base: RoutesConfig, labels: Sequence[str], dims: int) -> dict
     for name in base.category_names:
         raw["categories"][name]["reference_prompts"] = prompts[name]
     raw.setdefault("out_of_scope", {})["reference_prompts"] = prompts[OUT_OF_SCOPE]
+    raw["out_of_scope"]["topic_bank"] = False  # the synthetic rows are the whole index
     raw["embedding"] = {**raw["embedding"], "dimensions": dims}
     raw["active_preset"] = base.preset
     return raw
