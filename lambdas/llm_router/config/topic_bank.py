@@ -30,8 +30,9 @@ MATCHING_VERSION = 2
 # ``out_of_scope.topic_bank``: true, false, or AUTO (the default): the bank is used when the
 # routes file has fewer than AUTO_BELOW off-topic prompts of its own. Measured (stand-in MiniLM,
 # docs/routing-quality.md): with 30-40 off-topic prompts the bank raised off-topic declines by
-# 0-23 points and never raised false refusals; the tutor, with 405, declined fewer with it
-# (63.3% -> 54.2% on mmlu_dev), so a file that already describes its off-topic world keeps it.
+# 0-23 points and never raised false refusals; the shipped routes.json, with 405, declined fewer
+# with it (63.3% -> 54.2% on mmlu_dev), so a file that already describes its off-topic world
+# keeps it.
 AUTO = "auto"
 AUTO_BELOW = 100
 

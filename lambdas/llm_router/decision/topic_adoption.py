@@ -4,8 +4,9 @@ Why: with 20-40 reference prompts per category and a few dozen off-topic ones, t
 of "off-topic" is whatever the user thought of, and its picture of each category is a few dozen
 phrasings. The topic bank (``config.topic_bank``) holds questions on many topics; which of them
 are off-topic depends on the categories (a science desk must not train against the bank's
-physics, a tutor must not train against its history). Each topic is judged as a whole, by a
-logistic head (``linear_head.fit_logistic``) trained on the routes file's own prompts only:
+physics, a legal help desk must not train against its law topics). Each topic is judged as a
+whole, by a logistic head (``linear_head.fit_logistic``) trained on the routes file's own prompts
+only:
 
 * **adopted** into category C when at least ``ADOPT_SHARE`` of its questions are predicted C, and
   ``DOMINANCE`` times the share of any other category: its questions join C's training rows (more
