@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,9 +24,11 @@ from llm_router.governance.budget import (
     BudgetGuard,
     parse_budget,
     spend_key,
+    worst_case_usd,
 )
 from llm_router.pipeline.factory import build_service
 from moto import mock_aws
+from test_routers import QUADRATIC
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "router-budget"
@@ -155,8 +158,8 @@ def test_a_new_day_starts_from_zero_and_old_days_expire(dynamodb: Any) -> None:
     clock.now = NOON + timedelta(hours=12)  # midnight UTC
     state = guard.check("standard")
     assert (state.level, state.spent_usd) == ("ok", 0.0)
-    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": spend_key("2026-11-23", "stack")}})
-    assert float(item["Item"]["usd"]["N"]) == pytest.approx(1.5)
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": spend_key("2026-11-23")}})
+    assert float(item["Item"]["usd#stack"]["N"]) == pytest.approx(1.5)
     expires = int(item["Item"]["expires_at"]["N"])
     assert expires == int(datetime(2026, 11, 26, tzinfo=UTC).timestamp())  # the day + 3 days
     ttl = dynamodb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
@@ -210,10 +213,12 @@ def test_a_failing_table_never_fails_a_request(
     dynamodb: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     guard = BudgetGuard(config_with(), "no-such-table", client=dynamodb, clock=Clock(NOON))
-    state = guard.check("standard")
-    assert state.level == "ok" and state.error == "ResourceNotFoundException"
+    reservation = guard.reserve("standard", 0.01)
+    assert reservation.level == "ok" and reservation.error == "ResourceNotFoundException"
+    assert reservation.amount_usd == 0.0  # nothing reserved: nothing to settle
+    guard.settle(reservation, 0.5)
     guard.record("standard", 0.5)  # must not raise
-    assert "budget check failed" in caplog.text and "spend not counted" in caplog.text
+    assert "budget reservation failed" in caplog.text and "not counted" in caplog.text
 
 
 def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
@@ -227,7 +232,130 @@ def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
     )
     guard = BudgetGuard(config_with(), TABLE, client=client, clock=Clock(NOON))
     assert guard.check("standard").level == "ok"
+    assert guard.reserve("standard", 0.01).level == "ok"
     guard.record("standard", 0.5)
+
+
+# --- reservations --------------------------------------------------------------------------
+
+
+def test_a_reservation_counts_until_settled_and_refuses_what_does_not_fit(dynamodb: Any) -> None:
+    config = config_with(budget={"daily_usd": 1.0, "soft_fraction": 0.5})
+    guard = guard_for(config, dynamodb, Clock(NOON))
+    first = guard.reserve("standard", 0.6)
+    assert (first.level, first.amount_usd, first.scopes) == ("ok", 0.6, ("stack",))
+    assert guard.check("standard").spent_usd == pytest.approx(0.6)  # in flight counts
+    refused = guard.reserve("standard", 0.5)  # 0.6 + 0.5 would pass the limit
+    assert (refused.level, refused.amount_usd) == ("hard", 0.0)
+    assert refused.retry_after_seconds == 12 * 3600
+    assert guard.check("standard").spent_usd == pytest.approx(0.6)  # a refusal adds nothing
+    guard.settle(first, 0.1)  # the answer cost less than its worst case
+    assert guard.check("standard").spent_usd == pytest.approx(0.1)
+    second = guard.reserve("standard", 0.5)  # fits now; the spend before it is 0.1: ok
+    assert second.level == "ok"
+    third = guard.reserve("standard", 0.3)  # 0.6 committed before it: soft
+    assert third.level == "soft"
+    guard.settle(second, None)  # an unknown cost keeps the reservation
+    guard.settle(third, 0.0)  # a failed request releases it
+    assert guard.check("standard").spent_usd == pytest.approx(0.6)
+
+
+def test_one_update_reserves_the_stack_and_the_tier_budget_together(dynamodb: Any) -> None:
+    pro = {"daily_budget_usd": 0.5}
+    tiers = {"default": "standard", "definitions": {"standard": {}, "pro": pro}}
+    config = config_with(budget={"daily_usd": 10.0}, tiers=tiers)
+    guard = guard_for(config, dynamodb, Clock(NOON))
+    calls: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    reservation = guard.reserve("pro", 0.4)
+    assert calls == ["UpdateItem"]  # one round trip reserves and reads both budgets
+    assert reservation.scopes == ("stack", "tier#pro") and reservation.level == "ok"
+    assert guard.reserve("pro", 0.2).level == "hard"  # the tier's 0.5 would pass: refused
+    assert guard.check("standard").spent_usd == pytest.approx(0.4)  # the stack's is untouched
+    assert guard.reserve("standard", 0.2).level == "ok"  # the standard tier has no tier budget
+    guard.settle(reservation, 0.05)
+    state = guard.check("pro")
+    assert (state.scope, state.spent_usd) == ("tier#pro", pytest.approx(0.05))
+
+
+def test_a_worst_case_counts_every_byte_and_the_dearest_target() -> None:
+    routes = config_with()
+    from llm_router.governance.budget import MESSAGE_OVERHEAD_TOKENS, worst_case_usd
+
+    question = "Solve 2x + 3 = 7 ∑"  # the last character is three UTF-8 bytes
+    system = routes.answering.system_prompt
+    tokens = len(system.encode()) + len(question.encode()) + 2 * MESSAGE_OVERHEAD_TOKENS
+    sonnet = routes.price_of(SONNET)
+    assert sonnet is not None
+    expected = sonnet.cost_usd(tokens, routes.answering.max_tokens)  # Sonnet is the dearest
+    assert worst_case_usd(routes, "standard", [question]) == pytest.approx(expected)
+    longer = worst_case_usd(routes, "standard", [question, "an earlier turn"])
+    assert longer > expected
+
+
+def test_a_hundred_concurrent_requests_stay_within_the_stated_bound(
+    bedrock_client: Any, fresh_standin: Any
+) -> None:
+    """The issue's attack: 100 concurrent math requests against a $0.05 budget (before the
+    reservations: $0.244 spent). moto's writes are atomic (moto_atomic), as DynamoDB's are."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backends import local_budget
+
+    limit = 0.05
+    config = cheaper_fallback_config(daily_usd=limit)
+    with contextlib.ExitStack() as stack:
+        local, _ = local_budget(stack, config)
+        guard = BudgetGuard(config, local.table_name, client=local.client, clock=Clock(NOON))
+        service = build_service("llm-assisted", config, bedrock_client, budget=guard)
+        handler = RouterHandler(
+            strategy="llm-assisted", service_factory=lambda: service, eager=True
+        )
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            wave = list(pool.map(lambda _: ask(handler, QUADRATIC), range(100)))
+        # Then one at a time until the settled spend leaves no room: the budget is usable.
+        later = [ask(handler, QUADRATIC) for _ in range(200)]
+        later = later[: next(i for i, (status, _, _) in enumerate(later) if status == 429) + 1]
+        recorded = guard.check("standard").spent_usd
+    answered = [body for status, body, _ in wave + later if status == 200]
+    refused = [(body, headers) for status, body, headers in wave if status == 429]
+    assert len(refused) + sum(status == 200 for status, _, _ in wave) == 100 and refused
+    spent = sum(body["usage"]["cost_usd"]["total"] for body in answered)
+    classification = max(sum(body["usage"]["cost_usd"]["classification"]) for body in answered)
+    bound = limit + 100 * classification  # the module docstring's bound, N = 100 in flight
+    assert spent <= bound, (spent, bound)
+    assert recorded == pytest.approx(spent)  # every reservation was settled, none leaked
+    worst = worst_case_usd(config, "standard", [QUADRATIC])
+    assert spent > limit - worst - 100 * classification  # and it was not left unused
+    for body, headers in refused:  # in-flight reservations: retry after one request budget
+        assert body["code"] == "over_budget"
+        assert int(headers["Retry-After"]) == math.ceil(config.request_budget_seconds)
+        assert not {"spent_usd", "limit_usd"} & set(body)  # when to retry, not the spend
+    status, body, headers = later[-1]  # the settled spend is full: retry at midnight
+    assert int(headers["Retry-After"]) == 12 * 3600
+    print(f"100 concurrent: {len(wave) - len(refused)} answered at once, {len(answered)} in all; "
+          f"spent ${spent:.4f} of ${limit} (bound ${bound:.4f})")
+
+
+def test_the_guard_makes_no_call_at_init(
+    monkeypatch: pytest.MonkeyPatch, dynamodb: Any
+) -> None:
+    """Start-up creates a client (in the background) and calls nothing: no round trip at init."""
+    import llm_router.governance.budget as budget_module
+
+    calls: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    monkeypatch.setattr(budget_module, "dynamodb_client", lambda: dynamodb)
+    monkeypatch.setenv(BUDGET_TABLE_ENV, TABLE)
+    guard = BudgetGuard.from_env(config_with(budget={"daily_usd": 1.0}), clock=Clock(NOON))
+    assert guard is not None
+    guard._ready(wait=5)
+    assert calls == []
 
 
 # --- through the router --------------------------------------------------------------------
@@ -264,7 +392,7 @@ def test_the_router_economises_at_soft_refuses_at_hard_and_resets_next_day(
     assert (first["question_classification"], first["answerer_LLM"]) == ("math", SONNET)
     assert first["routing"]["budget"] == "ok"
     spent = first["usage"]["cost_usd"]["total"]
-    assert guard.check("standard").spent_usd == pytest.approx(spent)
+    assert guard.check("standard").spent_usd == pytest.approx(spent)  # settled: real cost
 
     # Push the day's spend past the soft threshold (half the budget).
     guard.record("standard", config.raw["budget"]["daily_usd"] * 0.5)
@@ -303,7 +431,7 @@ def test_the_local_run_counts_spend_in_moto_in_process() -> None:
     assert off is None and line.startswith("Budget: off")
 
 
-def test_from_env_creates_the_client_in_the_background_and_check_does_not_wait(
+def test_from_env_creates_the_client_in_the_background_and_reserve_waits_for_it(
     dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import llm_router.governance.budget as budget_module
@@ -320,13 +448,13 @@ def test_from_env_creates_the_client_in_the_background_and_check_does_not_wait(
     assert guard is not None
     dynamodb.update_item(  # the day is already over budget
         TableName=TABLE,
-        Key={"pk": {"S": spend_key("2026-11-23", "stack")}},
-        UpdateExpression="ADD usd :c",
+        Key={"pk": {"S": spend_key("2026-11-23")}},
+        UpdateExpression="ADD #usd :c",
+        ExpressionAttributeNames={"#usd": "usd#stack"},
         ExpressionAttributeValues={":c": {"N": "5"}},
     )
-    state = guard.check("standard")  # the client is not there yet: served, not blocked
-    assert (state.level, state.error) == ("ok", "warming up")
-    release.set()
-    guard.record("standard", 0.25)  # waits for the client: the spend is counted
+    threading.Timer(0.2, release.set).start()
+    reservation = guard.reserve("standard", 0.01)  # waits for the client: not served unchecked
+    assert reservation.level == "hard" and reservation.error is None
     state = guard.check("standard")
-    assert state.level == "hard" and state.spent_usd == pytest.approx(5.25)
+    assert state.level == "hard" and state.spent_usd == pytest.approx(5.0)

@@ -35,7 +35,7 @@ def config(routes: RoutesConfig) -> RoutesConfig:
     """Math answered by Sonnet with Haiku behind it, and a budget a few answers deep."""
     raw = copy.deepcopy(dict(routes.raw))
     raw["presets"]["blog-2024"]["answerers"]["math"] = {"pool": [SONNET], "fallbacks": [HAIKU]}
-    raw["budget"] = {"daily_usd": 0.01, "soft_fraction": 0.6, "ttl_days": 3}
+    raw["budget"] = {"daily_usd": 0.03, "soft_fraction": 0.6, "ttl_days": 3}
     return parse_routes(raw)
 
 
@@ -75,7 +75,7 @@ def test_soft_then_hard_then_a_new_day(
     assert all(model == SONNET for level, model in seen if level == "ok")
     assert all(model == HAIKU for level, model in seen if level == "soft")  # the cheapest target
     assert body["code"] == "over_budget"
-    assert body["limit_usd"] == 0.01 and body["spent_usd"] >= 0.01
+    assert not {"limit_usd", "spent_usd"} & set(body)  # when to retry, not the stack's spend
     assert int(headers["Retry-After"]) == 2 * 3600  # until midnight UTC
     calls = len(fresh_standin.calls())
     assert ask()[0] == 429 and len(fresh_standin.calls()) == calls  # nothing more is paid for

@@ -1,4 +1,4 @@
-"""The daily budget guard: count what routing spends per UTC day and say when to economise or stop.
+"""The daily budget guard: reserve each request's worst case before any model runs, settle after.
 
 ``routes.json`` sets a daily USD budget per stack (``budget.daily_usd``) and optionally per tier
 (``tiers.definitions.<tier>.daily_budget_usd``)::
@@ -6,34 +6,61 @@
     "budget": {"daily_usd": 20, "soft_fraction": 0.8, "ttl_days": 3}
 
 Below ``soft_fraction`` of a budget the level is ``ok``; from there ``soft`` (the core answers
-with the cheapest target of each category); at the budget ``hard`` (the core answers 429 with
-Retry-After until midnight UTC). With two budgets (stack and tier) the stricter level wins.
+with the cheapest target of each category); when a request's worst case no longer fits, ``hard``
+(the core answers 429 with Retry-After until midnight UTC, and nothing else: the body names
+neither the spend nor the limit). With two budgets (stack and tier) the stricter level wins.
 ``daily_usd: null`` turns the stack-wide budget off; a tier's own budget still applies, and with
 no budget anywhere the guard is off (``BudgetGuard.from_env`` returns None).
 
-The default, $20 a day, is far above a demo (the blog's question costs $0.0004 with Claude 3 Haiku
-and $0.005 with Claude 3.5 Sonnet: 4,000 Sonnet answers a day), yet caps what a leaked API key can
-spend in a day well below the usage plan's request quota at Sonnet's longest answers.
+Why a reservation. Checking the spend when a request starts and adding its cost when it ends lets
+every request in flight pass the same check: 100 concurrent requests against $0.05 spent $0.244.
+So, before the first model call, :meth:`BudgetGuard.reserve` adds the request's *worst case*
+(:func:`worst_case_usd`: every UTF-8 byte of the system prompt, history and question counted as
+an input token, plus ``answering.max_tokens`` of output, at the most expensive target the tier
+can reach) with ONE conditional UpdateItem that reserves and reads at once: it succeeds only
+while every budget that applies still has room for the whole worst case, and returns the new
+totals (the level). :meth:`BudgetGuard.settle` then replaces the reservation by the request's
+real cost (one more UpdateItem, after the answer); a failed request settles at what it is known
+to have cost (its classification), so its reservation is released.
+
+The bound. A reservation is never smaller than the answer it pays for (a token is at least one
+byte in the models' byte-level vocabularies), so answers alone never take a day's recorded spend
+past its limit. What is not reserved is the classification (it runs after the reservation and
+is settled at its real cost), so::
+
+    spend of a day  <=  limit  +  N x (one request's classification cost)
+
+where N is the number of requests in flight when the limit is reached: at most the function's
+reserved concurrency (``deployment.reserved_concurrency``, 10 by default) per router stack. With
+Titan Text Express a classification costs about $0.0001, so the overshoot is about $0.001 a day.
+Outside the bound: requests served while DynamoDB fails (see below) and models without a price
+(their cost is unknown and never counted). Near the limit, a request whose worst case does not
+fit is refused even if its real cost would have fitted: the guard errs towards the budget.
 
 Spend lives in DynamoDB (``BUDGET_TABLE_NAME``: partition key ``pk`` string, TTL attribute
-``expires_at``), one item per day and scope: ``spend#2026-11-23#stack`` and
-``spend#2026-11-23#tier#pro``, with the USD amount in ``usd``. ``record`` adds with UpdateItem's
-atomic ADD, so concurrent functions never lose an increment, and sets ``expires_at`` so that old
-days expire after ``ttl_days``. A new day is a new key: the count starts at zero by itself.
+``expires_at``), one item per UTC day (``spend#2026-11-23``) with one number attribute per scope
+(``usd#stack``, ``usd#tier#pro``), so that both budgets are reserved by one atomic UpdateItem,
+and the part of each that is reservations still in flight (``held#stack``...). A refused request
+is told to retry at midnight UTC when the settled spend leaves no room for it, and after one
+request budget (``api.integration_timeout_seconds`` less its margin) when only reservations in
+flight fill the budget: by then they have settled.
+A new day is a new key: the count starts at zero by itself; ``expires_at`` drops old days after
+``ttl_days``. One item takes every request's writes: DynamoDB allows 1,000 writes a second per
+item, a hundred times the default throttle.
 
-DynamoDB failures never fail a request: ``check`` logs and answers ``ok``, ``record`` logs and
-drops the increment. The guard protects against a runaway bill over a day, which a few minutes of
-an unavailable table cannot produce (the usage plan's throttle still bounds the rate), whereas
-failing closed would turn a DynamoDB incident into an outage of the router itself. The client has
-short timeouts and few retries so that the guard cannot eat the request's time budget.
+DynamoDB failures never fail a request: ``reserve`` logs and answers ``ok`` (no reservation),
+``settle`` logs and drops the correction. The guard protects against a runaway bill over a day,
+which a few minutes of an unavailable table cannot produce (the usage plan's throttle still
+bounds the rate), whereas failing closed would turn a DynamoDB incident into an outage of the
+router itself. The client has short timeouts and few retries so that the guard cannot eat the
+request's time budget.
 
-Hand-written over a library because it is two DynamoDB calls; the low-level client (not the boto3
-resource layer) keeps the import cheap. Creating a DynamoDB client still costs about as much as
-the Bedrock one (botocore loads DynamoDB's service model: ~100 ms measured on a busy 2-core
-machine), so ``from_env`` creates it in a background thread at init, overlapping the rest of the
-cold start and the first request's model calls. Until it is ready ``check`` does not wait: the
-first request of a cold function is served unchecked, like a request during a DynamoDB failure.
-``record`` waits for it (briefly), so no spend goes uncounted because of the warm-up.
+Hand-written over a library because it is two UpdateItem calls; the low-level client (not the
+boto3 resource layer) keeps the import cheap. Creating a DynamoDB client costs about as much as
+the Bedrock one (botocore loads DynamoDB's service model: ~100 ms on a busy 2-core machine), so
+``from_env`` creates it in a background thread at init, which makes no call and overlaps the rest
+of the cold start; the first ``reserve`` waits for it (briefly), so no request goes unreserved
+because of the warm-up.
 """
 
 from __future__ import annotations
@@ -42,7 +69,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -58,7 +85,8 @@ DEFAULT_TTL_DAYS = 3
 LEVELS = ("off", "ok", "soft", "hard")  # in order of severity
 STACK_SCOPE = "stack"
 _SECONDS_PER_DAY = 86_400
-_RECORD_WAIT_SECONDS = 2.0  # how long record() waits for a client still being created
+_CLIENT_WAIT_SECONDS = 2.0  # how long reserve() and settle() wait for a client being created
+MESSAGE_OVERHEAD_TOKENS = 16  # role markers and separators per message, on top of its bytes
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
@@ -119,12 +147,65 @@ class BudgetState:
     error: str | None = None  # set when DynamoDB failed and the level is an assumed "ok"
 
 
-def spend_key(day: str, scope: str) -> str:
-    return f"spend#{day}#{scope}"
+@record(frozen=True)
+class Reservation:
+    """What :meth:`BudgetGuard.reserve` added for one request, to be settled once it ends."""
+
+    level: str  # "off", "ok", "soft" or "hard" (refused: nothing was reserved)
+    retry_after_seconds: float
+    day: str = ""
+    scopes: tuple[str, ...] = ()  # the budgets the amount was added to
+    amount_usd: float = 0.0  # 0: nothing reserved (off, hard, or DynamoDB failed)
+    error: str | None = None
+
+
+def spend_key(day: str) -> str:
+    return f"spend#{day}"
+
+
+def spend_attribute(scope: str) -> str:
+    return f"usd#{scope}"
+
+
+def held_attribute(scope: str) -> str:
+    """The part of a scope's spend that is reservations of requests still in flight."""
+    return f"held#{scope}"
+
+
+def _names(scopes: Iterable[str]) -> dict[str, str]:
+    names = {}
+    for i, scope in enumerate(scopes):
+        names[f"#s{i}"] = spend_attribute(scope)
+        names[f"#h{i}"] = held_attribute(scope)
+    return names
+
+
+def _number_of(item: Mapping[str, Any], name: str) -> float:
+    value = item.get(name)
+    return float(value["N"]) if isinstance(value, Mapping) and "N" in value else 0.0
 
 
 def tier_scope(tier: str) -> str:
     return f"tier#{tier}"
+
+
+def worst_case_usd(config: RoutesConfig, tier: str, texts: Iterable[str]) -> float:
+    """The most one answer to ``texts`` (system prompt added here) can cost in ``tier``.
+
+    Input: every UTF-8 byte counted as a token (a byte-level vocabulary never needs more tokens
+    than bytes) plus a per-message allowance; output: ``answering.max_tokens``; price: the most
+    expensive priced target of any category's plan for the tier, fallbacks included (the soft
+    level reorders a plan but keeps its fallbacks). 0 when no target has a price."""
+    messages = [config.answering.system_prompt, *texts]
+    input_tokens = sum(len(text.encode("utf-8", "surrogatepass")) for text in messages)
+    input_tokens += MESSAGE_OVERHEAD_TOKENS * len(messages)
+    costs = [
+        price.cost_usd(input_tokens, config.answering.max_tokens)
+        for category in config.categories
+        for model_id in config.plan_for(category, tier).model_ids()
+        if (price := config.price_of(model_id)) is not None
+    ]
+    return max(costs, default=0.0)
 
 
 def dynamodb_client(
@@ -146,8 +227,13 @@ def dynamodb_client(
     return aws_client("dynamodb", endpoint_url=endpoint_url, config=config, **kwargs)
 
 
+def _amount(usd: float) -> str:
+    """A DynamoDB number: the float's shortest repr as a decimal string, without an exponent."""
+    return format(Decimal(repr(usd)), "f")
+
+
 class BudgetGuard:
-    """Checks and records the day's spend for the stack and the caller's tier."""
+    """Reserves, settles and reads the day's spend for the stack and the caller's tier."""
 
     def __init__(
         self,
@@ -185,7 +271,7 @@ class BudgetGuard:
         def create() -> None:
             try:
                 self._client = dynamodb_client()
-            except Exception as exc:  # noqa: BLE001 - check/record retry and log it
+            except Exception as exc:  # noqa: BLE001 - reserve/settle retry and log it
                 logger.warning("budget: creating the DynamoDB client failed: %r", exc)
 
         self._warming = threading.Thread(target=create, name="budget-warm-up", daemon=True)
@@ -222,93 +308,164 @@ class BudgetGuard:
             limits[tier_scope(tier)] = tier_config.daily_budget_usd
         return limits
 
-    def _today(self) -> tuple[str, datetime, float]:
-        """(day key, start of the day, seconds until the next midnight UTC)."""
+    def _today(self) -> tuple[str, int, float]:
+        """(day key, when the day's item expires, seconds until the next midnight UTC)."""
         now = self._clock().astimezone(UTC)
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         until_midnight = (start + timedelta(days=1) - now).total_seconds()
-        return start.date().isoformat(), start, until_midnight
-
-    def check(self, tier: str) -> BudgetState:
-        """The day's level for a tier's request: the stricter of the stack's and the tier's."""
-        day, _, retry_after = self._today()
-        limits = self.limits(tier)
-        if not limits:
-            return BudgetState("off", 0.0, None, retry_after)
-        if not self._ready(wait=0):
-            return BudgetState("ok", 0.0, None, retry_after, error="warming up")
-        try:
-            spent = self._read(day, limits)
-        except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a request
-            logger.warning("budget check failed; treating the budget as ok: %r", exc)
-            return BudgetState("ok", 0.0, None, retry_after, error=type(exc).__name__)
-        worst = BudgetState("ok", 0.0, None, retry_after)
-        for scope, limit in limits.items():
-            state = BudgetState(
-                self._level(spent[scope], limit), spent[scope], limit, retry_after, scope
-            )
-            ratio = state.spent_usd / limit
-            worst_ratio = worst.spent_usd / worst.limit_usd if worst.limit_usd else -1.0
-            more_severe = LEVELS.index(state.level) > LEVELS.index(worst.level)
-            if more_severe or (state.level == worst.level and ratio > worst_ratio):
-                worst = state
-        return worst
+        expires = int(start.timestamp()) + self.settings.ttl_days * _SECONDS_PER_DAY
+        return start.date().isoformat(), expires, until_midnight
 
     def _level(self, spent: float, limit: float) -> str:
         if spent >= limit:
             return "hard"
         return "soft" if spent >= self.settings.soft_fraction * limit else "ok"
 
-    def _read(self, day: str, limits: Mapping[str, float]) -> dict[str, float]:
-        keys = {scope: spend_key(day, scope) for scope in limits}
-        response = traced_call(
-            self.client,
-            "batch_get_item",
-            {
-                "RequestItems": {
-                    self.table_name: {
-                        "Keys": [{"pk": {"S": key}} for key in keys.values()],
-                        "ProjectionExpression": "pk, usd",
-                    }
-                }
-            },
+    def _strictest(self, spent: Mapping[str, float], limits: Mapping[str, float]) -> str:
+        levels = [self._level(spent.get(scope, 0.0), limit) for scope, limit in limits.items()]
+        return max(levels, key=LEVELS.index)
+
+    # -- the request path: one conditional UpdateItem before the models, one after ----------------
+
+    def reserve(self, tier: str, worst_case: float) -> Reservation:
+        """Add ``worst_case`` USD to every budget of the tier if all of them still have room.
+
+        Refused (``hard``) when any budget's spend plus ``worst_case`` would pass its limit; the
+        level otherwise comes from the spend before this request (in-flight reservations count).
+        A refusal that only in-flight reservations cause says to retry soon, not at midnight."""
+        day, expires, until_midnight = self._today()
+        limits = self.limits(tier)
+        if not limits:
+            return Reservation("off", until_midnight)
+        amount = worst_case if worst_case > 0 and math.isfinite(worst_case) else 0.0
+        if any(amount > limit for limit in limits.values()):
+            logger.warning("budget: one request's worst case $%.6f exceeds a daily budget", amount)
+            return Reservation("hard", until_midnight, day)
+        if not self._ready(wait=_CLIENT_WAIT_SECONDS):
+            return Reservation("ok", until_midnight, day, error="warming up")
+        names = _names(limits)
+        values: dict[str, Any] = {":r": {"N": _amount(amount)}, ":e": {"N": str(expires)}}
+        conditions = []
+        for i, limit in enumerate(limits.values()):
+            values[f":c{i}"] = {"N": _amount(limit - amount)}
+            conditions.append(f"(attribute_not_exists(#s{i}) OR #s{i} <= :c{i})")
+        try:
+            response = traced_call(
+                self.client,
+                "update_item",
+                {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": spend_key(day)}},
+                    "UpdateExpression": f"ADD {', '.join(f'{n} :r' for n in names)} "
+                    "SET expires_at = :e",
+                    "ConditionExpression": " AND ".join(conditions),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                    "ReturnValues": "UPDATED_NEW",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a request
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                old = getattr(exc, "response", {}).get("Item", {})
+                fits_later = all(
+                    _number_of(old, spend_attribute(scope)) - _number_of(old, held_attribute(scope))
+                    + amount <= limit
+                    for scope, limit in limits.items()
+                )
+                retry = until_midnight
+                if fits_later:
+                    retry = min(until_midnight, self.busy_retry_seconds)
+                return Reservation("hard", retry, day)
+            logger.warning("budget reservation failed; treating the budget as ok: %r", exc)
+            return Reservation("ok", until_midnight, day, error=type(exc).__name__)
+        attributes = response.get("Attributes", {})
+        spent = {s: _number_of(attributes, spend_attribute(s)) - amount for s in limits}
+        return Reservation(
+            self._strictest(spent, limits), until_midnight, day, tuple(limits), amount
         )
-        if response.get("UnprocessedKeys"):
-            raise RuntimeError("DynamoDB left keys unprocessed")
-        found = {
-            item["pk"]["S"]: float(item["usd"]["N"])
-            for item in response["Responses"].get(self.table_name, [])
-            if "usd" in item
-        }
-        return {scope: found.get(key, 0.0) for scope, key in keys.items()}
+
+    @property
+    def busy_retry_seconds(self) -> float:
+        """When a request refused only for reservations in flight may retry: by then they have
+        settled (a request ends within the request budget)."""
+        return self.config.request_budget_seconds
+
+    def settle(self, reservation: Reservation, cost_usd: float | None) -> None:
+        """Replace the reservation by the request's real cost (None: unknown, keep it)."""
+        if not reservation.scopes:
+            return
+        known = cost_usd is not None and math.isfinite(cost_usd)
+        delta = max(cost_usd, 0.0) - reservation.amount_usd if known else 0.0  # type: ignore[arg-type]
+        self._add(reservation.day, reservation.scopes, delta, held=-reservation.amount_usd)
 
     def record(self, tier: str, cost_usd: float) -> None:
-        """Add a request's cost to the day's stack total and, with a tier budget, the tier's."""
+        """Add a cost to today's budgets of the tier without a reservation (tools and tests)."""
         if not cost_usd or cost_usd <= 0 or not math.isfinite(cost_usd):
             return
-        day, start, _ = self._today()
-        expires = int(start.timestamp()) + self.settings.ttl_days * _SECONDS_PER_DAY
-        scopes = [STACK_SCOPE]
-        tier_config = self.config.tiers.get(tier)
-        if tier_config is not None and tier_config.daily_budget_usd is not None:
-            scopes.append(tier_scope(tier))
-        self._ready(wait=_RECORD_WAIT_SECONDS)  # a client still not there fails below: logged
-        # DynamoDB numbers are decimal strings: the float's shortest repr, without an exponent.
-        amount = format(Decimal(repr(cost_usd)), "f")
-        for scope in scopes:
-            try:
-                traced_call(
-                    self.client,
-                    "update_item",
-                    {
-                        "TableName": self.table_name,
-                        "Key": {"pk": {"S": spend_key(day, scope)}},
-                        "UpdateExpression": "ADD usd :cost SET expires_at = :expires",
-                        "ExpressionAttributeValues": {
-                            ":cost": {"N": amount},
-                            ":expires": {"N": str(expires)},
-                        },
-                    },
-                )
-            except Exception as exc:  # noqa: BLE001 - spend not counted beats a failed request
-                logger.warning("budget record failed for %s; spend not counted: %r", scope, exc)
+        self._add(self._today()[0], tuple(self.limits(tier)), cost_usd)
+
+    def _add(self, day: str, scopes: tuple[str, ...], delta: float, held: float = 0.0) -> None:
+        """ADD ``delta`` to the spend of ``scopes`` and ``held`` to their in-flight amounts."""
+        if not scopes or (delta == 0 and held == 0):
+            return
+        _, expires, _ = self._today()
+        self._ready(wait=_CLIENT_WAIT_SECONDS)  # a client still not there fails below: logged
+        names = _names(scopes)
+        additions = [f"#s{i} :d" for i in range(len(scopes))]
+        if held:
+            additions += [f"#h{i} :h" for i in range(len(scopes))]
+        else:
+            names = {k: v for k, v in names.items() if k.startswith("#s")}
+        values = {":d": {"N": _amount(delta)}, ":e": {"N": str(expires)}}
+        if held:
+            values[":h"] = {"N": _amount(held)}
+        try:
+            traced_call(
+                self.client,
+                "update_item",
+                {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": spend_key(day)}},
+                    "UpdateExpression": f"ADD {', '.join(additions)} SET expires_at = :e",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - spend not counted beats a failed request
+            logger.warning("budget settlement failed; %s USD not counted: %r", delta, exc)
+
+    # -- reading (tools, tests, the local run's summary): not on the request path ------------------
+
+    def check(self, tier: str) -> BudgetState:
+        """The day's level for a tier: the stricter of the stack's and the tier's (a GetItem)."""
+        day, _, retry_after = self._today()
+        limits = self.limits(tier)
+        if not limits:
+            return BudgetState("off", 0.0, None, retry_after)
+        try:
+            response = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": spend_key(day)}}, ConsistentRead=True
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a caller
+            logger.warning("budget check failed; treating the budget as ok: %r", exc)
+            return BudgetState("ok", 0.0, None, retry_after, error=type(exc).__name__)
+        item = response.get("Item", {})
+        worst = BudgetState("ok", 0.0, None, retry_after)
+        for scope, limit in limits.items():
+            value = item.get(spend_attribute(scope))
+            spent = float(value["N"]) if value else 0.0
+            state = BudgetState(self._level(spent, limit), spent, limit, retry_after, scope)
+            ratio = spent / limit
+            worst_ratio = worst.spent_usd / worst.limit_usd if worst.limit_usd else -1.0
+            more_severe = LEVELS.index(state.level) > LEVELS.index(worst.level)
+            if more_severe or (state.level == worst.level and ratio > worst_ratio):
+                worst = state
+        return worst
+
+
+def _error_code(exc: Exception) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        return response.get("Error", {}).get("Code")
+    return None

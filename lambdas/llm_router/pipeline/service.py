@@ -48,9 +48,9 @@ class UnknownCategory(ValueError):
 class BudgetGuard(Protocol):
     """What the core needs of the daily budget guard (llm_router.governance.budget)."""
 
-    def check(self, tier: str) -> Any: ...
+    def reserve(self, tier: str, worst_case: float) -> Any: ...
 
-    def record(self, tier: str, cost_usd: float) -> None: ...
+    def settle(self, reservation: Any, cost_usd: float | None) -> None: ...
 
 
 def summarize(details: Mapping[str, Any], level: str) -> dict[str, Any]:
@@ -287,26 +287,33 @@ class RouterService:
         context = current()
         tier = tier or context.tier or self.config.default_tier
         extra: dict[str, Any] = {}
-        budget_level = self._check_budget(tier)
+        reservation = self._reserve_budget(tier, question, history)
+        budget_level = str(getattr(reservation, "level", "off"))
         if budget_level != "off":
             extra["budget"] = budget_level
-        classification = self.decide(question, category, tier, history)
-        if classification.category == OUT_OF_SCOPE:
-            body = shape_response(
-                self.classifier, classification, None, self.config.out_of_scope.decline_message,
-                time.perf_counter() - started, self.config, context, extra,
-            )
-            self._record_spend(tier, body["usage"]["cost_usd"]["total"])
-            return body
-        plan = self.config.plan_for(classification.category, tier)
-        if budget_level == "soft":
-            plan = self.cheapest_plan(plan)
-        answer = self._answer(question, plan, history_messages(history))
+        classification: Classification | None = None
+        try:
+            classification = self.decide(question, category, tier, history)
+            if classification.category == OUT_OF_SCOPE:
+                body = shape_response(
+                    self.classifier, classification, None,
+                    self.config.out_of_scope.decline_message,
+                    time.perf_counter() - started, self.config, context, extra,
+                )
+                self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
+                return body
+            plan = self.config.plan_for(classification.category, tier)
+            if budget_level == "soft":
+                plan = self.cheapest_plan(plan)
+            answer = self._answer(question, plan, history_messages(history))
+        except BaseException:
+            self._release_budget(reservation, classification)
+            raise
         body = shape_response(
             self.classifier, classification, answer, answer.text,
             time.perf_counter() - started, self.config, context, extra,
         )
-        self._record_spend(tier, body["usage"]["cost_usd"]["total"])
+        self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
         return body
 
     def _answer(
@@ -356,18 +363,29 @@ class RouterService:
 
     # -- budget ------------------------------------------------------------------------------
 
-    def _check_budget(self, tier: str) -> str:
+    def _reserve_budget(self, tier: str, question: str, history: Sequence[Turn]) -> Any:
+        """Reserve the request's worst case (llm_router.governance.budget); 429 when it does
+        not fit. The error tells the caller when to retry, never the spend or the limit."""
         if self.budget is None:
-            return "off"
-        state = self.budget.check(tier)
-        if state.level == "hard":
-            raise RoutingError(
-                "over_budget",
-                {"spent_usd": state.spent_usd, "limit_usd": state.limit_usd},
-                retry_after_seconds=max(1, math.ceil(state.retry_after_seconds)),
-            )
-        return str(state.level)
+            return None
+        from ..governance.budget import worst_case_usd
 
-    def _record_spend(self, tier: str, cost_usd: float | None) -> None:
-        if self.budget is not None and cost_usd:
-            self.budget.record(tier, cost_usd)
+        texts = [question, *(turn.content for turn in history)]
+        reservation = self.budget.reserve(tier, worst_case_usd(self.config, tier, texts))
+        if reservation.level == "hard":
+            retry_after = max(1, math.ceil(reservation.retry_after_seconds))
+            raise RoutingError("over_budget", retry_after_seconds=retry_after)
+        return reservation
+
+    def _settle_budget(self, reservation: Any, cost_usd: float | None) -> None:
+        if self.budget is not None and reservation is not None:
+            self.budget.settle(reservation, cost_usd)
+
+    def _release_budget(self, reservation: Any, classification: Classification | None) -> None:
+        """A failed request keeps only what it is known to have cost: its classification."""
+        if self.budget is None or reservation is None:
+            return
+        usages = classification.usages if classification is not None else ()
+        self.budget.settle(
+            reservation, total_cost([usage_with_cost(u, self.config)["cost_usd"] for u in usages])
+        )
