@@ -177,9 +177,9 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
         from moto.server import ThreadedMotoServer
     except ImportError:
         return None
-    from moto_atomic import serialise_dynamodb_writes
+    from moto_dynamodb import correct_moto_dynamodb
 
-    serialise_dynamodb_writes()  # conditional writes atomic, as DynamoDB's are
+    correct_moto_dynamodb()  # atomic conditional writes and DynamoDB's number arithmetic
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
         server.start()
