@@ -12,7 +12,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,9 +208,54 @@ def create_local_table(client: Any, name: str, partition_key: str) -> None:
     )
 
 
+LOCAL_FEEDBACK_SECRET = "local-router-feedback-secret"
+_LOCAL_TOKENS: weakref.WeakKeyDictionary[contextlib.ExitStack, Any] = weakref.WeakKeyDictionary()
+_LOCAL_SECRET_ARNS: weakref.WeakKeyDictionary[contextlib.ExitStack, str] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local_feedback_tokens(stack: contextlib.ExitStack, config: RoutesConfig) -> Any | None:
+    """The feedback tokens of a local run: signed with a fresh random secret that the stack's
+    Secrets Manager secret stands for, created in the same moto server and read through the
+    same code as deployed (``llm_router.governance.provenance``). None without moto."""
+    if stack in _LOCAL_TOKENS:
+        return _LOCAL_TOKENS[stack]
+    import secrets
+
+    from llm_router.governance.provenance import (
+        FeedbackTokens,
+        SecretSource,
+        parse_feedback_settings,
+    )
+    from llm_router.models.bedrock import aws_client
+
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
+        return None
+    _, url = dynamodb
+    client = aws_client(
+        "secretsmanager",
+        endpoint_url=url,
+        region_name=STANDIN_REGION,
+        aws_access_key_id=STANDIN_CREDENTIALS[0],
+        aws_secret_access_key=STANDIN_CREDENTIALS[1],
+    )
+    arn = client.create_secret(
+        Name=LOCAL_FEEDBACK_SECRET, SecretString=secrets.token_urlsafe(32)
+    )["ARN"]
+    _LOCAL_SECRET_ARNS[stack] = arn
+    tokens = FeedbackTokens.from_source(
+        SecretSource(arn, client), parse_feedback_settings(config.raw)
+    )
+    _LOCAL_TOKENS[stack] = tokens
+    return tokens
+
+
 def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
     """The ``POST /feedback`` handler of a local run (one for every router, one table) and a
-    line saying where feedback is stored: moto's DynamoDB, shared with the budget guard."""
+    line saying where feedback is stored: moto's DynamoDB, shared with the budget guard. Its
+    tokens are :func:`local_feedback_tokens` (pass the same to the routers)."""
     from llm_router.edge.feedback import FeedbackHandler
 
     dynamodb = local_dynamodb(stack)
@@ -219,7 +264,9 @@ def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[A
     client, url = dynamodb
     create_local_table(client, LOCAL_FEEDBACK_TABLE, "request_id")
     return (
-        FeedbackHandler(config, LOCAL_FEEDBACK_TABLE, client),
+        FeedbackHandler(
+            config, LOCAL_FEEDBACK_TABLE, client, tokens=local_feedback_tokens(stack, config)
+        ),
         f"Feedback: POST /<router>/feedback, stored in DynamoDB by moto at {url}, table "
         f"{LOCAL_FEEDBACK_TABLE} (forgotten on exit)",
     )
@@ -247,6 +294,7 @@ class LocalAccess:
     budgets: dict[str, Any]  # strategy -> its router's budget guard (empty: no budget)
     feedback: Any  # the feedback handler, on the feedback role
     operator_env: str  # the operator's credentials as environment assignments, for scripts
+    tokens: dict[str, Any] = field(default_factory=dict)  # strategy -> its feedback tokens
 
 
 def local_access(
@@ -260,6 +308,13 @@ def local_access(
     from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
     from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
     from llm_router.governance.budget import BudgetGuard
+    from llm_router.governance.provenance import (
+        FEEDBACK_SECRET_ENV,
+        FeedbackTokens,
+        SecretSource,
+        parse_feedback_settings,
+    )
+    from llm_router.models.bedrock import aws_client
     from offline_iam import moto_iam
     from offline_iam.local_roles import function_roles, grant_local_roles
     from offline_iam.synthesized import SynthUnavailable
@@ -269,6 +324,9 @@ def local_access(
         return None, "IAM: not enforced (moto is missing or the routes file has no path)"
     _, url = dynamodb
     tables = {BUDGET_TABLE_ENV: LOCAL_BUDGET_TABLE, FEEDBACK_TABLE_ENV: LOCAL_FEEDBACK_TABLE}
+    secret_arn = _LOCAL_SECRET_ARNS.get(stack)
+    if secret_arn:  # its local name is what follows "secret:" in moto's ARN (suffix included)
+        tables[FEEDBACK_SECRET_ENV] = secret_arn.split(":secret:", 1)[1]
     try:
         roles = function_roles(config.source_path, preset, STANDIN_REGION, tables)
     except SynthUnavailable as exc:
@@ -301,8 +359,22 @@ def local_access(
          for s, c in granted.routers.items()}
         if guard.enabled else {}
     )
+    def role_tokens(credentials: moto_iam.Credentials) -> Any:
+        """Feedback tokens whose secret is read with the function's role."""
+        client = aws_client(
+            "secretsmanager", endpoint_url=url, region_name=STANDIN_REGION,
+            **credentials.as_client_kwargs(),
+        )
+        return FeedbackTokens.from_source(
+            SecretSource(secret_arn, client), parse_feedback_settings(config.raw)
+        )
+
+    tokens = {s: role_tokens(c) for s, c in granted.routers.items()} if secret_arn else {}
     feedback = (
-        FeedbackHandler(config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback))
+        FeedbackHandler(
+            config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback),
+            tokens=role_tokens(granted.feedback) if secret_arn else None,
+        )
         if granted.feedback is not None else None
     )
     stack.enter_context(moto_iam.enforced())
@@ -312,7 +384,7 @@ def local_access(
         f"AWS_SECRET_ACCESS_KEY={operator.secret_access_key}"
     )
     return (
-        LocalAccess(bedrock, budgets, feedback, operator_env),
+        LocalAccess(bedrock, budgets, feedback, operator_env, tokens),
         f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "
         "templates); a call its role lacks is refused (AccessDenied), as in AWS",
     )

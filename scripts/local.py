@@ -57,6 +57,7 @@ from backends import (
     local_budget,
     local_feedback,
     local_feedback_command,
+    local_feedback_tokens,
     open_backend,
     prepare_index,
 )
@@ -295,6 +296,8 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             config, backend.client, index_dir, backend.embedding_source, budget=budget,
             clients=access.bedrock if access else None,
             budgets=access.budgets if access else None,
+            feedback_tokens=local_feedback_tokens(stack, config),
+            tokens=access.tokens if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(backend.standin, args.fault, args.delay):

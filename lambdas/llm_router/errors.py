@@ -28,6 +28,20 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         429, "daily budget exhausted",
         "The router's daily spending limit is reached; retry after Retry-After seconds.",
     ),
+    "invalid_feedback_token": (
+        403, "invalid feedback token",
+        "Send the feedback_token of the /ask response you give feedback on, with the same API "
+        "key, before it expires.",
+    ),
+    "feedback_conflict": (
+        409, "feedback belongs to another caller",
+        "Feedback on this answer was already given with another API key.",
+    ),
+    "models_access_denied": (
+        502, "model access denied",
+        "The router's account may not call any model that could answer; retrying will not help "
+        "until the operator grants model access (the logs name the models).",
+    ),
     "model_error": (
         502, "model request failed",
         "A model rejected the request and retrying will not help; the operator can find the "

@@ -51,11 +51,15 @@ def mount_routers(
     budget: Any | None = None,
     clients: Mapping[str, Any] | None = None,
     budgets: Mapping[str, Any] | None = None,
+    feedback_tokens: Any | None = None,
+    tokens: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
-    none. ``clients`` and ``budgets`` (strategy -> Bedrock client, guard) give a router its own,
-    signed with its function's role, in place of ``client`` and ``budget``."""
+    none; ``feedback_tokens`` what signs their answers' feedback tokens (None: no tokens).
+    ``clients``, ``budgets`` and ``tokens`` (strategy -> Bedrock client, guard, tokens) give a
+    router its own, signed with its function's role, in place of ``client``, ``budget`` and
+    ``feedback_tokens``."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:
@@ -70,6 +74,7 @@ def mount_routers(
         handler = RouterHandler(
             strategy=strategy.name, service_factory=factory, eager=True,
             tier_keys={local_key_id(t, config.default_tier): t for t in config.tiers},
+            feedback_tokens=(tokens or {}).get(strategy.name, feedback_tokens),
         )
         mounted.append(MountedRouter(strategy, handler, error))
     return mounted

@@ -3,12 +3,14 @@
 moto authorizes a request against the caller's IAM policies once its count of unauthenticated
 requests (``INITIAL_NO_AUTH_ACTION_COUNT``) is used up; :func:`enforced` sets that count to zero
 for a block and restores it after, so set-up (tables, roles) runs first and everything after is
-checked. Two gaps of moto are closed here, each stricter, never more lenient:
+checked. These gaps of moto are closed here, each stricter, never more lenient:
 
 * moto authorizes DynamoDB requests against the resource ``*`` (its handler does not say which
   table), so a grant on one table could not be told from a grant on another, and a policy scoped
   to a table ARN (as CDK writes them) would match nothing. :func:`resolve_dynamodb_tables` gives
   the DynamoDB handler the ARN of the request's table, as moto's SQS handler does for queues.
+* Secrets Manager likewise: :func:`resolve_secret_arns` authorizes a request against its
+  secret's full ARN.
 * Authorization is process-wide in moto (a module setting), so :func:`enforced` is a context
   manager that always restores it: a test that enforces IAM leaves later tests as it found them.
 """
@@ -97,6 +99,32 @@ def resolve_dynamodb_tables() -> None:
     DynamoHandler._router_table_arns = True
 
 
+def resolve_secret_arns() -> None:
+    """Make moto authorize each Secrets Manager request against its secret's full ARN, as AWS
+    does (moto uses ``*``, which a grant scoped to the secret's ARN, as CDK writes it, would
+    never match); an unknown secret is checked against the ARN it was named by (idempotent)."""
+    from moto.secretsmanager.responses import SecretsManagerResponse
+
+    if getattr(SecretsManagerResponse, "_router_secret_arns", False):
+        return
+
+    def _determine_resource(self: Any) -> str:
+        body = self.body
+        if not isinstance(body, dict):
+            try:
+                body = json.loads(body or "{}")
+            except ValueError:
+                return "*"
+        secret_id = body.get("SecretId")
+        if not isinstance(secret_id, str) or not secret_id:
+            return "*"
+        secret = self.backend.secrets.get(secret_id)
+        return secret.arn if secret is not None else secret_id
+
+    SecretsManagerResponse._determine_resource = _determine_resource
+    SecretsManagerResponse._router_secret_arns = True
+
+
 @contextlib.contextmanager
 def enforced() -> Iterator[None]:
     """moto checks every request of the block against the caller's IAM policies."""
@@ -104,6 +132,7 @@ def enforced() -> Iterator[None]:
     from moto.core.authorization import ActionAuthenticatorMixin
 
     resolve_dynamodb_tables()
+    resolve_secret_arns()
     with _LOCK:
         before = settings.INITIAL_NO_AUTH_ACTION_COUNT
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0

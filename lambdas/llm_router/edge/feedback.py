@@ -1,27 +1,30 @@
 """``POST /feedback``: callers say whether an answer helped and which category it should have had.
 
-    {"request_id": "...", "helpful": false, "correct_category": "math",
+    {"feedback_token": "...", "helpful": false, "correct_category": "math",
      "question": "...", "comment": "...", "answerer_LLM": "..."}
 
-``request_id`` (required) is the one every ``/ask`` response carries. ``correct_category`` is a
-configured category or ``out_of_scope`` (the question should have been declined). The question
-text is stored only when the client sends it (a correction with its question is a labelled example
-``scripts/feedback.py export`` turns into evaluation and reference-prompt data). ``answerer_LLM``
-and ``question_classification`` are the model that answered and the category the router chose,
+``feedback_token`` (required) is the one every ``/ask`` answer carries: it names the request and
+the API key it was issued to, and is signed (:mod:`llm_router.governance.provenance`). A token
+that is malformed, forged, expired or another key's is a 403 (``invalid_feedback_token``), so
+feedback exists only for answers the router gave, from the caller it gave them to. ``request_id``
+may be sent too and must then be the token's. ``correct_category`` is a configured category or
+``out_of_scope`` (the question should have been declined). The question text is stored only when
+the client sends it (a correction with its question is a labelled example ``scripts/feedback.py
+export`` turns into evaluation and reference-prompt data). ``answerer_LLM`` and
+``question_classification`` are the model that answered and the category the router chose,
 echoed by the client from the ``/ask`` response (under the same names): this function cannot know
-them (it only writes; the router keeps no per-request store), and asking the client keeps the
-stack stateless. They give the helpful rate per answer target and the corrections per
-(routed, correct) category pair.
+them (it only writes; the router keeps no per-request store).
 
 One item per ``request_id`` in DynamoDB (``FEEDBACK_TABLE_NAME``: partition key ``request_id``,
-TTL attribute ``expires_at`` = now + ``feedback.retention_days``); a second feedback on the same
-request replaces the first (the caller changed their mind). The function may only ``PutItem``.
-A metric counts feedback by kind (``correction``, ``not_helpful``, ``helpful``, ``comment``), one
-EMF flush per invocation.
+TTL attribute ``expires_at`` = now + ``feedback.retention_days``), recording the caller's API key
+id, tier and ``provenance``. A second feedback on the same request from the same key replaces the
+first (the caller changed their mind); a PutItem condition refuses one from any other key (409).
+The function may only ``PutItem`` and read the signing secret. A metric counts feedback by kind
+(``correction``, ``not_helpful``, ``helpful``, ``comment``), one EMF flush per invocation.
 
-The handler cannot throw: every event gets a JSON response; bad input is a 400 naming the field,
-as ``http_api`` does for ``/ask`` (the same body parsing: bounded JSON, no unpaired surrogates),
-and a DynamoDB failure is a 503 with Retry-After.
+The handler cannot throw: every event gets a JSON response, with the configured CORS origins; bad
+input is a 400 naming the field, parsed as ``/ask`` parses its body (bounded JSON, no unpaired
+surrogates, escaped or not), and a DynamoDB or Secrets Manager failure is a 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -38,20 +41,40 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes
 from ..errors import RoutingError
+from ..governance.provenance import (
+    DEFAULT_RETENTION_DAYS,
+    FEEDBACK_SECRET_ENV,
+    TOKEN_MAX_CHARS,
+    Claims,
+    FeedbackSettings,
+    FeedbackTokens,
+    InvalidToken,
+    SecretUnavailable,
+    parse_feedback_settings,
+)
+from ..models.bedrock import aws_error_code
 from ..observability.telemetry import instrumented
-from .http_api import BadRequest, _body_text, _meaningful, json_response, load_json
+from .http_api import (
+    BadRequest,
+    _meaningful,
+    allowed_origins,
+    api_key_id_of,
+    json_response,
+    load_body,
+    with_cors,
+)
 
 FEEDBACK_TABLE_ENV = "FEEDBACK_TABLE_NAME"
 STRATEGY_ENV = "ROUTER_STRATEGY"
-DEFAULT_RETENTION_DAYS = 90
 REQUEST_ID_MAX_CHARS = 128
 COMMENT_MAX_CHARS = 2000
 MODEL_ID_MAX_CHARS = 256  # an inference-profile or prompt-router ARN fits
 FIELDS = (
-    "request_id", "helpful", "correct_category", "question", "comment", "answerer_LLM",
-    "question_classification",
+    "feedback_token", "request_id", "helpful", "correct_category", "question", "comment",
+    "answerer_LLM", "question_classification",
 )
 KINDS = ("correction", "not_helpful", "helpful", "comment")
+PROVENANCE = "feedback-token"  # what export accepts: written only after a token verified
 _SECONDS_PER_DAY = 86_400
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router-feedback"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
@@ -63,27 +86,9 @@ UNAVAILABLE = {
 
 
 @dataclass(frozen=True)
-class FeedbackSettings:
-    retention_days: int
-
-
-def parse_feedback_settings(raw: Mapping[str, Any]) -> FeedbackSettings:
-    """The ``feedback`` section of routes.json, with defaults; ConfigError names a bad key."""
-    section = raw.get("feedback", {})
-    if not isinstance(section, Mapping):
-        raise ConfigError("feedback must be an object")
-    unknown = sorted(k for k in set(section) - {"retention_days"} if not k.startswith("_"))
-    if unknown:
-        raise ConfigError(f"feedback: unknown key(s) {', '.join(unknown)}")
-    days = section.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ConfigError(f"feedback.retention_days must be a whole number >= 1, got {days!r}")
-    return FeedbackSettings(days)
-
-
-@dataclass(frozen=True)
 class Feedback:
-    request_id: str
+    token: str
+    request_id: str | None = None  # as the client sent it; must be the token's
     helpful: bool | None = None
     correct_category: str | None = None
     question: str | None = None
@@ -116,15 +121,13 @@ def _text(body: Mapping[str, Any], name: str, limit: int, meaningful: bool = Fal
 
 def parse_feedback(event: Any, config: RoutesConfig) -> Feedback:
     """The feedback in an API Gateway proxy event; BadRequest names what is wrong."""
-    body = load_json(_body_text(event))
-    if not isinstance(body, dict):
-        raise BadRequest('the request body must be a JSON object like {"request_id": "..."}')
+    body = load_body(event, 'the request body must be a JSON object like {"feedback_token": "..."}')
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
-    request_id = _text(body, "request_id", REQUEST_ID_MAX_CHARS)
-    if request_id is None:
-        raise BadRequest('"request_id" is required: the request_id of the /ask response')
+    token = _text(body, "feedback_token", TOKEN_MAX_CHARS)
+    if token is None:
+        raise BadRequest('"feedback_token" is required: the feedback_token of the /ask response')
     helpful = body.get("helpful")
     if helpful is not None and not isinstance(helpful, bool):
         raise BadRequest('"helpful" must be true or false when given')
@@ -134,7 +137,8 @@ def parse_feedback(event: Any, config: RoutesConfig) -> Feedback:
         if value is not None and value not in valid:
             raise BadRequest(f'"{name}" must be one of {", ".join(valid)}')
     feedback = Feedback(
-        request_id=request_id,
+        token=token,
+        request_id=_text(body, "request_id", REQUEST_ID_MAX_CHARS),
         helpful=helpful,
         correct_category=category,
         question=_text(body, "question", config.api.max_question_chars, meaningful=True),
@@ -148,14 +152,17 @@ def parse_feedback(event: Any, config: RoutesConfig) -> Feedback:
 
 
 def to_item(
-    feedback: Feedback, retention_days: int, now: float, strategy: str | None
+    feedback: Feedback, claims: Claims, retention_days: int, now: float, strategy: str | None
 ) -> dict[str, Any]:
     """The DynamoDB item (low-level attribute values); absent fields are not stored."""
     item: dict[str, Any] = {
-        "request_id": {"S": feedback.request_id},
+        "request_id": {"S": claims.request_id},
         "kind": {"S": feedback.kind},
         "received_at": {"S": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")},
         "expires_at": {"N": str(int(now) + retention_days * _SECONDS_PER_DAY)},
+        "api_key_id": {"S": claims.key_id},
+        "tier": {"S": claims.tier},
+        "provenance": {"S": PROVENANCE},
     }
     if feedback.helpful is not None:
         item["helpful"] = {"BOOL": feedback.helpful}
@@ -172,7 +179,7 @@ def to_item(
 
 
 class FeedbackHandler:
-    """The feedback function; the local API builds one with an explicit client and table."""
+    """The feedback function; the local API builds one with an explicit client, table and tokens."""
 
     def __init__(
         self,
@@ -180,29 +187,33 @@ class FeedbackHandler:
         table_name: str | None = None,
         client: Any | None = None,
         strategy: str | None = None,
+        tokens: FeedbackTokens | None = None,
     ) -> None:
         self._config = config
         self._table = table_name
         self._client = client
         self._strategy = strategy
+        self._tokens = tokens
         self._settings = FeedbackSettings(DEFAULT_RETENTION_DAYS)
         self._handle = instrumented(self._handle_event, metrics, logger)
 
-    def _dependencies(self) -> tuple[RoutesConfig, str, Any]:
+    def _dependencies(self) -> tuple[RoutesConfig, str, Any, FeedbackTokens | None]:
         if self._config is None:
             self._config = load_routes()
         self._settings = parse_feedback_settings(self._config.raw)
         if self._table is None:
             self._table = os.environ.get(FEEDBACK_TABLE_ENV) or ""
+        if self._tokens is None:
+            self._tokens = FeedbackTokens.from_env(self._config.raw)
         if self._client is None:
             from ..governance.budget import dynamodb_client  # short timeouts, created on first use
 
             self._client = dynamodb_client()
-        return self._config, self._table, self._client
+        return self._config, self._table, self._client, self._tokens
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         try:
-            return self._handle(event, context)
+            return with_cors(self._handle(event, context), event, allowed_origins(self._config))
         except Exception:  # the wrappers themselves failed
             logger.exception("unhandled error around the feedback handler")
             return json_response(500, RoutingError("internal_error").body())
@@ -216,7 +227,7 @@ class FeedbackHandler:
 
     def _store(self, event: Any) -> dict[str, Any]:
         try:
-            config, table, client = self._dependencies()
+            config, table, client, tokens = self._dependencies()
         except (ConfigError, OSError, ValueError) as exc:
             logger.error("feedback refuses to serve", reason=f"{type(exc).__name__}: {exc}")
             return json_response(503, UNAVAILABLE, {"Retry-After": "60"})
@@ -225,20 +236,40 @@ class FeedbackHandler:
         except BadRequest as exc:
             logger.info("bad feedback", reason=str(exc))
             return json_response(400, {**RoutingError("bad_request").body(), "error": str(exc)})
-        if not table:
-            logger.error("no feedback table", variable=FEEDBACK_TABLE_ENV)
+        if not table or tokens is None:
+            logger.error("no feedback table or signing secret",
+                         variables=[FEEDBACK_TABLE_ENV, FEEDBACK_SECRET_ENV])
             return json_response(503, UNAVAILABLE, {"Retry-After": "60"})
-        strategy = self._strategy or os.environ.get(STRATEGY_ENV)
-        item = to_item(feedback, self._settings.retention_days, time.time(), strategy)
         try:
-            client.put_item(TableName=table, Item=item)
+            claims = tokens.verify(feedback.token, api_key_id_of(event) or "")
+            if feedback.request_id is not None and feedback.request_id != claims.request_id:
+                raise InvalidToken("the request_id is not the feedback_token's")
+        except InvalidToken as exc:
+            logger.info("feedback refused", reason=str(exc))
+            error = RoutingError("invalid_feedback_token", error=str(exc))
+            return json_response(error.status, error.body())
+        except SecretUnavailable:
+            return json_response(503, UNAVAILABLE, {"Retry-After": "5"})
+        strategy = self._strategy or os.environ.get(STRATEGY_ENV)
+        item = to_item(feedback, claims, self._settings.retention_days, time.time(), strategy)
+        try:
+            client.put_item(
+                TableName=table,
+                Item=item,
+                # Only the key the answer went to may replace a feedback on it.
+                ConditionExpression="attribute_not_exists(request_id) OR api_key_id = :key",
+                ExpressionAttributeValues={":key": {"S": claims.key_id}},
+            )
         except Exception as exc:  # botocore's errors, whatever the cause: the caller may retry
+            if aws_error_code(exc) == "ConditionalCheckFailedException":
+                error = RoutingError("feedback_conflict")
+                return json_response(error.status, error.body())
             logger.error("feedback not stored", error=f"{type(exc).__name__}: {exc}"[:2000])
             return json_response(503, UNAVAILABLE, {"Retry-After": "5"})
-        logger.info("feedback stored", kind=feedback.kind, feedback_for=feedback.request_id)
+        logger.info("feedback stored", kind=feedback.kind, feedback_for=claims.request_id)
         metrics.add_metric(name="Feedback", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"Feedback_{feedback.kind}", unit=MetricUnit.Count, value=1)
-        body = {"stored": True, "request_id": feedback.request_id, "kind": feedback.kind}
+        body = {"stored": True, "request_id": claims.request_id, "kind": feedback.kind}
         return json_response(200, body)
 
 

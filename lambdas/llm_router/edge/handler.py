@@ -29,15 +29,25 @@ from aws_lambda_powertools import Logger, Metrics
 from ..config import ConfigError, RoutesConfig, load_routes
 from ..errors import ERRORS, RoutingError
 from ..governance.audit import audit_record
+from ..governance.provenance import FeedbackTokens, SecretUnavailable
 from ..models.request_context import Deadline, RequestContext, serving
 from ..observability.telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
 from ..pipeline.factory import build_service
 from ..pipeline.service import RouterService, UnknownCategory
 from ..records import record
-from .http_api import BadRequest, allowed_origins, json_response, parse_request, with_cors
+from .http_api import (
+    BadRequest,
+    allowed_origins,
+    api_key_id_of,
+    json_response,
+    parse_request,
+    request_context_of,
+    with_cors,
+)
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
+TOKENS_FROM_ENV = "from-env"
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
 # ConfigError includes semantic_index.IndexMismatch, which is not imported here: that module needs
@@ -69,6 +79,17 @@ def routing_error_reply(exc: RoutingError, request_id: str | None) -> Reply:
     return Reply(exc.status, {**exc.body(), "request_id": request_id}, headers)
 
 
+def issue_token(
+    tokens: FeedbackTokens, request_id: str, key_id: str | None, tier: str
+) -> str | None:
+    """The answer's feedback token; None (logged) when the secret cannot be read: the caller
+    still gets the answer, only its feedback is lost."""
+    try:
+        return tokens.issue(request_id, key_id or "", tier)
+    except SecretUnavailable:
+        return None
+
+
 def tier_keys_from_env() -> dict[str, str]:
     """{API key id: tier} from the stack's ROUTER_TIER_API_KEYS ({tier: key id})."""
     raw = os.environ.get(TIER_KEYS_ENV)
@@ -82,17 +103,9 @@ def tier_keys_from_env() -> dict[str, str]:
     return {str(key_id): str(tier) for tier, key_id in by_tier.items()}
 
 
-def _request_context(event: Any) -> Mapping[str, Any]:
-    if isinstance(event, Mapping):
-        context = event.get("requestContext")
-        if isinstance(context, Mapping):
-            return context
-    return {}
-
-
 def request_id_of(event: Any, context: Any) -> str:
     """API Gateway's request id (what its access log shows), else the invocation's, else new."""
-    request_id = _request_context(event).get("requestId")
+    request_id = request_context_of(event).get("requestId")
     if isinstance(request_id, str) and request_id:
         return request_id[:128]
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
@@ -116,6 +129,7 @@ class RouterHandler:
         service_factory: Callable[[], RouterService] | None = None,
         eager: bool = False,
         tier_keys: Mapping[str, str] | None = None,
+        feedback_tokens: FeedbackTokens | None | str = TOKENS_FROM_ENV,
     ) -> None:
         self._strategy = strategy
         self._factory = service_factory or self._default_factory
@@ -124,6 +138,7 @@ class RouterHandler:
         self._init_error: str | None = None
         self._telemetry: TelemetrySettings | None = None
         self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
+        self._tokens = feedback_tokens
         self._handle = instrumented(self._handle_event, metrics, logger)
         if eager:
             self._ensure_service()
@@ -156,19 +171,18 @@ class RouterHandler:
 
     def tier_of(self, event: Any, config: RoutesConfig) -> str:
         """The caller's tier from the API key id API Gateway passes; unknown ids: the default."""
-        identity = _request_context(event).get("identity")
-        key_id = identity.get("apiKeyId") if isinstance(identity, Mapping) else None
-        tier = self._tier_keys.get(key_id) if isinstance(key_id, str) else None
+        key_id = api_key_id_of(event)
+        tier = self._tier_keys.get(key_id) if key_id else None
         return tier if tier in config.tiers else config.default_tier
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
         try:
             response = self._handle(event, context)
-        except Exception:  # the wrappers themselves failed (e.g. a context without attributes)
+            config = self._service.config if self._service is not None else None
+            return with_cors(response, event, allowed_origins(config))
+        except Exception:  # the wrappers themselves failed: still a JSON response, no trace
             logger.exception("unhandled error around the handler")
-            response = json_response(500, error_body("internal_error", None))
-        config = self._service.config if self._service is not None else None
-        return with_cors(response, event, allowed_origins(config))
+            return json_response(500, error_body("internal_error", None))
 
     def _handle_event(self, event: Any, context: Any) -> dict[str, Any]:
         request_id = request_id_of(event, context)
@@ -227,6 +241,9 @@ class RouterHandler:
         request_context = seen.context = RequestContext(
             deadline=deadline, tier=tier, request_id=request_id
         )
+        tokens = self._feedback_tokens(config)
+        if tokens is not None:
+            tokens.prefetch()  # the secret is read while the models work (first request only)
         with serving(request_context):
             try:
                 body = service.ask(
@@ -245,7 +262,15 @@ class RouterHandler:
                 self._log_failure(exc, request_context)
                 return routing_error_reply(exc, request_id)
         self._log_attempts(request_context)
+        if tokens is not None:
+            body["feedback_token"] = issue_token(tokens, request_id, api_key_id_of(event), tier)
         return Reply(200, body)
+
+    def _feedback_tokens(self, config: RoutesConfig) -> FeedbackTokens | None:
+        """The feedback tokens this router issues (FEEDBACK_SECRET_ARN; none when unset)."""
+        if isinstance(self._tokens, str):
+            self._tokens = FeedbackTokens.from_env(config.raw)
+        return self._tokens
 
     @staticmethod
     def _log_attempts(request_context: RequestContext) -> None:

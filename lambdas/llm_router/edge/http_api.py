@@ -32,6 +32,7 @@ import binascii
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -49,7 +50,10 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
     "Access-Control-Allow-Methods": "OPTIONS,POST",
 }
-_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string literal, or an unterminated one up to the end of the text (optionally ending in a lone
+# backslash): every quote starts a match, so the scan never retries from a later quote and stays
+# linear on invalid JSON (a pattern that needs the closing quote took 20 s on 64k characters).
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _BRACKET_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
 _OBJECT_HINT = 'the request body must be a JSON object like {"question": "..."}'
@@ -179,15 +183,40 @@ def _body_text(event: Any) -> str:
     return raw
 
 
-def parse_request(event: Any, config: RoutesConfig) -> AskRequest:
-    """Read the question from an API Gateway proxy event (REST, payload v1); else BadRequest."""
+def load_body(event: Any, hint: str = _OBJECT_HINT) -> dict[str, Any]:
+    """The JSON object in a proxy event's body, bounded and valid Unicode; else BadRequest.
+
+    Every endpoint reads its body here, so ``/feedback`` refuses what ``/ask`` refuses (a lone
+    surrogate written as ``"\\ud800"`` is only visible once parsed, in values and keys alike)."""
     body = load_json(_body_text(event))
     if not isinstance(body, dict):
-        raise BadRequest(_OBJECT_HINT)
-    if has_lone_surrogate(json.dumps(body, ensure_ascii=False)):  # "\ud800" escapes, keys too
+        raise BadRequest(hint)
+    if has_lone_surrogate(json.dumps(body, ensure_ascii=False)):
         raise BadRequest(
             "the request body is not valid Unicode (it has an unpaired surrogate such as \\ud800)"
         )
+    return body
+
+
+def request_context_of(event: Any) -> Mapping[str, Any]:
+    """The event's ``requestContext``, or an empty mapping for events without one."""
+    if isinstance(event, Mapping):
+        context = event.get("requestContext")
+        if isinstance(context, Mapping):
+            return context
+    return {}
+
+
+def api_key_id_of(event: Any) -> str | None:
+    """The id of the API key the caller used, as API Gateway passes it (never the key itself)."""
+    identity = request_context_of(event).get("identity")
+    key_id = identity.get("apiKeyId") if isinstance(identity, Mapping) else None
+    return key_id if isinstance(key_id, str) and key_id else None
+
+
+def parse_request(event: Any, config: RoutesConfig) -> AskRequest:
+    """Read the question from an API Gateway proxy event (REST, payload v1); else BadRequest."""
+    body = load_body(event)
     unknown = sorted(set(body) - set(ALLOWED_FIELDS))
     if unknown:
         raise BadRequest(
@@ -235,8 +264,10 @@ def with_cors(response: dict[str, Any], event: Any, origins: tuple[str, ...]) ->
         return response
     headers = response["headers"]
     raw_headers = event.get("headers") if isinstance(event, dict) else None
+    if not isinstance(raw_headers, Mapping):  # absent, null, or not an object at all
+        raw_headers = {}
     origin = next(
-        (v for k, v in (raw_headers or {}).items() if isinstance(k, str) and k.lower() == "origin"),
+        (v for k, v in raw_headers.items() if isinstance(k, str) and k.lower() == "origin"),
         None,
     )
     if origin in origins:

@@ -76,6 +76,7 @@ from typing import Any
 
 from ..config import ConfigError, RoutesConfig
 from ..config.settings import BUDGET_TABLE_ENV
+from ..models.bedrock import aws_error_code
 from ..observability.tracing import traced_call
 from ..records import record
 
@@ -366,7 +367,7 @@ class BudgetGuard:
                 },
             )
         except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a request
-            if _error_code(exc) == "ConditionalCheckFailedException":
+            if aws_error_code(exc) == "ConditionalCheckFailedException":
                 old = getattr(exc, "response", {}).get("Item", {})
                 fits_later = all(
                     _number_of(old, spend_attribute(scope)) - _number_of(old, held_attribute(scope))
@@ -462,10 +463,3 @@ class BudgetGuard:
             if more_severe or (state.level == worst.level and ratio > worst_ratio):
                 worst = state
         return worst
-
-
-def _error_code(exc: Exception) -> str | None:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        return response.get("Error", {}).get("Code")
-    return None

@@ -149,6 +149,15 @@ class BedrockFailure(Exception):
         return f"{self.stage} call to {self.model_id} failed: {self.code}"
 
 
+def aws_error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError (``ConditionalCheckFailedException``...)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code else None
+
+
 def as_failure(exc: Exception, model_id: str, stage: str) -> BedrockFailure:
     """Translate a botocore exception into a BedrockFailure; re-raise anything else.
 

@@ -115,11 +115,30 @@ def instrumented(
 
     def run(event: Any, context: Any) -> dict[str, Any]:
         try:
-            return flushed(event, context)
+            return flushed(event, context if _is_lambda_context(context) else NO_CONTEXT)
         finally:
             metrics.clear_metrics()
 
     return run
+
+
+class _NoContext:
+    """What Powertools' logging reads of a Lambda context, for invocations without one (a direct
+    call with ``context=None``): without it the wrapper raises and the request ends in a 500."""
+
+    function_name = "unknown"
+    function_version = "$LATEST"
+    invoked_function_arn = ""
+    memory_limit_in_mb = 0
+    aws_request_id = ""
+
+
+NO_CONTEXT = _NoContext()
+_CONTEXT_ATTRIBUTES = tuple(name for name in vars(_NoContext) if not name.startswith("_"))
+
+
+def _is_lambda_context(context: Any) -> bool:
+    return all(hasattr(context, name) for name in _CONTEXT_ATTRIBUTES)
 
 
 # -- metrics ---------------------------------------------------------------------------------------

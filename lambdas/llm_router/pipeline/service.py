@@ -39,6 +39,7 @@ from ..observability.tracing import subsegment
 FULL_ONLY_DETAILS = frozenset({"neighbours", "votes"})
 _COST_DIGITS = 10
 DECIDED_BY = {"semantic": "semantic", "llm-assisted": "llm"}  # by strategy, when not set
+ACCESS_DENIED = "AccessDeniedException"
 
 
 class UnknownCategory(ValueError):
@@ -133,6 +134,11 @@ def shape_response(
         },
         "routing": routing,
     }
+
+
+def all_access_denied(failures: Sequence[BedrockFailure]) -> bool:
+    """Every target refused us for lack of access: a permanent condition, not a busy one."""
+    return bool(failures) and all(f.code == ACCESS_DENIED for f in failures)
 
 
 class RouterService:
@@ -327,6 +333,10 @@ class RouterService:
                 span.annotate("answer_target", answer.requested_model_id)
                 return answer
         except AllTargetsFailed as exc:
+            if all_access_denied(exc.failures):  # permanent until granted: no Retry-After
+                raise RoutingError(
+                    "models_access_denied", {"stage": "answer", "attempts": self._attempts()}
+                ) from exc
             if current().deadline.remaining() < 2 * MIN_ATTEMPT_SECONDS:  # time ran out on them
                 raise RoutingError(
                     "deadline_exceeded", {"stage": "answer", "attempts": self._attempts()}
