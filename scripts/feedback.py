@@ -4,7 +4,10 @@
     python scripts/feedback.py export --table TABLE [--output corrections.jsonl]
 
 ``list`` prints every feedback item, newest first, then a summary; ``export`` writes the
-corrections that carry their question as labelled JSON lines, ``{"question", "label"}`` (label: the
+corrections that carry their question *and a valid provenance* (the feedback function stored them
+after verifying the answer's feedback token: ``provenance``, ``api_key_id`` and ``tier`` are set;
+items from before tokens, or written by anyone else, are dropped and counted on stderr) as
+labelled JSON lines, ``{"question", "label"}`` (label: the
 corrected category, ``other`` for "should have been declined"), the format ``evaluate.py
 --dataset`` and ``--fit-dataset`` read and from which reference prompts can be added to
 ``routes.json``; the summary goes to stderr. The summary: corrections by (routed, correct) category
@@ -31,6 +34,7 @@ import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 from evaluation.metrics import OTHER
 from llm_router.config import OUT_OF_SCOPE
+from llm_router.edge.feedback import PROVENANCE
 
 UNKNOWN = "unknown"
 
@@ -62,8 +66,18 @@ def scan(client: Any, table: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: str(item.get("received_at", "")), reverse=True)
 
 
+def has_provenance(item: Mapping[str, Any]) -> bool:
+    """Stored by the feedback function after a feedback token verified (see its module)."""
+    return (
+        item.get("provenance") == PROVENANCE
+        and bool(item.get("api_key_id"))
+        and bool(item.get("tier"))
+    )
+
+
 def labelled_examples(items: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Corrections that carry their question, as evaluation rows ``{"question", "label"}``."""
+    """Corrections that carry their question and a valid provenance, as evaluation rows
+    ``{"question", "label"}``."""
     return [
         {
             "question": str(item["question"]),
@@ -71,8 +85,16 @@ def labelled_examples(items: Iterable[Mapping[str, Any]]) -> list[dict[str, str]
             else str(item["correct_category"]),
         }
         for item in items
-        if item.get("correct_category") and item.get("question")
+        if item.get("correct_category") and item.get("question") and has_provenance(item)
     ]
+
+
+def without_provenance(items: Iterable[Mapping[str, Any]]) -> int:
+    """How many corrections with a question export drops for want of provenance."""
+    return sum(
+        1 for item in items
+        if item.get("correct_category") and item.get("question") and not has_provenance(item)
+    )
 
 
 def summarise(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -98,6 +120,7 @@ def summarise(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             for answerer, v in sorted(votes.items())
         },
         "exportable": len(labelled_examples(items)),
+        "dropped_without_provenance": without_provenance(items),
     }
 
 
@@ -114,7 +137,10 @@ def render_summary(summary: Mapping[str, Any]) -> str:
     ]
     if not summary["helpful_by_answerer"]:
         lines.append("  none")
-    lines.append(f"{summary['exportable']} corrections carry their question (export writes them)")
+    lines.append(
+        f"{summary['exportable']} corrections carry their question and provenance (export writes "
+        f"them); {summary['dropped_without_provenance']} without provenance dropped"
+    )
     return "\n".join(lines)
 
 

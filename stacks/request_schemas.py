@@ -25,6 +25,7 @@ from llm_router.edge.feedback import (
     REQUEST_ID_MAX_CHARS,
 )
 from llm_router.edge.http_api import DRAFT4, ask_request_schema
+from llm_router.governance.provenance import TOKEN_MAX_CHARS
 
 HISTORY_ROLES = ("user", "assistant")
 
@@ -71,8 +72,11 @@ def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
         "$schema": DRAFT4,
         "title": "FeedbackRequest",
         "type": "object",
-        "required": ["request_id"],
+        "required": ["feedback_token"],
         "properties": {
+            # The signed token of the /ask answer: which request, to which key, until when.
+            "feedback_token": {"type": "string", "minLength": 1, "maxLength": TOKEN_MAX_CHARS},
+            # Optional; when sent, it must be the token's request id.
             "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX_CHARS},
             "helpful": {"type": "boolean"},
             "correct_category": {"type": "string", "enum": labels},

@@ -19,7 +19,9 @@ import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from llm_router.config import ConfigError, RoutesConfig
 from llm_router.edge.feedback import FeedbackHandler, metrics, parse_feedback_settings
+from llm_router.governance.provenance import FeedbackTokens
 from local_api import ApiSettings, LocalApiServer, LocalGateway
+from local_api.gateway import LOCAL_API_KEY_ID
 
 KEY = "feedback-test-key-0123456789"
 TABLE = backends.LOCAL_FEEDBACK_TABLE
@@ -44,15 +46,30 @@ def empty_table(dynamodb: Any) -> Any:
     return dynamodb
 
 
-def call(handler: Any, body: Any, raw: bool = False) -> tuple[int, dict[str, Any]]:
+SECRET = b"feedback-test-secret"
+KEY_ID = LOCAL_API_KEY_ID  # what the local API passes for KEY, as API Gateway passes its id
+NOW = 1_800_000_000.0
+TOKENS = FeedbackTokens(lambda: SECRET, ttl_seconds=3600, clock=lambda: NOW)
+
+
+def tok(request_id: str, key_id: str = KEY_ID, tier: str = "standard") -> str:
+    """The token the router would have issued with the answer to ``request_id``."""
+    return TOKENS.issue(request_id, key_id, tier)
+
+
+def call(
+    handler: Any, body: Any, raw: bool = False, key_id: str = KEY_ID
+) -> tuple[int, dict[str, Any]]:
     payload = body if raw else json.dumps(body)
-    response = handler(proxy_event(payload, path="/feedback"), LocalLambdaContext())
+    response = handler(
+        proxy_event(payload, path="/feedback", api_key_id=key_id), LocalLambdaContext()
+    )
     return response["statusCode"], json.loads(response["body"])
 
 
 @pytest.fixture
 def handler(routes: RoutesConfig, empty_table: Any) -> FeedbackHandler:
-    return FeedbackHandler(routes, TABLE, empty_table, strategy="semantic")
+    return FeedbackHandler(routes, TABLE, empty_table, strategy="semantic", tokens=TOKENS)
 
 
 def stored(client: Any, request_id: str) -> dict[str, Any]:
@@ -63,7 +80,7 @@ def test_a_correction_is_stored_with_its_ttl(
     handler: FeedbackHandler, empty_table: Any, routes: RoutesConfig
 ) -> None:
     before = int(time.time())
-    status, body = call(handler, {"request_id": "r-1", "correct_category": "math",
+    status, body = call(handler, {"feedback_token": tok("r-1"), "correct_category": "math",
                                   "question": "What is 2 + 2?", "helpful": False})
     assert (status, body) == (200, {"stored": True, "request_id": "r-1", "kind": "correction"})
     item = stored(empty_table, "r-1")
@@ -76,20 +93,25 @@ def test_a_correction_is_stored_with_its_ttl(
 def test_the_question_is_stored_only_when_sent(
     handler: FeedbackHandler, empty_table: Any
 ) -> None:
-    assert call(handler, {"request_id": "r-2", "helpful": True})[0] == 200
+    assert call(handler, {"feedback_token": tok("r-2"), "helpful": True})[0] == 200
     item = stored(empty_table, "r-2")
     assert "question" not in item and item["kind"] == {"S": "helpful"}
 
 
 @pytest.mark.parametrize("body,message", [
-    ({"helpful": True}, '"request_id" is required'),
-    ({"request_id": "r"}, 'say something: give "helpful"'),
-    ({"request_id": "r", "helpful": "yes"}, '"helpful" must be true or false'),
-    ({"request_id": "r", "correct_category": "cooking"}, '"correct_category" must be one of'),
-    ({"request_id": "r", "helpful": True, "rating": 5}, "unknown field(s) rating"),
-    ({"request_id": "r", "comment": "x" * 2001}, '"comment" is 2001 characters'),
-    ({"request_id": "r" * 129, "helpful": True}, '"request_id" is 129 characters'),
-    ({"request_id": "r", "helpful": True, "question": "???"}, "at least one letter or digit"),
+    ({"helpful": True}, '"feedback_token" is required'),
+    ({"feedback_token": "t"}, 'say something: give "helpful"'),
+    ({"feedback_token": tok("r"), "helpful": "yes"}, '"helpful" must be true or false'),
+    ({"feedback_token": tok("r"), "correct_category": "cooking"},
+     '"correct_category" must be one of'),
+    ({"feedback_token": tok("r"), "helpful": True, "rating": 5}, "unknown field(s) rating"),
+    ({"feedback_token": tok("r"), "comment": "x" * 2001}, '"comment" is 2001 characters'),
+    ({"feedback_token": "t", "request_id": "r" * 129, "helpful": True},
+     '"request_id" is 129 characters'),
+    ({"feedback_token": "t", "helpful": True, "comment": "\ud800"}, "unpaired surrogate"),
+    ({"feedback_token": "t", "helpful": True, "\udc00": 1}, "unpaired surrogate"),
+    ({"feedback_token": tok("r"), "helpful": True, "question": "???"},
+     "at least one letter or digit"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_feedback_is_a_400_naming_the_field(
@@ -111,13 +133,15 @@ def test_the_handler_never_throws(handler: FeedbackHandler, event: Any) -> None:
 def test_dynamodb_failure_is_a_503_with_retry_after(
     routes: RoutesConfig, dynamodb: Any
 ) -> None:
-    missing = FeedbackHandler(routes, "no-such-table", dynamodb)
-    response = missing(proxy_event(json.dumps({"request_id": "r", "helpful": True})),
-                       LocalLambdaContext())
+    missing = FeedbackHandler(routes, "no-such-table", dynamodb, tokens=TOKENS)
+    body = json.dumps({"feedback_token": tok("r"), "helpful": True})
+    response = missing(proxy_event(body, api_key_id=KEY_ID), LocalLambdaContext())
     assert response["statusCode"] == 503 and response["headers"]["Retry-After"]
     assert json.loads(response["body"])["code"] == "feedback_unavailable"
-    unconfigured = FeedbackHandler(routes, "", dynamodb)
-    assert call(unconfigured, {"request_id": "r", "helpful": True})[0] == 503
+    unconfigured = FeedbackHandler(routes, "", dynamodb, tokens=TOKENS)
+    assert call(unconfigured, {"feedback_token": tok("r"), "helpful": True})[0] == 503
+    no_secret = FeedbackHandler(routes, TABLE, dynamodb)  # FEEDBACK_SECRET_ARN unset
+    assert call(no_secret, {"feedback_token": tok("r"), "helpful": True})[0] == 503
 
 
 def test_a_metric_counts_feedback_by_kind(
@@ -126,7 +150,7 @@ def test_a_metric_counts_feedback_by_kind(
     metrics.clear_metrics()  # with metrics disabled (the suite's default) nothing was flushed
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
-    assert call(handler, {"request_id": "r-3", "helpful": False})[0] == 200
+    assert call(handler, {"feedback_token": tok("r-3"), "helpful": False})[0] == 200
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines()
            if line.startswith("{") and "_aws" in line]
     assert len(emf) == 1  # one flush per invocation
@@ -171,19 +195,24 @@ def test_round_trip_through_the_local_api_to_an_evaluation_dataset(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"{local_api}/semantic/feedback"
-    sent = [
-        {"request_id": "a-1", "correct_category": "math", "question": "What is 12 squared?"},
-        {"request_id": "a-2", "correct_category": "out_of_scope",
-         "question": "Best pizza in Naples?", "helpful": False},
-        {"request_id": "a-3", "correct_category": "history"},  # no question: not exportable
-        {"request_id": "a-4", "helpful": True, "comment": "clear answer"},
-    ]
-    for body in sent:
-        assert post(url, body) == (200, {"stored": True, "request_id": body["request_id"],
-                                         "kind": "correction" if "correct_category" in body
-                                         else "helpful"})
-    assert post(url, {"request_id": "x", "helpful": True}, key="wrong")[0] == 403
-    assert post(url, {"request_id": "x", "correct_category": "art"}) == (
+    sent = {
+        "a-1": {"correct_category": "math", "question": "What is 12 squared?"},
+        "a-2": {"correct_category": "out_of_scope", "question": "Best pizza in Naples?",
+                "helpful": False},
+        "a-3": {"correct_category": "history"},  # no question: not exportable
+        "a-4": {"helpful": True, "comment": "clear answer"},
+    }
+    for request_id, body in sent.items():
+        kind = "correction" if "correct_category" in body else "helpful"
+        assert post(url, {"feedback_token": tok(request_id), **body}) == (
+            200, {"stored": True, "request_id": request_id, "kind": kind})
+    # A row from before feedback tokens (or written by anyone but the function): not exported.
+    empty_table.put_item(TableName=TABLE, Item={
+        "request_id": {"S": "forged-1"}, "kind": {"S": "correction"},
+        "correct_category": {"S": "math"},
+        "question": {"S": "What's a good recipe for pasta carbonara?"}})
+    assert post(url, {"feedback_token": tok("x"), "helpful": True}, key="wrong")[0] == 403
+    assert post(url, {"feedback_token": tok("x"), "correct_category": "art"}) == (
         400, {"message": "Invalid request body"})
     output = tmp_path / "corrections.jsonl"
     argv = ["export", "--table", TABLE, "--output", str(output)]
@@ -192,7 +221,9 @@ def test_round_trip_through_the_local_api_to_an_evaluation_dataset(
     assert sorted((r["question"], r["label"]) for r in rows) == [
         ("Best pizza in Naples?", "other"), ("What is 12 squared?", "math")]
     summary = capsys.readouterr().err
-    assert "unknown -> math: 1" in summary and "2 corrections carry their question" in summary
+    assert "unknown -> math: 2" in summary
+    assert "2 corrections carry their question and provenance" in summary
+    assert "1 without provenance dropped" in summary
 
 
 def test_summary_pairs_and_helpful_rate_by_answer_target(
@@ -201,9 +232,9 @@ def test_summary_pairs_and_helpful_rate_by_answer_target(
     haiku, sonnet = "anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-5-sonnet"
     for n, (helpful, answerer) in enumerate([(True, haiku), (False, haiku), (True, haiku),
                                              (True, sonnet)]):
-        assert call(handler, {"request_id": f"h-{n}", "helpful": helpful,
+        assert call(handler, {"feedback_token": tok(f"h-{n}"), "helpful": helpful,
                               "answerer_LLM": answerer})[0] == 200
-    assert call(handler, {"request_id": "c-1", "correct_category": "math",
+    assert call(handler, {"feedback_token": tok("c-1"), "correct_category": "math",
                           "question_classification": "history"})[0] == 200
     assert feedback_cli.main(["list", "--table", TABLE, "--format", "json"],
                              client=empty_table) == 0
@@ -223,3 +254,88 @@ def test_unreadable_table_is_one_line(dynamodb: Any, capsys: pytest.CaptureFixtu
     assert feedback_cli.main(["list", "--table", "nope"], client=dynamodb) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot read table nope: ResourceNotFoundException")
+
+
+# --- provenance: feedback only for real answers, from the caller that got them -------------------
+
+
+def test_an_item_records_the_callers_key_id_tier_and_provenance(
+    handler: FeedbackHandler, empty_table: Any
+) -> None:
+    token = tok("p-1", key_id="key-pro", tier="pro")
+    assert call(handler, {"feedback_token": token, "helpful": True}, key_id="key-pro")[0] == 200
+    item = stored(empty_table, "p-1")
+    assert item["api_key_id"] == {"S": "key-pro"} and item["tier"] == {"S": "pro"}
+    assert item["provenance"] == {"S": "feedback-token"}
+
+
+@pytest.mark.parametrize("token,key_id,reason", [
+    ("forged", KEY_ID, "malformed"),
+    (tok("p-2") + "x", KEY_ID, "not one this router issued"),
+    (FeedbackTokens(lambda: b"another secret", 3600).issue("p-2", KEY_ID, "standard"), KEY_ID,
+     "not one this router issued"),
+    (FeedbackTokens(lambda: SECRET, 3600, clock=lambda: NOW - 3601).issue(
+        "p-2", KEY_ID, "standard"), KEY_ID, "expired"),
+    (tok("p-2"), "someone-elses-key", "issued to another API key"),
+])
+def test_forged_expired_or_borrowed_tokens_are_refused_and_not_stored(
+    handler: FeedbackHandler, empty_table: Any, token: str, key_id: str, reason: str
+) -> None:
+    status, body = call(
+        handler, {"feedback_token": token, "correct_category": "math",
+                  "question": "What's a good recipe for pasta carbonara?"}, key_id=key_id)
+    assert status == 403 and body["code"] == "invalid_feedback_token"
+    assert reason in body["error"]
+    assert empty_table.scan(TableName=TABLE)["Count"] == 0
+
+
+def test_a_request_id_that_is_not_the_tokens_is_refused(handler: FeedbackHandler) -> None:
+    body = {"feedback_token": tok("p-3"), "request_id": "p-4", "helpful": True}
+    assert call(handler, body)[1]["code"] == "invalid_feedback_token"
+    assert call(handler, {**body, "request_id": "p-3"})[0] == 200
+
+
+def test_one_caller_cannot_overwrite_anothers_feedback(
+    handler: FeedbackHandler, empty_table: Any
+) -> None:
+    assert call(handler, {"feedback_token": tok("p-5"), "helpful": True})[0] == 200
+    assert call(handler, {"feedback_token": tok("p-5"), "helpful": False})[0] == 200  # own: ok
+    other = tok("p-5", key_id="key-b")  # even with a valid token for that request id
+    status, body = call(handler, {"feedback_token": other, "helpful": True}, key_id="key-b")
+    assert (status, body["code"]) == (409, "feedback_conflict")
+    item = stored(empty_table, "p-5")
+    assert item["api_key_id"] == {"S": KEY_ID} and item["helpful"] == {"BOOL": False}
+
+
+def test_an_unreadable_secret_is_a_503(routes: RoutesConfig, empty_table: Any) -> None:
+    from llm_router.governance.provenance import SecretUnavailable
+
+    def broken() -> bytes:
+        raise SecretUnavailable("AccessDeniedException")
+
+    handler = FeedbackHandler(
+        routes, TABLE, empty_table, tokens=FeedbackTokens(broken, 3600, clock=lambda: NOW)
+    )
+    status, body = call(handler, {"feedback_token": tok("p-6"), "helpful": True})
+    assert status == 503 and body["code"] == "feedback_unavailable"
+
+
+def test_the_feedback_function_honours_the_cors_origin_list(
+    routes: RoutesConfig, empty_table: Any
+) -> None:
+    raw = json.loads(json.dumps(dict(routes.raw)))
+    raw.setdefault("deployment", {})["cors_allowed_origins"] = ["https://app.example"]
+    from llm_router.config import parse_routes
+
+    config = parse_routes(raw)
+    handler = FeedbackHandler(config, TABLE, empty_table, tokens=TOKENS)
+    body = json.dumps({"feedback_token": tok("p-7"), "helpful": True})
+    for origin, allowed in (("https://app.example", "https://app.example"),
+                            ("https://evil.example", None)):
+        event = proxy_event(body, api_key_id=KEY_ID, headers={"Origin": origin})
+        headers = handler(event, LocalLambdaContext())["headers"]
+        assert headers.get("Access-Control-Allow-Origin") == allowed
+    odd = {**proxy_event(body, api_key_id=KEY_ID), "headers": ["not", "a", "mapping"]}
+    response = handler(odd, LocalLambdaContext())
+    assert response["statusCode"] == 200
+    assert "Access-Control-Allow-Origin" not in response["headers"]
