@@ -2,7 +2,8 @@
 
 A second, small function (``llm_router.edge.feedback.lambda_handler``) behind the same API keys and
 usage plans as ``/ask``, with the router's code asset and only the runtime layer (no index). It
-may only ``PutItem`` into its own table: it records feedback and can read nothing back. API
+may only ``PutItem`` into its own table (it records feedback and can read nothing back) and read
+the router's feedback-token secret (``GetSecretValue``: it verifies each feedback's token). API
 Gateway validates the body (:func:`stacks.request_schemas.feedback_body_schema`) first.
 """
 
@@ -14,11 +15,13 @@ from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.edge import FEEDBACK_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV
+from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import Strategy
 
 from stacks.functions import FunctionSpec, base_environment, stack_function
 from stacks.request_schemas import feedback_body_schema
 from stacks.router_api import RouterApi, cdk_json_schema
+from stacks.secrets import grant_secret_value
 from stacks.tables import feedback_table
 
 FEEDBACK_HANDLER = FEEDBACK_ENTRY_POINT
@@ -46,7 +49,8 @@ class FeedbackEndpoint(Construct):
         spec = FunctionSpec(
             handler=FEEDBACK_HANDLER,
             description=f"Feedback on the {strategy.name} router's answers",
-            role_description=f"{strategy.name} feedback: its log group, X-Ray and PutItem only",
+            role_description=f"{strategy.name} feedback: its log group, X-Ray, PutItem and the "
+            "token secret only",
             memory_mb=FEEDBACK_MEMORY_MB,
             timeout_seconds=FEEDBACK_TIMEOUT_SECONDS,
             environment=environment,
@@ -56,6 +60,8 @@ class FeedbackEndpoint(Construct):
             self, spec, router.function_settings, [router.runtime_layer.version]
         )
         self.table.grant(self.function_role, *FEEDBACK_ACTIONS)
+        grant_secret_value(router.feedback_secret, self.function_role)
+        self.function.add_environment(FEEDBACK_SECRET_ENV, router.feedback_secret.secret_arn)
         model = router.api.add_model(
             "FeedbackRequestModel",
             content_type="application/json",

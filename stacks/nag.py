@@ -75,3 +75,9 @@ def acknowledge_router_findings(
     for table in (router.budget_table, feedback.table):
         if table is not None:
             _acknowledge(table, "AwsSolutions-DDB3", NO_PITR)
+    _acknowledge(
+        router.feedback_secret,
+        "AwsSolutions-SMG4",
+        "The feedback-token signing secret is not rotated: a rotation would void the tokens in "
+        "circulation, and the secret only proves that a feedback is about a real answer.",
+    )

@@ -22,6 +22,7 @@ from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.edge import ROUTER_ENTRY_POINT
 from llm_router.governance.budget import BUDGET_TABLE_ENV
+from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
@@ -40,6 +41,7 @@ from stacks.lambda_target import LambdaTarget
 from stacks.model_access import invoke_statement
 from stacks.request_schemas import ask_body_schema
 from stacks.router_layers import RouterLayer, runtime_layer
+from stacks.secrets import feedback_signing_secret, grant_secret_value
 from stacks.tables import budget_enabled, budget_table
 
 __all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
@@ -47,7 +49,7 @@ __all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema
 HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
-BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem")
+BUDGET_ACTIONS = ("dynamodb:UpdateItem",)  # reserve and settle: nothing else on the request path
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
@@ -124,6 +126,9 @@ class RouterApi(Construct):
             self.budget_table = budget_table(self)
             self.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
             self.function.add_environment(BUDGET_TABLE_ENV, self.budget_table.table_name)
+        self.feedback_secret = feedback_signing_secret(self)
+        grant_secret_value(self.feedback_secret, self.function_role)
+        self.function.add_environment(FEEDBACK_SECRET_ENV, self.feedback_secret.secret_arn)
         self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
 
     def _function(

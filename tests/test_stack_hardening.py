@@ -367,7 +367,7 @@ def test_budget_table_with_ttl_and_scoped_iam(default: Synth, strategy: Strategy
     }
     assert dynamodb_statements(default.statements(strategy)) == [
         {
-            "Action": sorted(BUDGET_ACTIONS),  # what the guard calls; test_iam_enforced runs it
+            "Action": "dynamodb:UpdateItem",  # reserve and settle; nothing else
             "Effect": "Allow",
             "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
         }
@@ -395,6 +395,30 @@ def test_a_tier_budget_alone_needs_the_table(routes: RoutesConfig) -> None:
 
 
 # -- feedback -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
+def test_one_token_secret_read_by_exactly_its_two_functions(
+    default: Synth, strategy: Strategy
+) -> None:
+    secrets = default.resources(strategy, "AWS::SecretsManager::Secret")
+    assert len(secrets) == 1
+    secret_id, secret = next(iter(secrets.items()))
+    assert secret["Properties"]["GenerateSecretString"]["ExcludePunctuation"] is True
+    for handler in (None, "llm_router.edge.feedback.lambda_handler"):
+        args = (strategy,) if handler is None else (strategy, handler)
+        _, function = default.function(*args)
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["FEEDBACK_SECRET_ARN"] == {"Ref": secret_id}
+        reads = [
+            st for st in default.statements(*args)
+            if "secretsmanager" in json.dumps(st["Action"]) or "kms:" in json.dumps(st["Action"])
+        ]
+        assert reads == [
+            {"Action": "secretsmanager:GetSecretValue", "Effect": "Allow",
+             "Resource": {"Ref": secret_id}}
+        ]
+
 
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
@@ -442,10 +466,11 @@ def test_feedback_body_schema(default: Synth, strategy: Strategy, routes: Routes
         method["RequestModels"]["$default"]["Ref"]
     ]
     schema = model["Properties"]["Schema"]
-    assert schema["required"] == ["request_id"]
+    assert schema["required"] == ["feedback_token"]
     assert schema["additionalProperties"] is False
     props = schema["properties"]
     assert set(props) == {
+        "feedback_token",
         "request_id",
         "helpful",
         "correct_category",
@@ -457,7 +482,7 @@ def test_feedback_body_schema(default: Synth, strategy: Strategy, routes: Routes
     assert props["helpful"] == {"type": "boolean"}
     assert props["correct_category"]["enum"] == [*routes.category_names, "out_of_scope"]
     assert props["question_classification"] == props["correct_category"]
-    for name in ("request_id", "question", "comment", "answerer_LLM"):
+    for name in ("feedback_token", "request_id", "question", "comment", "answerer_LLM"):
         assert props[name]["type"] == "string" and props[name]["maxLength"] > 0
     assert props["question"]["maxLength"] == routes.api.max_question_chars
 
