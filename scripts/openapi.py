@@ -30,6 +30,8 @@ from llm_router.config import RoutesConfig, load_routes
 
 if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
     sys.path.append(str(_bootstrap.REPO_ROOT))
+from llm_router.edge.feedback import KINDS  # noqa: E402
+
 from stacks.request_schemas import ask_body_schema, feedback_body_schema  # noqa: E402
 
 OPENAPI_VERSION = "3.0.3"  # the version API Gateway imports
@@ -65,6 +67,12 @@ def ask_response_schema(config: RoutesConfig) -> dict[str, Any]:
             "total_response_time": number,
             "usage": {"type": "object", "description": "tokens per model call"},
             "routing": {"type": "object", "description": "how the decision was made"},
+            "request_id": {"type": "string"},
+            "feedback_token": {
+                "type": "string",
+                "description": "send it to POST /feedback, with the same API key, to give "
+                "feedback on this answer; signed, it expires after feedback.token_ttl_hours",
+            },
         },
         "additionalProperties": True,
     }
@@ -95,8 +103,16 @@ OPERATIONS = (
         "feedback",
         "Say whether an answer helped and which category was right",
         feedback_body_schema,
-        lambda config: {"title": "FeedbackResponse", "type": "object",
-                        "additionalProperties": True},
+        lambda config: {
+            "title": "FeedbackResponse",
+            "type": "object",
+            "properties": {
+                "stored": {"type": "boolean"},
+                "request_id": {"type": "string", "description": "the token's request"},
+                "kind": {"type": "string", "enum": list(KINDS)},
+            },
+            "additionalProperties": True,
+        },
     ),
 )
 
@@ -116,10 +132,23 @@ FUNCTION_ERROR = {
 # status: (description, schemas the body may follow)
 ERROR_RESPONSES = {
     "400": ("Invalid request (API Gateway's model or the function's checks)", ("Gateway", "Fn")),
-    "403": ("Missing or wrong API key, or an undefined route", ("Gateway",)),
+    "403": (
+        "Missing or wrong API key, an undefined route, or (feedback) a feedback_token that is "
+        "forged, expired or another key's (code invalid_feedback_token)",
+        ("Gateway", "Fn"),
+    ),
+    "409": ("Feedback on this answer was given with another API key", ("Fn",)),
     "413": ("Request body above 10 MB", ("Gateway",)),
-    "429": ("Throttled or daily quota exhausted (the usage plan)", ("Gateway",)),
-    "502": ("A model refused the request (access, model error)", ("Fn", "Gateway")),
+    "429": (
+        "Throttled or daily quota exhausted (the usage plan), or the daily budget (code "
+        "over_budget; Retry-After says when to retry)",
+        ("Gateway", "Fn"),
+    ),
+    "502": (
+        "A model refused the request (model_error), or no target may be called "
+        "(models_access_denied, no Retry-After)",
+        ("Fn", "Gateway"),
+    ),
     "503": ("Models unavailable or throttled; see Retry-After", ("Fn",)),
     "504": ("No answer within the deadline or the integration timeout", ("Fn", "Gateway")),
 }
