@@ -46,3 +46,29 @@ def test_allow_origin_follows_the_configured_origins(
     assert response["headers"].get("Access-Control-Allow-Origin") == expected
     if expected == SITE:
         assert response["headers"]["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize("headers", [["Origin", SITE], "Origin: x", 7, {7: SITE}])
+def test_odd_headers_with_an_origin_list_are_answered_not_raised(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
+    headers: Any,
+) -> None:
+    """with_cors runs inside the handler's guarantee: odd ``headers`` cannot escape as a 500
+    (or an exception out of the function)."""
+    handler = handler_with([SITE], routes, bedrock_client, semantic_index_dir)
+    event = {**proxy_event(json.dumps({"question": WW2})), "headers": headers}
+    response = handler(event, LocalLambdaContext())
+    assert response["statusCode"] == 200, response["body"]
+    assert "Access-Control-Allow-Origin" not in response["headers"]
+
+
+@pytest.mark.parametrize("context", [None, object(), "context"])
+def test_a_missing_or_odd_lambda_context_is_not_a_500(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
+    context: Any,
+) -> None:
+    handler = handler_with(["*"], routes, bedrock_client, semantic_index_dir)
+    response = handler(proxy_event(json.dumps({"question": WW2})), context)
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200, body
+    assert body["request_id"]  # a new one, as for any event without requestContext

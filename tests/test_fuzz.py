@@ -361,3 +361,22 @@ def test_a_model_answer_with_a_lone_surrogate_is_still_valid_json(
     )
     assert status == 200, body
     assert "\ufffd" in body["answer"]
+
+
+@pytest.mark.parametrize("text", [
+    '"\\' * 32_000,  # quotes that never close: each used to rescan the rest of the text
+    '["\\' * 21_000,
+    '{"a": "' + "\\u00" * 16_000,
+])
+def test_the_depth_prescan_is_linear_on_invalid_json(text: str) -> None:
+    """64k characters of unterminated strings took 20 s (quadratic); linear now: well under a
+    second even on a busy machine, and the 400 still names invalid JSON."""
+    import time
+
+    from llm_router.edge.http_api import BadRequest, load_json
+
+    assert len(text) >= 63_000
+    started = time.perf_counter()
+    with pytest.raises(BadRequest, match="not valid JSON|nests deeper"):
+        load_json(text)
+    assert time.perf_counter() - started < 1.0

@@ -304,6 +304,35 @@ def test_oversized_chunked_body_is_refused(serve: Serve) -> None:
         conn.close()
 
 
+@pytest.mark.parametrize("chunked", [
+    b"zz\r\n{}\r\n0\r\n\r\n",  # a chunk size that is not hexadecimal
+    b"-2\r\n{}\r\n0\r\n\r\n",  # a negative one
+    b"2\r\n{}XX0\r\n\r\n",  # a chunk without its CRLF
+    b"10\r\n{}\r\n",  # shorter than its size, then the connection ends
+    b"2\r\n{}\r\n",  # no last chunk before the connection ends
+])
+def test_malformed_chunked_encoding_is_a_400(
+    serve: Serve, recorder: Recorder, chunked: bytes
+) -> None:
+    """Answered, not dropped: a 400 in JSON, and the request never reaches the function."""
+    import socket
+
+    host, port = serve().removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /semantic/ask HTTP/1.1\r\nHost: x\r\nx-api-key: " + KEY.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+        )
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        while data := sock.recv(65536):
+            reply += data
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert json.loads(body)["message"]
+    assert recorder.events == []
+
+
 def test_chunked_body_within_the_limit_is_served(serve: Serve, recorder: Recorder) -> None:
     url = serve()
     conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)

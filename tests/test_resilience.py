@@ -176,7 +176,24 @@ def test_our_own_invalid_request_does_not_fail_over(
     assert answer_calls(fresh_standin) == [HAIKU]
 
 
-@pytest.mark.parametrize("error", ("ThrottlingException", "AccessDeniedException"))
+def test_access_denied_on_every_target_is_a_permanent_502_without_retry_after(
+    make_handler: Any, routes: RoutesConfig, fresh_standin: Any
+) -> None:
+    """Not 503 + Retry-After: 1: no retry helps until the operator grants model access."""
+    for model in MATH_TARGETS:
+        fresh_standin.inject_fault(model, "AccessDeniedException", message=DENIED)
+    response = make_handler("semantic", routes)(
+        proxy_event(json.dumps({"question": QUADRATIC})), LocalLambdaContext()
+    )
+    body = json.loads(response["body"])
+    assert (response["statusCode"], body["code"]) == (502, "models_access_denied")
+    assert "Retry-After" not in response["headers"]
+    tried = {t["model_id"]: t["error_code"] for t in body["attempts"] if t["stage"] == "answer"}
+    assert tried == dict.fromkeys(MATH_TARGETS, "AccessDeniedException")
+    assert ACCOUNT_ID not in response["body"] and "arn:" not in response["body"]
+
+
+@pytest.mark.parametrize("error", ("ThrottlingException",))
 def test_every_target_down_is_a_503_with_retry_after_and_no_raw_message(
     make_handler: Any, routes: RoutesConfig, fresh_standin: Any, error: str
 ) -> None:

@@ -16,6 +16,7 @@ time); an idle keep-alive connection is closed after the same time.
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -58,6 +59,14 @@ class _Server(QuietThreadingServer):
         self.request_log = log
         self.request_read_timeout = request_read_timeout
         super().__init__(address, _RequestHandler)
+
+
+class _MalformedBody(ValueError):
+    """The chunked encoding of a request body is broken: a 400, and the connection closes."""
+
+
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096
 
 
 class _BodyTooLarge(Exception):
@@ -134,6 +143,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         try:
             body = self._read_body(gateway)
+        except _MalformedBody as exc:  # API Gateway's front end answers 400 and closes, too
+            self.send_error(400, f"malformed chunked encoding: {exc}")
+            self.server.request_log(self.command, self.path, 400,
+                                    (time.perf_counter() - started) * 1000)
+            return
         except _BodyTooLarge:
             self.close_connection = True  # the rest of the body is never read
             response = gateway_error(REQUEST_TOO_LARGE, "-")
@@ -190,19 +204,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _read_chunked(self, gateway: LocalGateway) -> bytes:
+        """The body of a chunked request (RFC 9112 7.1); _MalformedBody for a bad size line, a
+        short chunk, a chunk without its CRLF or a connection closed before the last chunk."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            chunk_size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline(_MAX_CHUNK_LINE)
+            digits = line.split(b";")[0].strip()
+            if not line.endswith(b"\n") or not _HEX.fullmatch(digits):
+                raise _MalformedBody(f"bad chunk-size line {line[:40]!r}")
+            chunk_size = int(digits, 16)
             if chunk_size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
+                while (trailer := self.rfile.readline(_MAX_CHUNK_LINE)) not in (b"\r\n", b"\n"):
+                    if not trailer.endswith(b"\n"):
+                        raise _MalformedBody("the trailer section does not end")
                 return b"".join(chunks)
             size += chunk_size
             if gateway.too_large(size):
                 raise _BodyTooLarge
-            chunks.append(self.rfile.read(chunk_size))
-            self.rfile.readline()  # the CRLF after each chunk
+            chunk = self.rfile.read(chunk_size)
+            if len(chunk) != chunk_size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _MalformedBody("a chunk is shorter than its size or lacks its CRLF")
+            chunks.append(chunk)
 
     def _send(self, response: HttpResponse) -> None:
         self.send_response(response.status)
