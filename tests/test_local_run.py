@@ -398,6 +398,24 @@ def test_off_topic_question_is_declined(local_run: LocalRun) -> None:
     assert body["answerer_LLM"] is None, body
 
 
+def test_feedback_only_for_the_callers_real_answers(local_run: LocalRun) -> None:
+    """The local run signs each answer's feedback_token with a secret it created in moto's
+    Secrets Manager; its feedback endpoint accepts that token from the same key, and nothing
+    forged (the local API passes the key's id as API Gateway does)."""
+    reply = ask(local_run, "llm-assisted", {"question": WW2_QUESTION})
+    assert reply.status == 200, (reply.status, reply.body)
+    answer = reply.json()
+    token = answer["feedback_token"]
+    feedback_path = "/llm-assisted/feedback"
+    good = ask(local_run, "llm-assisted", {"feedback_token": token, "helpful": True},
+               path=feedback_path)
+    assert (good.status, good.json()["request_id"]) == (200, answer["request_id"])
+    tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    forged = ask(local_run, "llm-assisted",
+                 {"feedback_token": tampered, "helpful": True}, path=feedback_path)
+    assert (forged.status, forged.json()["code"]) == (403, "invalid_feedback_token")
+
+
 # --- API Gateway's errors ---------------------------------------------------------------------
 
 
