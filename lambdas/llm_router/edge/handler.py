@@ -262,8 +262,9 @@ class RouterHandler:
                 self._log_failure(exc, request_context)
                 return routing_error_reply(exc, request_id)
         self._log_attempts(request_context)
-        if tokens is not None:
-            body["feedback_token"] = issue_token(tokens, request_id, api_key_id_of(event), tier)
+        token = issue_token(tokens, request_id, api_key_id_of(event), tier) if tokens else None
+        if token is not None:
+            body["feedback_token"] = token
         return Reply(200, body)
 
     def _feedback_tokens(self, config: RoutesConfig) -> FeedbackTokens | None:

@@ -1,0 +1,146 @@
+"""Feedback tokens (llm_router.governance.provenance): the router signs each answer's token with
+a secret read once per container from Secrets Manager (moto's, on loopback), and a failing secret
+costs the feedback, never the answer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import backends
+import pytest
+from apigw_events import LocalLambdaContext, proxy_event
+from conftest import STANDIN_SOURCE
+from llm_router.config import ConfigError, RoutesConfig
+from llm_router.edge.handler import RouterHandler
+from llm_router.governance.provenance import (
+    FEEDBACK_SECRET_ENV,
+    FeedbackTokens,
+    InvalidToken,
+    SecretSource,
+    SecretUnavailable,
+    parse_feedback_settings,
+)
+from llm_router.pipeline.factory import build_service
+from test_routers import WW2
+
+KEY_ID = "key-id-1"
+
+
+@pytest.fixture(scope="module")
+def secrets_client() -> Iterator[Any]:
+    """moto's Secrets Manager, as the local run starts it (one server with its DynamoDB)."""
+    with contextlib.ExitStack() as stack:
+        assert backends.local_dynamodb(stack) is not None
+        _, url = backends.local_dynamodb(stack)
+        from llm_router.models.bedrock import aws_client
+
+        yield aws_client(
+            "secretsmanager", endpoint_url=url, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+
+def counting(client: Any) -> list[str]:
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-call.secrets-manager.*", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def test_the_secret_is_read_once_per_container(secrets_client: Any) -> None:
+    arn = secrets_client.create_secret(Name="once", SecretString="s3cret")["ARN"]
+    calls = counting(secrets_client)
+    source = SecretSource(arn, secrets_client)
+    assert calls == []  # nothing at construction (the init phase)
+    source.prefetch()
+    assert source.get() == b"s3cret" and source.get() == b"s3cret"
+    source.prefetch()  # already there: no new read
+    assert calls == ["GetSecretValue"]
+
+
+def test_an_unreadable_secret_is_retried_on_the_next_use(secrets_client: Any) -> None:
+    source = SecretSource("no-such-secret", secrets_client)
+    with pytest.raises(SecretUnavailable, match="ResourceNotFoundException"):
+        source.get()
+    secrets_client.create_secret(Name="no-such-secret", SecretString="late")
+    assert source.get() == b"late"
+
+
+def test_tokens_bind_request_key_tier_and_expiry() -> None:
+    now = [1_000.0]
+    tokens = FeedbackTokens(lambda: b"k", ttl_seconds=60, clock=lambda: now[0])
+    token = tokens.issue("req-1", KEY_ID, "pro")
+    claims = tokens.verify(token, KEY_ID)
+    assert (claims.request_id, claims.key_id, claims.tier, claims.expires_at) == (
+        "req-1", KEY_ID, "pro", 1_060)
+    with pytest.raises(InvalidToken, match="another API key"):
+        tokens.verify(token, "key-id-2")
+    payload, _, signature = token.partition(".")
+    other = FeedbackTokens(lambda: b"k", 60).issue("req-2", KEY_ID, "pro").partition(".")[0]
+    with pytest.raises(InvalidToken, match="not one this router issued"):
+        tokens.verify(f"{other}.{signature}", KEY_ID)  # a payload swapped under a signature
+    now[0] = 1_061
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.verify(token, KEY_ID)
+
+
+def test_settings_have_defaults_and_name_bad_keys() -> None:
+    settings = parse_feedback_settings({})
+    assert (settings.retention_days, settings.token_ttl_hours) == (90, 168)
+    with pytest.raises(ConfigError, match="feedback.token_ttl_hours"):
+        parse_feedback_settings({"feedback": {"token_ttl_hours": 0}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_feedback_settings({"feedback": {"token_ttl": 1}})
+
+
+def router(routes: RoutesConfig, client: Any, index: Path, tokens: Any) -> RouterHandler:
+    return RouterHandler(
+        service_factory=lambda: build_service("semantic", routes, client, index, STANDIN_SOURCE),
+        eager=True,
+        feedback_tokens=tokens,
+    )
+
+
+def test_every_answer_carries_a_token_for_its_request_and_key(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any
+) -> None:
+    tokens = FeedbackTokens(lambda: b"k", ttl_seconds=3600)
+    handler = router(routes, bedrock_client, semantic_index_dir, tokens)
+    event = proxy_event(json.dumps({"question": WW2}), api_key_id=KEY_ID)
+    body = json.loads(handler(event, LocalLambdaContext())["body"])
+    claims = tokens.verify(body["feedback_token"], KEY_ID)
+    assert claims.request_id == body["request_id"] and claims.tier == routes.default_tier
+
+
+def test_a_failing_secret_costs_the_token_not_the_answer(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any
+) -> None:
+    def broken() -> bytes:
+        raise SecretUnavailable("AccessDeniedException")
+
+    handler = router(routes, bedrock_client, semantic_index_dir, FeedbackTokens(broken, 60))
+    response = handler(proxy_event(json.dumps({"question": WW2})), LocalLambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200 and body["answer"]
+    assert "feedback_token" not in body
+
+
+def test_without_a_secret_configured_no_token_is_issued(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(FEEDBACK_SECRET_ENV, raising=False)
+    handler = RouterHandler(
+        service_factory=lambda: build_service(
+            "semantic", routes, bedrock_client, semantic_index_dir, STANDIN_SOURCE),
+        eager=True,
+    )
+    body = json.loads(
+        handler(proxy_event(json.dumps({"question": WW2})), LocalLambdaContext())["body"]
+    )
+    assert "feedback_token" not in body and body["answer"]
