@@ -27,7 +27,9 @@ InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burs
 The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
 in this process on loopback, and the start-up output says so; spend is forgotten on exit.
 ``POST /<router>/feedback`` is served too (same key), storing feedback in a table of the same
-moto server (``llm_router.edge.feedback``; read it with ``scripts/feedback.py``).
+moto server (``llm_router.edge.feedback``; read it with ``scripts/feedback.py``). Each answer's
+``feedback_token`` is signed with a random secret the run creates in that server's Secrets
+Manager, as the stack creates its own.
 """
 
 from __future__ import annotations

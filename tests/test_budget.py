@@ -397,8 +397,13 @@ def test_the_router_economises_at_soft_refuses_at_hard_and_resets_next_day(
     handler = RouterHandler(strategy="llm-assisted", service_factory=lambda: service, eager=True)
     question = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
 
+    calls: list[str] = []
+    dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
     status, first, _ = ask(handler, question)
     assert status == 200, first
+    assert calls == ["UpdateItem", "UpdateItem"]  # reserve before the models, settle after
     assert (first["question_classification"], first["answerer_LLM"]) == ("math", SONNET)
     assert first["routing"]["budget"] == "ok"
     spent = first["usage"]["cost_usd"]["total"]
