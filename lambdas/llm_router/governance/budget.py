@@ -35,7 +35,9 @@ reserved concurrency (``deployment.reserved_concurrency``, 10 by default) per ro
 Titan Text Express a classification costs about $0.0001, so the overshoot is about $0.001 a day.
 Outside the bound: requests served while DynamoDB fails (see below) and models without a price
 (their cost is unknown and never counted). Near the limit, a request whose worst case does not
-fit is refused even if its real cost would have fitted: the guard errs towards the budget.
+fit is refused even if its real cost would have fitted, and a request killed before it settles
+(the function timed out) leaves its reservation counted for the rest of the day: the guard errs
+towards the budget, never past it.
 
 Spend lives in DynamoDB (``BUDGET_TABLE_NAME``: partition key ``pk`` string, TTL attribute
 ``expires_at``), one item per UTC day (``spend#2026-11-23``) with one number attribute per scope
