@@ -14,6 +14,8 @@ import backends
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from conftest import STANDIN_SOURCE
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from llm_router.config import ConfigError, RoutesConfig
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.provenance import (
@@ -144,3 +146,17 @@ def test_without_a_secret_configured_no_token_is_issued(
         handler(proxy_event(json.dumps({"question": WW2})), LocalLambdaContext())["body"]
     )
     assert "feedback_token" not in body and body["answer"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_one_character_changed_is_refused(data: st.DataObject) -> None:
+    """A token with any one character replaced (payload, dot or signature) never verifies."""
+    tokens = FeedbackTokens(lambda: b"k", ttl_seconds=3600)
+    token = tokens.issue("req-9", KEY_ID, "standard")
+    index = data.draw(st.integers(0, len(token) - 1), label="index")
+    replacement = data.draw(
+        st.characters(codec="utf-8").filter(lambda ch: ch != token[index]), label="char"
+    )
+    with pytest.raises(InvalidToken):
+        tokens.verify(token[:index] + replacement + token[index + 1:], KEY_ID)
