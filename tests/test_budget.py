@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
+from budget_state import spend_state
 from conftest import HAIKU, SONNET
 from llm_router.config import ConfigError, RoutesConfig, parse_routes
 from llm_router.edge.handler import RouterHandler
@@ -135,18 +136,18 @@ def test_levels_ok_soft_hard_and_retry_after_until_midnight(dynamodb: Any) -> No
     config = config_with(budget={"daily_usd": 1.0, "soft_fraction": 0.8})
     clock = Clock(NOON)
     guard = guard_for(config, dynamodb, clock)
-    state = guard.check("standard")
+    state = spend_state(guard, "standard")
     assert (state.level, state.spent_usd, state.limit_usd) == ("ok", 0.0, 1.0)
     assert state.retry_after_seconds == 12 * 3600
     guard.record("standard", 0.5)
     guard.record("standard", 0.29)
-    assert guard.check("standard").level == "ok"
+    assert spend_state(guard, "standard").level == "ok"
     guard.record("standard", 0.01)  # 0.80: the soft threshold
-    state = guard.check("standard")
+    state = spend_state(guard, "standard")
     assert state.level == "soft" and state.spent_usd == pytest.approx(0.8)
     guard.record("standard", 0.2)  # 1.00: the budget
     clock.now = NOON + timedelta(hours=11, minutes=59, seconds=30)
-    state = guard.check("standard")
+    state = spend_state(guard, "standard")
     assert (state.level, state.scope) == ("hard", "stack")
     assert state.spent_usd == pytest.approx(1.0)
     assert state.retry_after_seconds == 30
@@ -157,9 +158,9 @@ def test_a_new_day_starts_from_zero_and_old_days_expire(dynamodb: Any) -> None:
     clock = Clock(NOON)
     guard = guard_for(config, dynamodb, clock)
     guard.record("standard", 1.5)
-    assert guard.check("standard").level == "hard"
+    assert spend_state(guard, "standard").level == "hard"
     clock.now = NOON + timedelta(hours=12)  # midnight UTC
-    state = guard.check("standard")
+    state = spend_state(guard, "standard")
     assert (state.level, state.spent_usd) == ("ok", 0.0)
     item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": spend_key("2026-11-23")}})
     assert float(item["Item"]["usd#stack"]["N"]) == pytest.approx(1.5)
@@ -179,17 +180,17 @@ def test_a_tier_budget_applies_to_its_tier_only_and_the_stricter_level_wins(
     config = config_with(budget={"daily_usd": 10.0}, tiers=tiers)
     guard = guard_for(config, dynamodb, Clock(NOON))
     guard.record("pro", 0.45)  # 90% of pro's budget, 4.5% of the stack's
-    pro, standard = guard.check("pro"), guard.check("standard")
+    pro, standard = spend_state(guard, "pro"), spend_state(guard, "standard")
     assert (pro.level, pro.scope, pro.limit_usd) == ("soft", "tier#pro", 0.5)
     assert (standard.level, standard.spent_usd, standard.limit_usd) == ("ok", 0.45, 10.0)
     guard.record("standard", 9.0)  # the stack's spend is 9.45 now: soft for everyone
-    assert guard.check("standard").level == "soft"
+    assert spend_state(guard, "standard").level == "soft"
     guard.record("pro", 0.05)  # pro's budget is spent; the stack's is not
-    assert guard.check("pro").level == "hard"
-    assert guard.check("standard").level == "soft"
+    assert spend_state(guard, "pro").level == "hard"
+    assert spend_state(guard, "standard").level == "soft"
     pro_only = guard_for(config_with({"daily_usd": None}, tiers), dynamodb, Clock(NOON))
-    assert pro_only.check("standard").level == "off"
-    assert pro_only.check("pro").level == "hard"
+    assert spend_state(pro_only, "standard").level == "off"
+    assert spend_state(pro_only, "pro").level == "hard"
 
 
 def test_functions_add_to_one_total_without_local_state(dynamodb: Any) -> None:
@@ -201,8 +202,8 @@ def test_functions_add_to_one_total_without_local_state(dynamodb: Any) -> None:
     for _ in range(10):
         first.record("standard", 0.01)
         second.record("standard", 0.02)
-    assert first.check("standard").spent_usd == pytest.approx(0.3)
-    assert second.check("standard").spent_usd == pytest.approx(0.3)
+    assert spend_state(first, "standard").spent_usd == pytest.approx(0.3)
+    assert spend_state(second, "standard").spent_usd == pytest.approx(0.3)
 
 
 def test_nothing_is_recorded_for_free_or_unknown_costs(dynamodb: Any) -> None:
@@ -222,6 +223,7 @@ def test_a_failing_table_never_fails_a_request(
     guard.settle(reservation, 0.5)
     guard.record("standard", 0.5)  # must not raise
     assert "budget reservation failed" in caplog.text and "not counted" in caplog.text
+    assert spend_state(guard, "standard").error == "ResourceNotFoundException"
 
 
 def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
@@ -234,7 +236,7 @@ def test_an_unreachable_dynamodb_is_treated_as_ok_fast() -> None:
         aws_secret_access_key="testing",
     )
     guard = BudgetGuard(config_with(), TABLE, client=client, clock=Clock(NOON))
-    assert guard.check("standard").level == "ok"
+    assert spend_state(guard, "standard").level == "ok"
     assert guard.reserve("standard", 0.01).level == "ok"
     guard.record("standard", 0.5)
 
@@ -249,20 +251,20 @@ def test_a_reservation_counts_until_settled_and_refuses_what_does_not_fit(dynamo
     guard = guard_for(config, dynamodb, Clock(NOON))
     first = guard.reserve("standard", 0.6)
     assert (first.level, first.amount_usd, first.scopes) == ("ok", 0.6, ("stack",))
-    assert guard.check("standard").spent_usd == pytest.approx(0.6)  # in flight counts
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(0.6)  # in flight counts
     refused = guard.reserve("standard", 0.5)  # 0.6 + 0.5 would pass the limit
     assert (refused.level, refused.amount_usd) == ("hard", 0.0)
     assert refused.retry_after_seconds == config.request_budget_seconds  # only in flight
-    assert guard.check("standard").spent_usd == pytest.approx(0.6)  # a refusal adds nothing
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(0.6)  # a refusal adds nothing
     guard.settle(first, 0.1)  # the answer cost less than its worst case
-    assert guard.check("standard").spent_usd == pytest.approx(0.1)
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(0.1)
     second = guard.reserve("standard", 0.5)  # fits now; the spend before it is 0.1: ok
     assert second.level == "ok"
     third = guard.reserve("standard", 0.3)  # 0.6 committed before it: soft
     assert third.level == "soft"
     guard.settle(second, None)  # an unknown cost keeps the reservation
     guard.settle(third, 0.0)  # a failed request releases it
-    assert guard.check("standard").spent_usd == pytest.approx(0.6)
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(0.6)
     late = guard.reserve("standard", 0.5)  # 0.6 settled: 0.5 will never fit today
     assert (late.level, late.retry_after_seconds) == ("hard", 12 * 3600)
 
@@ -280,10 +282,10 @@ def test_one_update_reserves_the_stack_and_the_tier_budget_together(dynamodb: An
     assert calls == ["UpdateItem"]  # one round trip reserves and reads both budgets
     assert reservation.scopes == ("stack", "tier#pro") and reservation.level == "ok"
     assert guard.reserve("pro", 0.2).level == "hard"  # the tier's 0.5 would pass: refused
-    assert guard.check("standard").spent_usd == pytest.approx(0.4)  # the stack's is untouched
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(0.4)  # stack: untouched
     assert guard.reserve("standard", 0.2).level == "ok"  # the standard tier has no tier budget
     guard.settle(reservation, 0.05)
-    state = guard.check("pro")
+    state = spend_state(guard, "pro")
     assert (state.scope, state.spent_usd) == ("tier#pro", pytest.approx(0.05))
 
 
@@ -328,7 +330,7 @@ def test_a_hundred_concurrent_requests_stay_within_the_stated_bound(
         while not later or later[-1][0] == 200:
             later.append(ask(handler, QUADRATIC))
             assert len(later) < 200
-        recorded = guard.check("standard").spent_usd
+        recorded = spend_state(guard, "standard").spent_usd
     answered = [body for status, body, _ in wave + later if status == 200]
     refused = [(body, headers) for status, body, headers in wave if status == 429]
     assert len(refused) + sum(status == 200 for status, _, _ in wave) == 100 and refused
@@ -407,7 +409,7 @@ def test_the_router_economises_at_soft_refuses_at_hard_and_resets_next_day(
     assert (first["question_classification"], first["answerer_LLM"]) == ("math", SONNET)
     assert first["routing"]["budget"] == "ok"
     spent = first["usage"]["cost_usd"]["total"]
-    assert guard.check("standard").spent_usd == pytest.approx(spent)  # settled: real cost
+    assert spend_state(guard, "standard").spent_usd == pytest.approx(spent)  # settled: real cost
 
     # Push the day's spend past the soft threshold (half the budget).
     guard.record("standard", config.raw["budget"]["daily_usd"] * 0.5)
@@ -441,7 +443,7 @@ def test_the_local_run_counts_spend_in_moto_in_process() -> None:
         assert guard is not None
         assert "moto in this process at http://127.0.0.1:" in line and "$1.00 a day" in line
         guard.record("standard", 0.9)
-        assert guard.check("standard").level == "soft"
+        assert spend_state(guard, "standard").level == "soft"
     off, line = local_budget(contextlib.ExitStack(), config_with(budget={"daily_usd": None}))
     assert off is None and line.startswith("Budget: off")
 
@@ -471,5 +473,5 @@ def test_from_env_creates_the_client_in_the_background_and_reserve_waits_for_it(
     threading.Timer(0.2, release.set).start()
     reservation = guard.reserve("standard", 0.01)  # waits for the client: not served unchecked
     assert reservation.level == "hard" and reservation.error is None
-    state = guard.check("standard")
+    state = spend_state(guard, "standard")
     assert state.level == "hard" and state.spent_usd == pytest.approx(5.0)

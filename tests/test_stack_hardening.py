@@ -31,7 +31,6 @@ from stack_synth import (
 from layers import REPO_ROOT
 from stacks.api_keys import TIER_KEYS_ENV, tier_suffixes
 from stacks.deployment import context_flag, parse_deployment
-from stacks.router_api import BUDGET_ACTIONS
 from stacks.tables import budget_enabled
 
 LLM = STRATEGIES["llm-assisted"]

@@ -139,18 +139,6 @@ def _number(value: Any, where: str) -> float:
 
 
 @record(frozen=True)
-class BudgetState:
-    """Where today's spend stands against the strictest budget that applies."""
-
-    level: str  # "off", "ok", "soft" or "hard"
-    spent_usd: float
-    limit_usd: float | None
-    retry_after_seconds: float  # until midnight UTC, when a new day's budget starts
-    scope: str | None = None  # "stack" or "tier#<name>": the budget that set the level
-    error: str | None = None  # set when DynamoDB failed and the level is an assumed "ok"
-
-
-@record(frozen=True)
 class Reservation:
     """What :meth:`BudgetGuard.reserve` added for one request, to be settled once it ends."""
 
@@ -236,7 +224,8 @@ def _amount(usd: float) -> str:
 
 
 class BudgetGuard:
-    """Reserves, settles and reads the day's spend for the stack and the caller's tier."""
+    """Reserves and settles the day's spend for the stack and the caller's tier. Reading it is
+    for tools (``scripts/budget_state.py``): the function calls nothing but UpdateItem."""
 
     def __init__(
         self,
@@ -311,7 +300,7 @@ class BudgetGuard:
             limits[tier_scope(tier)] = tier_config.daily_budget_usd
         return limits
 
-    def _today(self) -> tuple[str, int, float]:
+    def today(self) -> tuple[str, int, float]:
         """(day key, when the day's item expires, seconds until the next midnight UTC)."""
         now = self._clock().astimezone(UTC)
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -319,13 +308,14 @@ class BudgetGuard:
         expires = int(start.timestamp()) + self.settings.ttl_days * _SECONDS_PER_DAY
         return start.date().isoformat(), expires, until_midnight
 
-    def _level(self, spent: float, limit: float) -> str:
+    def level(self, spent: float, limit: float) -> str:
+        """The level of one budget at a spend: ok, soft from soft_fraction, hard at the limit."""
         if spent >= limit:
             return "hard"
         return "soft" if spent >= self.settings.soft_fraction * limit else "ok"
 
     def _strictest(self, spent: Mapping[str, float], limits: Mapping[str, float]) -> str:
-        levels = [self._level(spent.get(scope, 0.0), limit) for scope, limit in limits.items()]
+        levels = [self.level(spent.get(scope, 0.0), limit) for scope, limit in limits.items()]
         return max(levels, key=LEVELS.index)
 
     # -- the request path: one conditional UpdateItem before the models, one after ----------------
@@ -336,7 +326,7 @@ class BudgetGuard:
         Refused (``hard``) when any budget's spend plus ``worst_case`` would pass its limit; the
         level otherwise comes from the spend before this request (in-flight reservations count).
         A refusal that only in-flight reservations cause says to retry soon, not at midnight."""
-        day, expires, until_midnight = self._today()
+        day, expires, until_midnight = self.today()
         limits = self.limits(tier)
         if not limits:
             return Reservation("off", until_midnight)
@@ -406,13 +396,13 @@ class BudgetGuard:
         """Add a cost to today's budgets of the tier without a reservation (tools and tests)."""
         if not cost_usd or cost_usd <= 0 or not math.isfinite(cost_usd):
             return
-        self._add(self._today()[0], tuple(self.limits(tier)), cost_usd)
+        self._add(self.today()[0], tuple(self.limits(tier)), cost_usd)
 
     def _add(self, day: str, scopes: tuple[str, ...], delta: float, held: float = 0.0) -> None:
         """ADD ``delta`` to the spend of ``scopes`` and ``held`` to their in-flight amounts."""
         if not scopes or (delta == 0 and held == 0):
             return
-        _, expires, _ = self._today()
+        _, expires, _ = self.today()
         self._ready(wait=_CLIENT_WAIT_SECONDS)  # a client still not there fails below: logged
         names = _names(scopes)
         additions = [f"#s{i} :d" for i in range(len(scopes))]
@@ -437,31 +427,3 @@ class BudgetGuard:
             )
         except Exception as exc:  # noqa: BLE001 - spend not counted beats a failed request
             logger.warning("budget settlement failed; %s USD not counted: %r", delta, exc)
-
-    # -- reading (tools, tests, the local run's summary): not on the request path ------------------
-
-    def check(self, tier: str) -> BudgetState:
-        """The day's level for a tier: the stricter of the stack's and the tier's (a GetItem)."""
-        day, _, retry_after = self._today()
-        limits = self.limits(tier)
-        if not limits:
-            return BudgetState("off", 0.0, None, retry_after)
-        try:
-            response = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": spend_key(day)}}, ConsistentRead=True
-            )
-        except Exception as exc:  # noqa: BLE001 - any failure of the table must not fail a caller
-            logger.warning("budget check failed; treating the budget as ok: %r", exc)
-            return BudgetState("ok", 0.0, None, retry_after, error=type(exc).__name__)
-        item = response.get("Item", {})
-        worst = BudgetState("ok", 0.0, None, retry_after)
-        for scope, limit in limits.items():
-            value = item.get(spend_attribute(scope))
-            spent = float(value["N"]) if value else 0.0
-            state = BudgetState(self._level(spent, limit), spent, limit, retry_after, scope)
-            ratio = spent / limit
-            worst_ratio = worst.spent_usd / worst.limit_usd if worst.limit_usd else -1.0
-            more_severe = LEVELS.index(state.level) > LEVELS.index(worst.level)
-            if more_severe or (state.level == worst.level and ratio > worst_ratio):
-                worst = state
-        return worst
