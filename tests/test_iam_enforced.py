@@ -28,7 +28,13 @@ from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.budget import BudgetGuard, dynamodb_client
-from llm_router.models.bedrock import runtime_client
+from llm_router.governance.provenance import (
+    FEEDBACK_SECRET_ENV,
+    FeedbackTokens,
+    SecretSource,
+    parse_feedback_settings,
+)
+from llm_router.models.bedrock import aws_client, runtime_client
 from llm_router.pipeline.factory import build_service
 from llm_router.pipeline.strategies import STRATEGIES
 from offline_iam import moto_iam
@@ -36,6 +42,7 @@ from offline_iam.local_roles import LocalRoles, grant_local_roles, roles_of
 from stack_synth import shared_synth
 
 REGION = "us-east-1"
+SECRET = "iam-feedback-secret"
 TABLES = {BUDGET_TABLE_ENV: "iam-budget", FEEDBACK_TABLE_ENV: "iam-feedback"}
 CORE = Path(__file__).resolve().parents[1] / "lambdas" / "llm_router"
 BOOTSTRAP = moto_iam.Credentials("bootstrap", "bootstrap")
@@ -59,15 +66,35 @@ def moto_url() -> Iterator[str]:
             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
         )
+    secrets = boto3.client("secretsmanager", endpoint_url=url, region_name=REGION,
+                           **BOOTSTRAP.as_client_kwargs())
+    secrets.create_secret(Name=SECRET, SecretString="iam-test-secret")
     yield url
     server.stop()
 
 
+def secret_arn(url: str) -> str:
+    secrets = boto3.client("secretsmanager", endpoint_url=url, region_name=REGION,
+                           **BOOTSTRAP.as_client_kwargs())
+    return str(secrets.describe_secret(SecretId=SECRET)["ARN"])
+
+
 @pytest.fixture(scope="module")
 def granted(moto_url: str, standin: Any) -> LocalRoles:
-    roles = roles_of(shared_synth().templates, REGION, TABLES)
+    # The secret's local name is what follows "secret:" in moto's ARN (its suffix included).
+    names = {**TABLES, FEEDBACK_SECRET_ENV: secret_arn(moto_url).split(":secret:", 1)[1]}
+    roles = roles_of(shared_synth().templates, REGION, names)
     return grant_local_roles(
         roles, moto_url, REGION, BOOTSTRAP, standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT
+    )
+
+
+def role_tokens(url: str, credentials: moto_iam.Credentials) -> FeedbackTokens:
+    """Feedback tokens whose secret is read with the function's role, as in Lambda."""
+    client = aws_client("secretsmanager", endpoint_url=url, region_name=REGION,
+                        **credentials.as_client_kwargs())
+    return FeedbackTokens.from_source(
+        SecretSource(secret_arn(url), client), parse_feedback_settings({})
     )
 
 
@@ -104,7 +131,10 @@ def test_each_router_works_with_exactly_its_role(
     guard = BudgetGuard(config, table, client=role_dynamodb(moto_url, credentials))
     service = build_service(strategy, config, role_bedrock(fresh_standin, credentials),
                             semantic_index_dir, STANDIN_SOURCE, budget=guard)
-    handler = RouterHandler(strategy=strategy, service_factory=lambda: service, eager=True)
+    handler = RouterHandler(
+        strategy=strategy, service_factory=lambda: service, eager=True,
+        feedback_tokens=role_tokens(moto_url, credentials),
+    )
     operator = role_dynamodb(moto_url, granted.operator)  # a fresh day for each router
     for item in operator.scan(TableName=TABLES[BUDGET_TABLE_ENV])["Items"]:
         operator.delete_item(TableName=TABLES[BUDGET_TABLE_ENV], Key={"pk": item["pk"]})
@@ -113,6 +143,7 @@ def test_each_router_works_with_exactly_its_role(
         status, body = ask(handler, "What year did World War II end?")
         assert status == 200, body
         assert body["routing"]["budget"] == "ok"
+        assert body["feedback_token"]  # the secret was read with the router's role
         guard.record(config.default_tier, 10.0)  # what the function records, past the limit
         status, refused = ask(handler, "What year did World War II end?")
     assert status == 429, refused  # the guard read the spend: it did not fail open
@@ -125,11 +156,14 @@ def test_the_feedback_function_writes_with_exactly_its_role(
     granted: LocalRoles, moto_url: str, routes: RoutesConfig
 ) -> None:
     assert granted.feedback is not None
+    tokens = role_tokens(moto_url, granted.feedback)
     handler = FeedbackHandler(routes, TABLES[FEEDBACK_TABLE_ENV],
-                              role_dynamodb(moto_url, granted.feedback))
+                              role_dynamodb(moto_url, granted.feedback), tokens=tokens)
+    token = FeedbackTokens(lambda: b"iam-test-secret", 3600).issue("iam-1", "key-1", "standard")
     moto_iam.DENIALS.clear()
     with moto_iam.enforced():
-        event = proxy_event(json.dumps({"request_id": "iam-1", "helpful": True}), "/feedback")
+        body = json.dumps({"feedback_token": token, "helpful": True})
+        event = proxy_event(body, "/feedback", api_key_id="key-1")
         response = handler(event, LocalLambdaContext())
     assert response["statusCode"] == 200, response["body"]
     assert not moto_iam.DENIALS, list(moto_iam.DENIALS)

@@ -77,18 +77,18 @@ def test_tokens_bind_request_key_tier_and_expiry() -> None:
     now = [1_000.0]
     tokens = FeedbackTokens(lambda: b"k", ttl_seconds=60, clock=lambda: now[0])
     token = tokens.issue("req-1", KEY_ID, "pro")
-    claims = tokens.verify(token, KEY_ID)
+    claims = tokens.claims_of(token, KEY_ID)
     assert (claims.request_id, claims.key_id, claims.tier, claims.expires_at) == (
         "req-1", KEY_ID, "pro", 1_060)
     with pytest.raises(InvalidToken, match="another API key"):
-        tokens.verify(token, "key-id-2")
+        tokens.claims_of(token, "key-id-2")
     payload, _, signature = token.partition(".")
     other = FeedbackTokens(lambda: b"k", 60).issue("req-2", KEY_ID, "pro").partition(".")[0]
     with pytest.raises(InvalidToken, match="not one this router issued"):
-        tokens.verify(f"{other}.{signature}", KEY_ID)  # a payload swapped under a signature
+        tokens.claims_of(f"{other}.{signature}", KEY_ID)  # a payload swapped under a signature
     now[0] = 1_061
     with pytest.raises(InvalidToken, match="expired"):
-        tokens.verify(token, KEY_ID)
+        tokens.claims_of(token, KEY_ID)
 
 
 def test_settings_have_defaults_and_name_bad_keys() -> None:
@@ -115,7 +115,7 @@ def test_every_answer_carries_a_token_for_its_request_and_key(
     handler = router(routes, bedrock_client, semantic_index_dir, tokens)
     event = proxy_event(json.dumps({"question": WW2}), api_key_id=KEY_ID)
     body = json.loads(handler(event, LocalLambdaContext())["body"])
-    claims = tokens.verify(body["feedback_token"], KEY_ID)
+    claims = tokens.claims_of(body["feedback_token"], KEY_ID)
     assert claims.request_id == body["request_id"] and claims.tier == routes.default_tier
 
 
@@ -159,4 +159,4 @@ def test_any_one_character_changed_is_refused(data: st.DataObject) -> None:
         st.characters(codec="utf-8").filter(lambda ch: ch != token[index]), label="char"
     )
     with pytest.raises(InvalidToken):
-        tokens.verify(token[:index] + replacement + token[index + 1:], KEY_ID)
+        tokens.claims_of(token[:index] + replacement + token[index + 1:], KEY_ID)

@@ -202,7 +202,7 @@ class FeedbackTokens:
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
         return f"{payload}.{self._sign(payload)}"
 
-    def verify(self, token: str, key_id: str) -> Claims:
+    def claims_of(self, token: str, key_id: str) -> Claims:
         """The token's claims if it is genuine, current and ``key_id``'s; else InvalidToken."""
         payload, dot, signature = token.partition(".")
         if not dot or not payload.isascii() or not signature.isascii():
