@@ -21,7 +21,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.edge import ROUTER_ENTRY_POINT
+from llm_router.config.cache import CACHE_TABLE_ENV
 from llm_router.governance.budget import BUDGET_TABLE_ENV
+from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
@@ -40,9 +42,12 @@ from stacks.lambda_target import LambdaTarget
 from stacks.model_access import invoke_statement
 from stacks.request_schemas import ask_body_schema
 from stacks.router_layers import RouterLayer, runtime_layer
-from stacks.tables import budget_enabled, budget_table
+from stacks.tables import budget_enabled, budget_table, cache_enabled, cache_table
 
-__all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
+__all__ = [
+    "CACHE_ACTIONS", "METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema",
+    "retention",
+]
 
 HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
@@ -124,6 +129,14 @@ class RouterApi(Construct):
             self.budget_table = budget_table(self)
             self.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
             self.function.add_environment(BUDGET_TABLE_ENV, self.budget_table.table_name)
+        self.cache_table = self.cache_key = None
+        if cache_enabled(config):
+            self.cache_table, self.cache_key = cache_table(self, config)
+            # Exactly what llm_router.pipeline.cache.store calls: GetItem, PutItem, Query.
+            self.cache_table.grant(self.function_role, *CACHE_ACTIONS)
+            if self.cache_key is not None:
+                self.cache_key.grant_encrypt_decrypt(self.function_role)
+            self.function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
         self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
 
     def _function(
@@ -148,7 +161,7 @@ class RouterApi(Construct):
             description=f"{strategy.description} (preset {config.preset})",
             role_description=(
                 f"{strategy.name} router: its log group, X-Ray, its Bedrock models and its "
-                "budget table only"
+                "budget and cache tables only"
             ),
             memory_mb=config.lambda_settings.memory_mb,
             timeout_seconds=config.lambda_settings.timeout_seconds,

@@ -51,17 +51,22 @@ def mount_routers(
     budget: Any | None = None,
     clients: Mapping[str, Any] | None = None,
     budgets: Mapping[str, Any] | None = None,
+    cache: Any | None = None,
+    caches: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
-    none. ``clients`` and ``budgets`` (strategy -> Bedrock client, guard) give a router its own,
-    signed with its function's role, in place of ``client`` and ``budget``."""
+    none; ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none.
+    ``clients``, ``budgets`` and ``caches`` (strategy -> Bedrock client, guard, cache) give a
+    router its own, signed with its function's role, in place of ``client``, ``budget`` and
+    ``cache``."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:
             service = build_service(
                 strategy.name, config, (clients or {}).get(strategy.name, client), index_dir,
                 embedding_source, budget=(budgets or {}).get(strategy.name, budget),
+                cache=(caches or {}).get(strategy.name, cache),
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"

@@ -33,6 +33,7 @@ from ..models.breaker import BreakerBoard
 from ..models.request_context import DeadlineExceeded, RequestContext, current
 from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..observability.tracing import subsegment
+from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
 
 # Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
 # near, which would help someone shape adversarial input.
@@ -144,12 +145,14 @@ class RouterService:
         breakers: BreakerBoard | None = None,
         budget: BudgetGuard | None = None,
         rng: random.Random | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.config = config
         self.classifier = classifier
         self.answerer = answerer
         self.breakers = breakers
         self.budget = budget
+        self.cache = cache
         self._rng = rng or random.Random()
         self._max_routing_chars = parse_routing(config).max_input_chars
 
@@ -301,12 +304,66 @@ class RouterService:
         plan = self.config.plan_for(classification.category, tier)
         if budget_level == "soft":
             plan = self.cheapest_plan(plan)
-        answer = self._answer(question, plan, history_messages(history))
+        cached = self._cache_request(question, classification, plan, tier, history)
+        found = self.cache.lookup(cached) if self.cache and cached else None
+        if found is not None:
+            extra.update(found.routing())
+            if found.entry is not None:  # a hit: no answer model is called
+                return self._cached_body(classification, found, started, context, extra, tier)
+        try:
+            answer = self._answer(question, plan, history_messages(history))
+        except RoutingError as exc:
+            stale = self.cache.stale(cached) if self.cache and cached else None
+            if stale is None or exc.code != "models_unavailable":
+                raise
+            extra.update(stale.routing())
+            return self._cached_body(classification, stale, started, context, extra, tier)
         body = shape_response(
             self.classifier, classification, answer, answer.text,
             time.perf_counter() - started, self.config, context, extra,
         )
         self._record_spend(tier, body["usage"]["cost_usd"]["total"])
+        if self.cache and cached:
+            self.cache.keep(
+                cached, answer.text, answer.invoked_model_id, answer.requested_model_id,
+                body["usage"]["cost_usd"]["answer"],
+            )
+        return body
+
+    # -- the response cache (llm_router.pipeline.cache) --------------------------------------
+
+    def _cache_request(
+        self, question: str, classification: Classification, plan: TargetPlan, tier: str,
+        history: Sequence[Turn],
+    ) -> CacheRequest | None:
+        if self.cache is None:
+            return None
+        context = current()
+        return self.cache.prepare(
+            question, classification.category, plan, tier, history,
+            vector=classification.embedding,
+            cache_control_header=context.cache_control,
+            api_key_id=context.api_key_id,
+        )
+
+    def _cached_body(
+        self, classification: Classification, found: CacheResult, started: float,
+        context: RequestContext, extra: dict[str, Any], tier: str,
+    ) -> dict[str, Any]:
+        """The response of a cache hit (or a stale answer): the classification's cost only."""
+        entry = found.entry
+        assert entry is not None
+        answer = Answer(entry.answer, entry.target, entry.model_id, 0.0,
+                        ModelUsage(entry.model_id, 0, 0), "cached")
+        body = shape_response(
+            self.classifier, classification, answer, entry.answer,
+            time.perf_counter() - started, self.config, context, extra,
+        )
+        costs = body["usage"]["cost_usd"]
+        body["usage"]["answer"] = None
+        costs["answer"] = 0.0
+        costs["total"] = total_cost(costs["classification"])
+        self._record_spend(tier, costs["total"])
         return body
 
     def _answer(

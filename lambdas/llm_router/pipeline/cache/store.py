@@ -1,0 +1,237 @@
+"""The cache's DynamoDB table: exact entries by key, semantic candidates by partition.
+
+**Why DynamoDB, for both caches.** The cache must be shared by every Lambda instance (one
+instance's memory would miss most repeats and forget them at every cold start) and reachable
+offline (moto). At the blog's traffic (100,000 questions a day, 3 million a month) one on-demand
+table costs, at us-east-1 list prices ($0.125 per million read request units, $0.625 per
+million write request units, $0.25 per GB-month):
+
+* an exact lookup is one eventually consistent GetItem of an entry under 4 KB: 0.5 RRU, so
+  $0.19 a month for every request; a write per miss (1–3 WRU for an answer of a few KB):
+  at most $5.60 a month with no hits at all;
+* a semantic lookup is one Query of the newest ``cache.max_candidates`` candidates of the
+  question's partition (scope, category, configuration version), each ~2.5 KB (a float16 vector
+  of 1,024 dimensions, the guard's facts, the entry's key): 50 candidates read ~16 RRU,
+  $6 a month if every request of a semantic category queried, plus one GetItem on a hit. The
+  vectors are re-ranked in the function (numpy, well under a millisecond for 50);
+* storage: ~5 KB an entry; 100,000 distinct questions a week is 0.5 GB, $0.13 a month.
+
+Single-digit-millisecond reads keep a hit's latency far below an answer's seconds. S3 Vectors
+(sub-second queries, priced per query and per TB scanned) would pay off only beyond some
+hundreds of thousands of candidates per partition, which TTLs keep well away; OpenSearch
+Serverless bills at least two OCUs around the clock (~$350 a month), more than the whole
+router at this traffic; ElastiCache/MemoryDB would put the function in a VPC. DynamoDB is
+already the router's store (budget, feedback), so the cache adds a table, not a service.
+
+**Items.** ``pk`` and ``sk`` strings. An exact entry is ``pk = "a#<key>"``, ``sk = "a"``; a
+semantic candidate is ``pk = "s#<partition>"``, ``sk = "<created>#<key>"`` (newest last, read
+backwards). Neither holds the question: the entry holds the answer, the answering model, its
+cost (for the money-saved metric) and the category (for a purge by category); the candidate its
+vector, the guard's facts and the entry's key. ``fresh_until`` ends the TTL of the category;
+``expires_at`` (the table's TTL attribute) adds ``cache.stale_max_seconds``, the longest an
+answer may be served stale in an outage. DynamoDB deletes expired items lazily (within days),
+so reads check both times themselves.
+
+Failures of the table never fail a request: a lookup that fails is a miss and a write that fails
+is dropped, both logged without the question or answer. The function's role may call GetItem,
+PutItem and Query on this table only (``stacks/router_api.py``: ``CACHE_ACTIONS``); ``purge``
+(Scan, BatchWriteItem) is for ``scripts/cache.py`` with the operator's credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from ...governance.budget import dynamodb_client
+from ...observability.tracing import traced_call
+from ...records import record
+from .guard import Facts
+
+ENTRY_PREFIX = "a#"
+CANDIDATE_PREFIX = "s#"
+ENTRY_SORT_KEY = "a"
+TTL_ATTRIBUTE = "expires_at"
+ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")  # what the function calls
+logger = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+@record(frozen=True)
+class Entry:
+    """A cached answer."""
+
+    answer: str
+    model_id: str  # the model that answered
+    target: str  # the answer target it was asked through
+    category: str
+    created_at: int
+    fresh_until: int
+    expires_at: int
+    cost_usd: float | None  # what the answer cost when it was made: saved by each hit
+
+
+@record(frozen=True)
+class Candidate:
+    key: str
+    vector: Any  # numpy float32: numpy is imported only where vectors exist (semantic routers)
+    facts: Facts
+    fresh_until: int
+
+
+def _number(value: float | int) -> dict[str, str]:
+    return {"N": format(Decimal(repr(value)), "f")}
+
+
+class CacheStore:
+    """Reads and writes the cache table through a low-level DynamoDB client."""
+
+    def __init__(self, table_name: str, client: Any | None = None, clock: Clock = time.time):
+        self.table_name = table_name
+        self._client = client
+        self.clock = clock
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = dynamodb_client()
+        return self._client
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # -- exact entries -----------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        response = traced_call(
+            self.client,
+            "get_item",
+            {"TableName": self.table_name, "Key": _entry_key(key)},
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        return Entry(
+            answer=item["answer"]["S"],
+            model_id=item["model_id"]["S"],
+            target=item["target"]["S"],
+            category=item["category"]["S"],
+            created_at=int(item["created_at"]["N"]),
+            fresh_until=int(item["fresh_until"]["N"]),
+            expires_at=int(item[TTL_ATTRIBUTE]["N"]),
+            cost_usd=float(item["cost_usd"]["N"]) if "cost_usd" in item else None,
+        )
+
+    def put(self, key: str, entry: Entry) -> None:
+        item = {
+            **_entry_key(key),
+            "answer": {"S": entry.answer},
+            "model_id": {"S": entry.model_id},
+            "target": {"S": entry.target},
+            "category": {"S": entry.category},
+            "created_at": _number(entry.created_at),
+            "fresh_until": _number(entry.fresh_until),
+            TTL_ATTRIBUTE: _number(entry.expires_at),
+        }
+        if entry.cost_usd is not None:
+            item["cost_usd"] = _number(entry.cost_usd)
+        traced_call(self.client, "put_item", {"TableName": self.table_name, "Item": item})
+
+    # -- semantic candidates -----------------------------------------------------------------
+
+    def put_candidate(
+        self, partition: str, key: str, vector: Any, facts: Facts, entry: Entry
+    ) -> None:
+        import numpy as np
+
+        item = {
+            "pk": {"S": CANDIDATE_PREFIX + partition},
+            "sk": {"S": f"{entry.created_at:012d}#{key}"},
+            "ref": {"S": key},
+            "vec": {"B": np.asarray(vector, dtype=np.float16).tobytes()},
+            "facts": {"S": json.dumps(facts.as_dict(), separators=(",", ":"))},
+            "category": {"S": entry.category},
+            "fresh_until": _number(entry.fresh_until),
+            TTL_ATTRIBUTE: _number(entry.expires_at),
+        }
+        traced_call(self.client, "put_item", {"TableName": self.table_name, "Item": item})
+
+    def candidates(self, partition: str, limit: int) -> list[Candidate]:
+        """The partition's newest ``limit`` candidates that are still fresh."""
+        import numpy as np
+
+        response = traced_call(
+            self.client,
+            "query",
+            {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": CANDIDATE_PREFIX + partition}},
+                "ProjectionExpression": "#ref, vec, facts, fresh_until",
+                "ExpressionAttributeNames": {"#ref": "ref"},
+                "ScanIndexForward": False,
+                "Limit": limit,
+            },
+        )
+        now = self.now()
+        found = []
+        for item in response.get("Items", []):
+            fresh_until = int(item["fresh_until"]["N"])
+            if fresh_until <= now:
+                continue
+            found.append(
+                Candidate(
+                    key=item["ref"]["S"],
+                    vector=np.frombuffer(item["vec"]["B"], dtype=np.float16).astype(np.float32),
+                    facts=Facts.from_dict(json.loads(item["facts"]["S"])),
+                    fresh_until=fresh_until,
+                )
+            )
+        return found
+
+    # -- operations (scripts/cache.py, not the function) -------------------------------------
+
+    def purge(self, category: str | None = None) -> int:
+        """Delete every item, or a category's; returns how many were deleted."""
+        deleted = 0
+        batch: list[dict[str, Any]] = []
+        for item in self._scan(category):
+            batch.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
+            if len(batch) == 25:  # BatchWriteItem's limit
+                deleted += self._delete(batch)
+                batch = []
+        if batch:
+            deleted += self._delete(batch)
+        return deleted
+
+    def _scan(self, category: str | None) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "ProjectionExpression": "pk, sk"}
+        if category is not None:
+            kwargs |= {
+                "FilterExpression": "category = :c",
+                "ExpressionAttributeValues": {":c": {"S": category}},
+            }
+        while True:
+            page = self.client.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _delete(self, batch: list[dict[str, Any]]) -> int:
+        pending = {self.table_name: batch}
+        for _ in range(8):
+            response = self.client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return len(batch)
+            time.sleep(0.05)
+        raise RuntimeError("DynamoDB kept items unprocessed; run the purge again")
+
+
+def _entry_key(key: str) -> dict[str, Any]:
+    return {"pk": {"S": ENTRY_PREFIX + key}, "sk": {"S": ENTRY_SORT_KEY}}
