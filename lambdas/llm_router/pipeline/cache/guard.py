@@ -66,7 +66,8 @@ _ORDINALS = {
 _DATE_WORDS = frozenset(
     _words("january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
-    "saturday sunday bc bce ad ce century centuries decade millennium")
+    "saturday sunday spring summer autumn winter bc bce ad ce century centuries decade "
+        "millennium")
 )
 _NEGATIONS = frozenset(_words("not no never none nothing neither nor without except cannot"))
 _CONTRASTS = frozenset(
@@ -188,7 +189,7 @@ def facts(question: str) -> Facts:
             contrasts.add(lower)
         short_word = token.isalpha() and len(token) <= 4 and lower not in _STOPWORDS
         if _is_symbol(token) or (short_word and (_is_symbol(previous) or _is_symbol(following))):
-            formula.append(lower)
+            formula.append(_number(lower) if token[0].isdigit() else lower)
         if token[0].isalpha():
             capitalised = token[:1].isupper() and not (opening and lower in _OPENERS)
             inner = len(token) > 1 and (token.isupper() or any(c.isupper() for c in token[1:]))
