@@ -315,3 +315,21 @@ def test_a_bad_cache_section_is_a_config_error(
     raw["cache"] = section
     with pytest.raises(ConfigError, match=message):
         parse_routes(raw, preset="blog-2024")
+
+
+def test_metrics_count_hits_misses_stale_and_the_money_saved() -> None:
+    from llm_router.observability import metric_catalog as mc
+    from llm_router.observability.telemetry import metric_values
+
+    def values(**record: Any) -> dict[str, float]:
+        return {s.name: v for s, v in metric_values({"status": 200, **record})}
+
+    hit = values(cache="semantic_hit", cache_saved_usd=0.0004)
+    assert hit[mc.CACHE_HITS.name] == hit[mc.CACHE_SEMANTIC_HITS.name] == 1
+    assert hit[mc.CACHE_SAVED.name] == 0.0004
+    assert mc.CACHE_MISSES.name not in hit
+    miss = values(cache="miss", cache_saved_usd=None)
+    assert miss[mc.CACHE_MISSES.name] == 1 and mc.CACHE_SAVED.name not in miss
+    stale = values(cache="stale", cache_saved_usd=0.005)
+    assert stale[mc.CACHE_STALE.name] == 1 and mc.CACHE_HITS.name not in stale
+    assert values(cache="bypass").keys() == values().keys()
