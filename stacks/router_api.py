@@ -53,6 +53,10 @@ HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
 BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem")
+# What DynamoDB needs of its caller's key permissions to read and write a table under a customer
+# key: the key actions of the CDK's grantReadWriteData, without the wildcard ReEncrypt*, which a
+# function that only gets, puts and queries never causes.
+CACHE_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
@@ -135,7 +139,7 @@ class RouterApi(Construct):
             # Exactly what llm_router.pipeline.cache.store calls: GetItem, PutItem, Query.
             self.cache_table.grant(self.function_role, *CACHE_ACTIONS)
             if self.cache_key is not None:
-                self.cache_key.grant_encrypt_decrypt(self.function_role)
+                self.cache_key.grant(self.function_role, *CACHE_KEY_ACTIONS)
             self.function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
         self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
 
