@@ -333,3 +333,21 @@ def test_metrics_count_hits_misses_stale_and_the_money_saved() -> None:
     stale = values(cache="stale", cache_saved_usd=0.005)
     assert stale[mc.CACHE_STALE.name] == 1 and mc.CACHE_HITS.name not in stale
     assert values(cache="bypass").keys() == values().keys()
+
+
+def test_cache_py_purges_a_category_then_everything(
+    env: Any, dynamodb: Any, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cache as cache_script
+
+    handler, _ = env("llm-assisted")
+    ask(handler, HISTORY_Q)
+    ask(handler, MATH_Q)
+    assert cache_script.main(["purge", "--table", table, "--category", "math"], dynamodb) == 0
+    assert "deleted 1 items of category 'math'" in capsys.readouterr().out
+    assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "hit"
+    assert cache_script.main(["purge", "--table", table], dynamodb) == 0
+    assert "deleted 1 items of every category" in capsys.readouterr().out
+    assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "miss"
+    assert cache_script.main(["purge", "--table", "missing"], dynamodb) == 1
+    assert "ResourceNotFoundException" in capsys.readouterr().err
