@@ -27,6 +27,7 @@ prints one line and exits 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,6 +48,8 @@ from costs import (
     to_decimal,
     validate_scenario,
 )
+from costs.cache_saving import cache_to_dict, compute_cache, render_cache_text
+from llm_router.config import load_routes
 
 EXIT_USAGE = 2
 
@@ -116,6 +119,7 @@ def overrides_from_args(args: argparse.Namespace, scenario: Mapping[str, Any]) -
         (args.classifier_output_tokens, ["routing", "classifier_output_tokens"]),
         (args.classifier_prompt_tokens, ["routing", "classifier_prompt_overhead_tokens"]),
         (args.hybrid_escalation_rate, ["routing", "hybrid_escalation_rate"]),
+        (args.cache_hit_rate, ["cache", "hit_rate"]),
         (args.memory_mb, ["lambda", "memory_mb"]),
         (args.ephemeral_mb, ["lambda", "ephemeral_mb"]),
         (args.days_per_month, ["days_per_month"]),
@@ -195,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="share 0..1 of questions the hybrid router escalates to the classifier (off)",
     )
     add(
+        "--cache-hit-rate",
+        metavar="R",
+        help="share 0..1 of a cached category's questions the response cache answers: adds its "
+        "saving against its DynamoDB cost (off)",
+    )
+    add(
         "--price",
         action="append",
         metavar="MODEL_ID=IN/OUT",
@@ -238,7 +248,14 @@ def run(argv: Sequence[str] | None = None) -> str:
     validate_scenario(scenario)
     scenario = apply_overrides(scenario, overrides_from_args(args, scenario))
     report = compute(scenario)
-    return render_json(report) if args.format == "json" else render_text(report)
+    cache = compute_cache(scenario, load_routes())
+    if args.format == "json":
+        if cache is None:
+            return render_json(report)
+        return json.dumps({**json.loads(render_json(report)), "cache": cache_to_dict(cache)},
+                          indent=2) + "\n"
+    text = render_text(report)
+    return text if cache is None else text + "\n" + render_cache_text(cache)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -351,3 +351,31 @@ def test_cache_py_purges_a_category_then_everything(
     assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "miss"
     assert cache_script.main(["purge", "--table", "missing"], dynamodb) == 1
     assert "ResourceNotFoundException" in capsys.readouterr().err
+
+
+def test_the_cost_calculator_prices_the_cache_against_what_it_saves(routes: RoutesConfig) -> None:
+    from decimal import Decimal
+
+    import cost_calculator
+    from costs import compute_answers, load_scenario
+    from costs.cache_saving import compute_cache
+
+    scenario = load_scenario()
+    assert compute_cache(scenario, routes) is None  # the blog has no cache: left out
+    answers = {line.category: line.monthly_cost for line in compute_answers(scenario)}
+    none = compute_cache({**scenario, "cache": {**scenario["cache"], "hit_rate": 0}}, routes)
+    assert none is not None and none["answers_saved"] == 0 and none["cache_cost"] > 0
+    result = compute_cache(
+        {**scenario, "cache": {**scenario["cache"], "hit_rate": Decimal("0.3")}}, routes
+    )
+    assert result is not None
+    by_category = {line["category"]: line for line in result["categories"]}
+    for name, line in by_category.items():
+        assert line["answers_saved"] == answers[name] * Decimal("0.3")
+        assert line["net_saving"] == line["answers_saved"] - line["cache_cost"]
+    # The semantic category pays for its candidate queries; fewer misses write less.
+    assert by_category["history"]["cache_cost"] > by_category["math"]["cache_cost"]
+    assert by_category["math"]["cache_cost"] < none["categories"][1]["cache_cost"]
+    text = cost_calculator.run(["--cache-hit-rate", "0.3"])
+    assert "Response cache at a 30% hit rate" in text and "saved" in text
+    assert "Response cache" not in cost_calculator.run([])
