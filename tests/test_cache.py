@@ -379,3 +379,19 @@ def test_the_cost_calculator_prices_the_cache_against_what_it_saves(routes: Rout
     text = cost_calculator.run(["--cache-hit-rate", "0.3"])
     assert "Response cache at a 30% hit rate" in text and "saved" in text
     assert "Response cache" not in cost_calculator.run([])
+
+
+def test_the_function_finds_its_cache_table_in_the_environment(
+    routes: RoutesConfig, monkeypatch: pytest.MonkeyPatch, bedrock_client: Any
+) -> None:
+    from llm_router.config.cache import CACHE_TABLE_ENV
+
+    assert ResponseCache.from_env(routes) is None  # no table, no cache
+    assert build_service("llm-assisted", routes, bedrock_client, budget=None).cache is None
+    monkeypatch.setenv(CACHE_TABLE_ENV, "router-cache")
+    cache = ResponseCache.from_env(routes)
+    assert cache is not None and cache.store.table_name == "router-cache"
+    assert cache.store.ready(wait=5)  # the client was made in the background
+    service = build_service("llm-assisted", routes, bedrock_client, budget=None)
+    assert isinstance(service.cache, ResponseCache)
+    assert ResponseCache.from_env(config_with(routes, cache__enabled=False)) is None

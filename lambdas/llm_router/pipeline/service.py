@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..config.targets import AnswerTarget, TargetPlan
@@ -33,7 +33,9 @@ from ..models.breaker import BreakerBoard
 from ..models.request_context import DeadlineExceeded, RequestContext, current
 from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..observability.tracing import subsegment
-from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
+
+if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
+    from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
 
 # Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
 # near, which would help someone shape adversarial input.

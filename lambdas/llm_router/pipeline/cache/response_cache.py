@@ -40,6 +40,7 @@ from .store import CacheStore, Entry
 HIT, SEMANTIC_HIT, MISS, BYPASS, STALE = "hit", "semantic_hit", "miss", "bypass", "stale"
 STATUSES = (HIT, SEMANTIC_HIT, MISS, BYPASS, STALE)
 _SIMILARITY_DIGITS = 4
+_WRITE_WAIT_SECONDS = 2.0  # how long a write (or a stale read) waits for a client still warming
 logger = logging.getLogger(__name__)
 
 
@@ -100,7 +101,9 @@ class ResponseCache:
         table = os.environ.get(CACHE_TABLE_ENV)
         if not table or not config.cache.enabled:
             return None
-        return cls(config, CacheStore(table))
+        store = CacheStore(table)
+        store.warm_up()
+        return cls(config, store)
 
     def prepare(
         self,
@@ -136,6 +139,8 @@ class ResponseCache:
         """A fresh exact entry, else a fresh semantic match, else a miss (or bypass)."""
         if not request.read:
             return CacheResult(BYPASS)
+        if not self.store.ready(wait=0):  # a cold start's first request: not worth waiting
+            return CacheResult(MISS)
         try:
             now = self.store.now()
             entry = self.store.get(request.key)
@@ -171,6 +176,7 @@ class ResponseCache:
         """Store a fresh answer (and its semantic candidate); a failure is logged and dropped."""
         if not request.write or request.settings is None or not answer.strip():
             return
+        self.store.ready(wait=_WRITE_WAIT_SECONDS)  # a client still not there fails below: logged
         now = self.store.now()
         fresh_until = now + request.settings.ttl_seconds
         entry = Entry(
@@ -197,6 +203,7 @@ class ResponseCache:
         if not request.read or request.settings is None:
             return None
         try:
+            self.store.ready(wait=_WRITE_WAIT_SECONDS)
             entry = self.store.get(request.key)
         except Exception as exc:  # noqa: BLE001 - no stale answer: the outage error stands
             logger.warning("cache stale lookup failed: %s", type(exc).__name__)
