@@ -119,7 +119,6 @@ def overrides_from_args(args: argparse.Namespace, scenario: Mapping[str, Any]) -
         (args.classifier_output_tokens, ["routing", "classifier_output_tokens"]),
         (args.classifier_prompt_tokens, ["routing", "classifier_prompt_overhead_tokens"]),
         (args.hybrid_escalation_rate, ["routing", "hybrid_escalation_rate"]),
-        (args.cache_hit_rate, ["cache", "hit_rate"]),
         (args.memory_mb, ["lambda", "memory_mb"]),
         (args.ephemeral_mb, ["lambda", "ephemeral_mb"]),
         (args.days_per_month, ["days_per_month"]),
@@ -137,6 +136,11 @@ def overrides_from_args(args: argparse.Namespace, scenario: Mapping[str, Any]) -
     ]:
         if value is not None:
             put(path, value)
+    for item in args.cache_hit_rate or []:
+        name, sep, value = item.rpartition("=")
+        if sep:
+            _category(name, scenario, "--cache-hit-rate")
+        put(["cache", "hit_rate", name or "*"], to_decimal(value, "--cache-hit-rate"))
     if args.premium_category is not None:
         put(["premium_category"], _category(args.premium_category, scenario, "--premium-category"))
     if o:
@@ -200,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--cache-hit-rate",
-        metavar="R",
-        help="share 0..1 of a cached category's questions the response cache answers: adds its "
-        "saving against its DynamoDB cost (off)",
+        action="append",
+        metavar="[CATEGORY=]R",
+        help="share 0..1 of a cached category's questions the response cache answers (every "
+        "cached category, or one; repeatable): adds its saving against its DynamoDB cost (off)",
     )
     add(
         "--price",

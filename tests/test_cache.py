@@ -379,6 +379,11 @@ def test_the_cost_calculator_prices_the_cache_against_what_it_saves(routes: Rout
     text = cost_calculator.run(["--cache-hit-rate", "0.3"])
     assert "Response cache at a 30% hit rate" in text and "saved" in text
     assert "Response cache" not in cost_calculator.run([])
+    per_category = cost_calculator.run(
+        ["--cache-hit-rate", "history=0.5", "--cache-hit-rate", "math=0", "--format", "json"]
+    )
+    lines = {c["category"]: c for c in json.loads(per_category)["cache"]["categories"]}
+    assert lines["history"]["hit_rate"] == 0.5 and lines["math"]["answers_saved"] == 0
 
 
 def test_the_function_finds_its_cache_table_in_the_environment(

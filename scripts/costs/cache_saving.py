@@ -5,7 +5,8 @@ Which categories are cached, for how long and which ones semantically comes from
 DynamoDB's unit prices and the item sizes from the scenario's ``cache`` section. For each cached
 category, at hit rate ``h`` of its questions:
 
-* **saved**: ``h`` of its answer cost (a hit calls no answer model);
+* **saved**: ``h`` of its answer cost (a hit calls no answer model). ``cache.hit_rate`` is one
+  share for every cached category or ``{category: share}``;
 * **lookups**: one eventually consistent GetItem per question (an entry under 4 KB: 0.5 read
   request units); in a semantic category also one Query of ``cache.max_candidates`` candidates
   per question (counted for every question, as if no exact hit spared one: an upper bound) and a
@@ -46,9 +47,7 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
     section = scenario.get("cache") or {}
     if section.get("hit_rate") is None:
         return None
-    rate = to_decimal(section["hit_rate"], "cache.hit_rate")
-    if not 0 <= rate <= 1:
-        raise CostError(f"cache.hit_rate must be between 0 and 1, got {rate}")
+    rates = hit_rates(section["hit_rate"])
     prices = section["dynamodb"]
     read = to_decimal(prices["read_per_million"], "cache.dynamodb.read_per_million")
     write = to_decimal(prices["write_per_million"], "cache.dynamodb.write_per_million")
@@ -63,7 +62,8 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
     lines = []
     for answer in compute_answers(scenario):
         cached = settings.for_category(answer.category)
-        if cached is None:
+        rate = rates.get(answer.category, rates.get("*"))
+        if cached is None or rate is None:
             continue
         questions, hits = answer.questions, answer.questions * rate
         misses = questions - hits
@@ -81,6 +81,7 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
         saved = answer.monthly_cost * rate
         lines.append({
             "category": answer.category,
+            "hit_rate": rate,
             "semantic": cached.semantic,
             "questions": questions,
             "hits": hits,
@@ -88,8 +89,10 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
             "cache_cost": cost,
             "net_saving": saved - cost,
         })
+    hits = sum((line["hits"] for line in lines), Decimal(0))
+    questions = sum((line["questions"] for line in lines), Decimal(0))
     return {
-        "hit_rate": rate,
+        "hit_rate": hits / questions if questions else Decimal(0),
         "categories": lines,
         "answers_saved": sum((line["answers_saved"] for line in lines), Decimal(0)),
         "cache_cost": sum((line["cache_cost"] for line in lines), Decimal(0)),
@@ -97,14 +100,31 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
     }
 
 
+def hit_rates(value: Any) -> dict[str, Decimal]:
+    """``cache.hit_rate``: one share for every cached category (``"*"``), or one per category."""
+    raw = value if isinstance(value, Mapping) else {"*": value}
+    rates = {}
+    for name, rate in raw.items():
+        share = to_decimal(rate, f"cache.hit_rate {name}")
+        if not 0 <= share <= 1:
+            raise CostError(f"cache.hit_rate must be between 0 and 1, got {share} for {name}")
+        rates[str(name)] = share
+    return rates
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{float(rate) * 100:.4g}%"
+
+
 def render_cache_text(result: Mapping[str, Any]) -> str:
-    rate = float(result["hit_rate"]) * 100
-    out = [f"Response cache at a {rate:g}% hit rate (routes.json cache; DynamoDB on demand):"]
+    rate = _percent(result["hit_rate"])
+    out = [f"Response cache at a {rate} hit rate (routes.json cache; DynamoDB on demand):"]
     for line in result["categories"]:
         kind = "exact + semantic" if line["semantic"] else "exact"
         out.append(
-            f"  {line['category']:<10} {kind:<16} answers saved {fmt_usd(line['answers_saved'])}"
-            f"  cache cost {fmt_usd(line['cache_cost'])}  net {fmt_usd(line['net_saving'])}"
+            f"  {line['category']:<10} {kind:<16} {_percent(line['hit_rate']):>6} hits  answers "
+            f"saved {fmt_usd(line['answers_saved'])}  cache cost {fmt_usd(line['cache_cost'])}  "
+            f"net {fmt_usd(line['net_saving'])}"
         )
     out.append(
         f"  total: answers saved {fmt_usd(result['answers_saved'])} a month, the cache costs "
