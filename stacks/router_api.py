@@ -117,7 +117,7 @@ class RouterApi(Construct):
         self.cors_options = apigw.CorsOptions(
             allow_origins=list(deployment.cors_allowed_origins),
             allow_methods=["POST", "OPTIONS"],
-            allow_headers=["Content-Type", "X-Api-Key"],
+            allow_headers=["Content-Type", "X-Api-Key", "Cache-Control"],
             max_age=Duration.hours(1),
         )
         self.function = self._function(strategy, config, layers)

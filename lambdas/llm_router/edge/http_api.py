@@ -46,7 +46,7 @@ CATEGORY_MAX_CHARS = 64
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
+    "Access-Control-Allow-Headers": "Content-Type,X-Api-Key,Cache-Control",
     "Access-Control-Allow-Methods": "OPTIONS,POST",
 }
 _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
