@@ -302,10 +302,10 @@ def local_access(
     from llm_router.config.cache import CACHE_TABLE_ENV
     from llm_router.config.settings import BUDGET_TABLE_ENV
     from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
-    from llm_router.pipeline.cache.response_cache import ResponseCache
-    from llm_router.pipeline.cache.store import CacheStore
     from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
     from llm_router.governance.budget import BudgetGuard
+    from llm_router.pipeline.cache.response_cache import ResponseCache
+    from llm_router.pipeline.cache.store import CacheStore
     from offline_iam import moto_iam
     from offline_iam.local_roles import function_roles, grant_local_roles
     from offline_iam.synthesized import SynthUnavailable

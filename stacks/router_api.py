@@ -20,8 +20,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
-from llm_router.edge import ROUTER_ENTRY_POINT
 from llm_router.config.cache import CACHE_TABLE_ENV
+from llm_router.edge import ROUTER_ENTRY_POINT
 from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
