@@ -17,12 +17,50 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
-from llm_router.pipeline.cache.store import CacheStore
+
+BATCH = 25  # BatchWriteItem's limit
+RETRIES = 8
+
+
+def purge(client: Any, table: str, category: str | None = None) -> int:
+    """Delete every item of the cache table, or a category's; returns how many were deleted."""
+    deleted = 0
+    batch: list[dict[str, Any]] = []
+    for item in _scan(client, table, category):
+        batch.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
+        if len(batch) == BATCH:
+            deleted += _delete(client, table, batch)
+            batch = []
+    if batch:
+        deleted += _delete(client, table, batch)
+    return deleted
+
+
+def _scan(client: Any, table: str, category: str | None) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "pk, sk"}
+    if category is not None:
+        kwargs |= {
+            "FilterExpression": "category = :c",
+            "ExpressionAttributeValues": {":c": {"S": category}},
+        }
+    for page in client.get_paginator("scan").paginate(**kwargs):
+        yield from page.get("Items", [])
+
+
+def _delete(client: Any, table: str, batch: list[dict[str, Any]]) -> int:
+    pending = {table: batch}
+    for attempt in range(RETRIES):
+        pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if not pending:
+            return len(batch)
+        time.sleep(0.05 * 2**attempt)  # DynamoDB asks for back-off on unprocessed items
+    raise RuntimeError("DynamoDB kept items unprocessed; run the purge again")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -48,7 +86,7 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        deleted = CacheStore(args.table, client or client_for(args)).purge(args.category)
+        deleted = purge(client or client_for(args), args.table, args.category)
     except ClientError as exc:
         error = exc.response.get("Error", {})
         print(f"error: cannot purge {args.table}: {error.get('Code')}", file=sys.stderr)

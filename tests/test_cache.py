@@ -287,13 +287,15 @@ def test_a_failing_table_is_a_miss_not_an_error(env: Any, dynamodb: Any, routes:
 
 
 def test_purge_by_category_and_entirely(env: Any, dynamodb: Any, table: str) -> None:
-    handler, cache = env("semantic")
+    from cache import purge
+
+    handler, _ = env("semantic")
     ask(handler, HISTORY_Q)
     ask(handler, MATH_Q)
-    assert cache.store.purge("math") == 1
+    assert purge(dynamodb, table, "math") == 1
     assert ask(handler, MATH_Q)[1]["routing"]["cache"] == "miss"
     assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "hit"
-    assert cache.store.purge() == 3  # history entry + its semantic candidate + math again
+    assert purge(dynamodb, table) == 3  # history entry + its semantic candidate + math again
     assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "miss"
 
 

@@ -34,8 +34,8 @@ so reads check both times themselves.
 
 Failures of the table never fail a request: a lookup that fails is a miss and a write that fails
 is dropped, both logged without the question or answer. The function's role may call GetItem,
-PutItem and Query on this table only (``stacks/router_api.py``: ``CACHE_ACTIONS``); ``purge``
-(Scan, BatchWriteItem) is for ``scripts/cache.py`` with the operator's credentials.
+PutItem and Query on this table only (``stacks/router_api.py``: ``CACHE_ACTIONS``); purging
+(Scan, BatchWriteItem) is ``scripts/cache.py``'s, with the operator's credentials.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -218,45 +218,6 @@ class CacheStore:
                 )
             )
         return found
-
-    # -- operations (scripts/cache.py, not the function) -------------------------------------
-
-    def purge(self, category: str | None = None) -> int:
-        """Delete every item, or a category's; returns how many were deleted."""
-        deleted = 0
-        batch: list[dict[str, Any]] = []
-        for item in self._scan(category):
-            batch.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
-            if len(batch) == 25:  # BatchWriteItem's limit
-                deleted += self._delete(batch)
-                batch = []
-        if batch:
-            deleted += self._delete(batch)
-        return deleted
-
-    def _scan(self, category: str | None) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "ProjectionExpression": "pk, sk"}
-        if category is not None:
-            kwargs |= {
-                "FilterExpression": "category = :c",
-                "ExpressionAttributeValues": {":c": {"S": category}},
-            }
-        while True:
-            page = self.client.scan(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _delete(self, batch: list[dict[str, Any]]) -> int:
-        pending = {self.table_name: batch}
-        for _ in range(8):
-            response = self.client.batch_write_item(RequestItems=pending)
-            pending = response.get("UnprocessedItems") or {}
-            if not pending:
-                return len(batch)
-            time.sleep(0.05)
-        raise RuntimeError("DynamoDB kept items unprocessed; run the purge again")
 
 
 def _entry_key(key: str) -> dict[str, Any]:
