@@ -2,26 +2,26 @@
 
 **Why DynamoDB, for both caches.** The cache must be shared by every Lambda instance (one
 instance's memory would miss most repeats and forget them at every cold start) and reachable
-offline (moto). At the blog's traffic (100,000 questions a day, 3 million a month) one on-demand
-table costs, at us-east-1 list prices ($0.125 per million read request units, $0.625 per
-million write request units, $0.25 per GB-month):
+offline (moto). Its cost at the blog's traffic (100,000 questions a day), from on-demand list
+prices (``python scripts/cost_calculator.py --cache-hit-rate 0``, which prices these items):
 
-* an exact lookup is one eventually consistent GetItem of an entry under 4 KB: 0.5 RRU, so
-  $0.19 a month for every request; a write per miss (1–3 WRU for an answer of a few KB):
-  at most $5.60 a month with no hits at all;
+* an exact lookup is one eventually consistent GetItem of an entry under 4 KB: 0.5 read unit;
 * a semantic lookup is one Query of the newest ``cache.max_candidates`` candidates of the
   question's partition (scope, category, configuration version), each ~2.5 KB (a float16 vector
-  of 1,024 dimensions, the guard's facts, the entry's key): 50 candidates read ~16 RRU,
-  $6 a month if every request of a semantic category queried, plus one GetItem on a hit. The
-  vectors are re-ranked in the function (numpy, well under a millisecond for 50);
-* storage: ~5 KB an entry; 100,000 distinct questions a week is 0.5 GB, $0.13 a month.
+  of 1,024 dimensions, the guard's facts, the entry's key): 50 candidates read 16 units. The
+  vectors are re-ranked in the function (numpy, 50 dot products);
+* a miss writes its entry (2 units) and, in a semantic category, its candidate (3 units);
+* with no hit at all the table costs $10.56 a month: $8.45 for history (semantic; Queries
+  $3.00, writes $4.69, 2.7 GB kept for TTL plus stale time $0.67) and $2.11 for math (exact).
 
-Single-digit-millisecond reads keep a hit's latency far below an answer's seconds. S3 Vectors
-(sub-second queries, priced per query and per TB scanned) would pay off only beyond some
-hundreds of thousands of candidates per partition, which TTLs keep well away; OpenSearch
-Serverless bills at least two OCUs around the clock (~$350 a month), more than the whole
-router at this traffic; ElastiCache/MemoryDB would put the function in a VPC. DynamoDB is
-already the router's store (budget, feedback), so the cache adds a table, not a service.
+Latency: a GetItem and a Query answer in milliseconds (DynamoDB's documented single-digit
+milliseconds; not measured here against AWS), far below an answer's seconds. The alternatives,
+from their AWS pricing pages: S3 Vectors answers in sub-second time and bills per query and per
+vector stored, worth it for millions of vectors, not for the few thousand a TTL keeps per
+partition here; OpenSearch Serverless bills its OCUs around the clock, hundreds of dollars a month
+at its minimum, more than the whole router at this traffic; ElastiCache or MemoryDB would put
+the function in a VPC. DynamoDB is already the router's store (budget, feedback), so the cache
+adds a table, not a service.
 
 **Items.** ``pk`` and ``sk`` strings. An exact entry is ``pk = "a#<key>"``, ``sk = "a"``; a
 semantic candidate is ``pk = "s#<partition>"``, ``sk = "<created>#<key>"`` (newest last, read
