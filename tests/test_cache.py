@@ -402,3 +402,16 @@ def test_the_function_finds_its_cache_table_in_the_environment(
     service = build_service("llm-assisted", routes, bedrock_client, budget=None)
     assert isinstance(service.cache, ResponseCache)
     assert ResponseCache.from_env(config_with(routes, cache__enabled=False)) is None
+
+
+def test_a_paraphrase_finds_its_question_however_many_others_were_cached_since(
+    env: Any, routes: RoutesConfig
+) -> None:
+    # Candidates are partitioned by the guard's facts: newer questions about other things never
+    # push the original out of the few a lookup reads.
+    handler, _ = env("semantic", config_with(routes, cache__max_candidates=1))
+    assert ask(handler, HISTORY_Q)[1]["routing"]["cache"] == "miss"
+    for other in ("Why did the Roman Empire fall?", "Who was Napoleon Bonaparte?",
+                  "What caused the French Revolution?"):
+        assert ask(handler, other)[1]["routing"]["cache"] == "miss"
+    assert ask(handler, HISTORY_PARAPHRASE)[1]["routing"]["cache"] == "semantic_hit"

@@ -6,9 +6,9 @@ call), :meth:`~ResponseCache.keep` after a fresh answer, and :meth:`~ResponseCac
 every answer target failed. What a lookup found becomes ``routing.cache`` in the response:
 
 * ``hit``: the same normalised question, category, answer configuration, scope and context;
-* ``semantic_hit``: a cached question of the same partition (scope, category, configuration,
-  no conversation) whose embedding is at least ``cache.semantic_min_similarity`` similar
-  *and* whose facts are the same (``guard``); ``routing.cache_similarity`` says how similar;
+* ``semantic_hit``: a cached question of the same partition (scope, category, configuration and
+  the guard's facts; no conversation) whose embedding is at least
+  ``cache.semantic_min_similarity`` similar; ``routing.cache_similarity`` says how similar;
 * ``miss``: answered by a model, and kept for the next caller;
 * ``bypass``: not read: the category's cache is off or the client sent ``Cache-Control:
   no-cache`` (still kept: the fresh answer replaces the old) or ``no-store`` (not kept either);
@@ -124,13 +124,19 @@ class ResponseCache:
         if settings is None:
             return CacheRequest(category, key, None, read=False, write=False)
         semantic = settings.semantic and not history and vector is not None
+        found = facts(question) if semantic else None
         return CacheRequest(
             category=category,
             key=key,
             settings=settings,
-            partition=digest(scope, category, version)[:32] if semantic else None,
+            # Candidates are grouped by their facts too: a lookup reads only the questions it
+            # could be served from, so a partition holds the phrasings of one question, not a
+            # category's whole traffic.
+            partition=(
+                digest(scope, category, version, found.as_dict())[:32] if found else None
+            ),
             vector=vector if semantic else None,
-            facts=facts(question) if semantic else None,
+            facts=found,
             read=read,
             write=write,
         )

@@ -7,9 +7,11 @@ prices (``python scripts/cost_calculator.py --cache-hit-rate 0``, which prices t
 
 * an exact lookup is one eventually consistent GetItem of an entry under 4 KB: 0.5 read unit;
 * a semantic lookup is one Query of the newest ``cache.max_candidates`` candidates of the
-  question's partition (scope, category, configuration version), each ~2.5 KB (a float16 vector
-  of 1,024 dimensions, the guard's facts, the entry's key): 50 candidates read 16 units. The
-  vectors are re-ranked in the function (numpy, 50 dot products);
+  question's partition (scope, category, configuration version and the guard's facts: only the
+  questions it could be served from, the phrasings of one question), each ~2.5 KB (a float16
+  vector of 1,024 dimensions, the guard's facts, the entry's key): 50 candidates would read 16
+  units, the calculator's upper bound; a partition usually holds a few. The vectors are
+  re-ranked in the function (numpy, a dot product each);
 * a miss writes its entry (2 units) and, in a semantic category, its candidate (3 units);
 * with no hit at all the table costs $10.56 a month: $8.45 for history (semantic; Queries
   $3.00, writes $4.69, 2.7 GB kept for TTL plus stale time $0.67) and $2.11 for math (exact).
@@ -17,11 +19,11 @@ prices (``python scripts/cost_calculator.py --cache-hit-rate 0``, which prices t
 Latency: a GetItem and a Query answer in milliseconds (DynamoDB's documented single-digit
 milliseconds; not measured here against AWS), far below an answer's seconds. The alternatives,
 from their AWS pricing pages: S3 Vectors answers in sub-second time and bills per query and per
-vector stored, worth it for millions of vectors, not for the few thousand a TTL keeps per
-partition here; OpenSearch Serverless bills its OCUs around the clock, hundreds of dollars a month
-at its minimum, more than the whole router at this traffic; ElastiCache or MemoryDB would put
-the function in a VPC. DynamoDB is already the router's store (budget, feedback), so the cache
-adds a table, not a service.
+vector stored, worth it for millions of vectors searched at once, not for the handful of
+phrasings a partition holds here; OpenSearch Serverless bills its OCUs around the clock,
+hundreds of dollars a month at its minimum, more than the whole router at this traffic;
+ElastiCache or MemoryDB would put the function in a VPC. DynamoDB is already the router's store
+(budget, feedback), so the cache adds a table, not a service.
 
 **Items.** ``pk`` and ``sk`` strings. An exact entry is ``pk = "a#<key>"``, ``sk = "a"``; a
 semantic candidate is ``pk = "s#<partition>"``, ``sk = "<created>#<key>"`` (newest last, read
