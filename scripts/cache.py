@@ -1,6 +1,6 @@
 """Purge the response cache: every entry, or one category's.
 
-    python scripts/cache.py purge --table TABLE [--category history] [--region R]
+    python scripts/cache.py purge --table TABLE [--category NAME] [--region R]
     python scripts/cache.py purge --table local-router-cache --endpoint-url http://127.0.0.1:PORT
 
 Changing the answer configuration (system prompt, max tokens, temperature, a category's answer

@@ -1,16 +1,16 @@
 """The semantic cache's safety guard: two questions may share an answer only if they state the
 same facts.
 
-A sentence embedding measures what a question is *about*, not what it *asks*: "Solve 2x + 3 = 5"
-and "Solve 2x + 3 = 7", "When did World War I end?" and "When did World War II end?", "Which
-country is not in the EU?" and "Which country is in the EU?" are near neighbours with different
-answers. No similarity threshold separates them from honest paraphrases, so a semantic hit needs
-the similarity *and* an equal :class:`Facts` signature, which holds exactly the parts of a
-question a paraphrase keeps and a different question changes:
+A sentence embedding measures what a question is *about*, not what it *asks*: "What is 3x + 2
+at x = 5?" and "What is 3x + 2 at x = 7?", "What did Apollo 11 carry?" and "What did Apollo 13
+carry?", "Which planets have no moons?" and "Which planets have moons?" are near neighbours with
+different answers. No similarity threshold separates them from honest paraphrases, so a semantic
+hit needs the similarity *and* an equal :class:`Facts` signature, which holds exactly the parts of
+a question a paraphrase keeps and a different question changes:
 
 * **numbers**: digits (``1,000`` and ``1000`` are one number), number words, ordinals, Roman
-  numerals after a name ("World War II", "Henry VIII"), as a multiset;
-* **formula**: the question's symbols and variables in order (``2x+3=5``: operators, brackets,
+  numerals after a name ("Super Bowl LII", "Pope John XXIII"), as a multiset;
+* **formula**: the question's symbols and variables in order (``3x+2=5``: operators, brackets,
   digits, one-letter variables and the words written right next to them, such as ``sin(x)``);
 * **names**: capitalised words that are not the opening function word of a sentence ("When",
   "What", "In"), all-caps words and words with inner capitals or digits, case-folded;
@@ -18,8 +18,8 @@ question a paraphrase keeps and a different question changes:
 * **negation**: not, never, no, none, without, except, ``n't``; and **contrasts**: words whose
   swap flips an answer (first/last, before/after, largest/smallest, ...), as sets.
 
-A question in which the guard finds no name may still have one written in lower case ("when did
-napoleon die" vs "when did wellington die"), so for it the signature also holds every content
+A question in which the guard finds no name may still have one written in lower case ("where
+was mozart born" vs "where was chopin born"), so for it the signature also holds every content
 word: such a question is served only to one with the same content words, in any order.
 
 Hand-written because no maintained library compares two short questions for this: named-entity

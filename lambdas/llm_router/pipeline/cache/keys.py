@@ -4,7 +4,8 @@ caller's scope and the conversation before it.
 A hit must be an answer the router would give now to this caller, so the key holds
 
 * the **normalised question** (Unicode NFKC, case folded, whitespace collapsed, closing
-  punctuation dropped: "When did WWII end?" and "when did  WWII end" are one question);
+  punctuation dropped: "What is the capital of Peru?" and "what is the capital of  peru" are one
+  question);
 * the **category** the router decided;
 * the **answer configuration's version**: a hash of the system prompt, max tokens, temperature
   and the category's answer targets (primary and fallbacks). Editing any of them in routes.json

@@ -13,8 +13,9 @@ prices (``python scripts/cost_calculator.py --cache-hit-rate 0``, which prices t
   units, the calculator's upper bound; a partition usually holds a few. The vectors are
   re-ranked in the function (numpy, a dot product each);
 * a miss writes its entry (2 units) and, in a semantic category, its candidate (3 units);
-* with no hit at all the table costs $10.56 a month: $8.45 for history (semantic; Queries
-  $3.00, writes $4.69, 2.7 GB kept for TTL plus stale time $0.67) and $2.11 for math (exact).
+* with no hit at all the shipped routes.json's table costs $10.56 a month: $8.45 for its semantic
+  category (Queries $3.00, writes $4.69, 2.7 GB kept for TTL plus stale time $0.67) and $2.11
+  for its exact-only one.
 
 Latency: a GetItem and a Query answer in milliseconds (DynamoDB's documented single-digit
 milliseconds; not measured here against AWS), far below an answer's seconds. The alternatives,
