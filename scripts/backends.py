@@ -157,6 +157,7 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
 
 
 LOCAL_FEEDBACK_TABLE = "local-router-feedback"
+LOCAL_CACHE_TABLE = "local-router-cache"
 LOCAL_DYNAMODB_TIMEOUT_SECONDS = 10  # moto shares this process's CPU with the routers
 # One moto server per local run (its ExitStack), shared by the budget and feedback tables.
 _LOCAL_DYNAMODB: weakref.WeakKeyDictionary[contextlib.ExitStack, tuple[Any, str]] = (
@@ -252,6 +253,50 @@ def local_feedback_tokens(stack: contextlib.ExitStack, config: RoutesConfig) -> 
     return tokens
 
 
+def create_cache_table(client: Any, name: str) -> None:
+    """The response cache's table as ``stacks.tables.cache_table`` creates it: ``pk`` and ``sk``
+    strings, on demand, TTL on ``expires_at``."""
+    from llm_router.pipeline.cache.store import TTL_ATTRIBUTE
+
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+
+def local_cache(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
+    """The response cache of a local run (shared by the routers, in moto's DynamoDB) and a line
+    saying where it is; None when the configuration caches nothing or moto is missing."""
+    from llm_router.pipeline.cache.response_cache import ResponseCache
+    from llm_router.pipeline.cache.store import CacheStore
+
+    if not (config.cache.enabled and config.cache.categories):
+        return None, "Cache: off (routes.json cache lists no enabled category)"
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
+        return None, "Cache: off locally (moto is missing: pip install -r requirements-dev.txt)"
+    client, url = dynamodb
+    create_cache_table(client, LOCAL_CACHE_TABLE)
+    return (
+        ResponseCache(config, CacheStore(LOCAL_CACHE_TABLE, client)),
+        f"Cache: {', '.join(config.cache.categories)} in DynamoDB by moto at {url}, table "
+        f"{LOCAL_CACHE_TABLE} (forgotten on exit; scripts/cache.py purge --table "
+        f"{LOCAL_CACHE_TABLE} --endpoint-url {url} --region {STANDIN_REGION} empties it)",
+    )
+
+
 def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
     """The ``POST /feedback`` handler of a local run (one for every router, one table) and a
     line saying where feedback is stored: moto's DynamoDB, shared with the budget guard. Its
@@ -295,6 +340,7 @@ class LocalAccess:
     feedback: Any  # the feedback handler, on the feedback role
     operator_env: str  # the operator's credentials as environment assignments, for scripts
     tokens: dict[str, Any] = field(default_factory=dict)  # strategy -> its feedback tokens
+    caches: dict[str, Any] = field(default_factory=dict)  # strategy -> its response cache
 
 
 def local_access(
@@ -304,6 +350,7 @@ def local_access(
 
     Called after every table exists (set-up runs unchecked). Without the CDK (no Node.js) the
     run goes on with IAM unchecked, and the returned line says so."""
+    from llm_router.config.cache import CACHE_TABLE_ENV
     from llm_router.config.settings import BUDGET_TABLE_ENV
     from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
     from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
@@ -315,6 +362,8 @@ def local_access(
         parse_feedback_settings,
     )
     from llm_router.models.bedrock import aws_client
+    from llm_router.pipeline.cache.response_cache import ResponseCache
+    from llm_router.pipeline.cache.store import CacheStore
     from offline_iam import moto_iam
     from offline_iam.local_roles import function_roles, grant_local_roles
     from offline_iam.synthesized import SynthUnavailable
@@ -323,7 +372,11 @@ def local_access(
     if dynamodb is None or config.source_path is None:
         return None, "IAM: not enforced (moto is missing or the routes file has no path)"
     _, url = dynamodb
-    tables = {BUDGET_TABLE_ENV: LOCAL_BUDGET_TABLE, FEEDBACK_TABLE_ENV: LOCAL_FEEDBACK_TABLE}
+    tables = {
+        BUDGET_TABLE_ENV: LOCAL_BUDGET_TABLE,
+        FEEDBACK_TABLE_ENV: LOCAL_FEEDBACK_TABLE,
+        CACHE_TABLE_ENV: LOCAL_CACHE_TABLE,
+    }
     secret_arn = _LOCAL_SECRET_ARNS.get(stack)
     if secret_arn:  # its local name is what follows "secret:" in moto's ARN (suffix included)
         tables[FEEDBACK_SECRET_ENV] = secret_arn.split(":secret:", 1)[1]
@@ -370,6 +423,11 @@ def local_access(
         )
 
     tokens = {s: role_tokens(c) for s, c in granted.routers.items()} if secret_arn else {}
+    caches = (
+        {s: ResponseCache(config, CacheStore(LOCAL_CACHE_TABLE, role_dynamodb(c)))
+         for s, c in granted.routers.items()}
+        if config.cache.enabled and config.cache.categories else {}
+    )
     feedback = (
         FeedbackHandler(
             config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback),
@@ -384,7 +442,7 @@ def local_access(
         f"AWS_SECRET_ACCESS_KEY={operator.secret_access_key}"
     )
     return (
-        LocalAccess(bedrock, budgets, feedback, operator_env, tokens),
+        LocalAccess(bedrock, budgets, feedback, operator_env, tokens, caches),
         f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "
         "templates); a call its role lacks is refused (AccessDenied), as in AWS",
     )

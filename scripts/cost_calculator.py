@@ -27,6 +27,7 @@ prints one line and exits 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,6 +48,8 @@ from costs import (
     to_decimal,
     validate_scenario,
 )
+from costs.cache_saving import cache_to_dict, compute_cache, render_cache_text
+from llm_router.config import load_routes
 
 EXIT_USAGE = 2
 
@@ -133,6 +136,11 @@ def overrides_from_args(args: argparse.Namespace, scenario: Mapping[str, Any]) -
     ]:
         if value is not None:
             put(path, value)
+    for item in args.cache_hit_rate or []:
+        name, sep, value = item.rpartition("=")
+        if sep:
+            _category(name, scenario, "--cache-hit-rate")
+        put(["cache", "hit_rate", name or "*"], to_decimal(value, "--cache-hit-rate"))
     if args.premium_category is not None:
         put(["premium_category"], _category(args.premium_category, scenario, "--premium-category"))
     if o:
@@ -195,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share 0..1 of questions the hybrid router escalates to the classifier (off)",
     )
     add(
+        "--cache-hit-rate",
+        action="append",
+        metavar="[CATEGORY=]R",
+        help="share 0..1 of a cached category's questions the response cache answers (every "
+        "cached category, or one; repeatable): adds its saving against its DynamoDB cost (off)",
+    )
+    add(
         "--price",
         action="append",
         metavar="MODEL_ID=IN/OUT",
@@ -238,7 +253,14 @@ def run(argv: Sequence[str] | None = None) -> str:
     validate_scenario(scenario)
     scenario = apply_overrides(scenario, overrides_from_args(args, scenario))
     report = compute(scenario)
-    return render_json(report) if args.format == "json" else render_text(report)
+    cache = compute_cache(scenario, load_routes())
+    if args.format == "json":
+        if cache is None:
+            return render_json(report)
+        return json.dumps({**json.loads(render_json(report)), "cache": cache_to_dict(cache)},
+                          indent=2) + "\n"
+    text = render_text(report)
+    return text if cache is None else text + "\n" + render_cache_text(cache)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

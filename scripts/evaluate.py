@@ -47,7 +47,7 @@ import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
-from evaluation import conversations
+from evaluation import cache_pairs, conversations
 from evaluation.conversations import is_conversation_file
 from evaluation.dataset import EvaluationError, read_dataset
 from evaluation.decisions import decide, precompute_embeddings
@@ -112,8 +112,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="JSONL of {history, question, label, kind}: follow-up routing (a --dataset of such "
         "items is detected too)",
     )
+    parser.add_argument(
+        "--cache-pairs",
+        type=Path,
+        help="JSONL of {a, b, expect: hit|miss, kind}: the response cache's wrong hits, precision "
+        "and hit rate (eval/cache_pairs.jsonl)",
+    )
+    parser.add_argument(
+        "--fit-cache",
+        action="store_true",
+        help="with --cache-pairs: fit cache.semantic_min_similarity on them, write it",
+    )
     args = parser.parse_args(argv)
-    if not args.fit and args.dataset is None and args.conversations is None:
+    if args.fit_cache and args.cache_pairs is None:
+        parser.error("--fit-cache needs --cache-pairs")
+    if (
+        not args.fit and args.dataset is None and args.conversations is None
+        and args.cache_pairs is None
+    ):
         parser.error("give --dataset to evaluate, --fit to fit thresholds, or both")
     return args
 
@@ -178,6 +194,24 @@ def run_fit(
     return load_routes(config.source_path, preset=args.preset)
 
 
+def run_cache_pairs(
+    args: argparse.Namespace, config: RoutesConfig, backend: Any, say: Any
+) -> int:
+    """The cache pairs' report (and with --fit-cache, the fitted threshold, written first)."""
+    scored = cache_pairs.score_pairs(
+        cache_pairs.read_pairs(args.cache_pairs), config, backend.client, backend.standin
+    )
+    threshold = config.cache.semantic_min_similarity
+    if args.fit_cache:
+        threshold = cache_pairs.fit_threshold(scored)
+        assert config.source_path is not None
+        cache_pairs.write_threshold(config.source_path, threshold)
+        say(f"cache.semantic_min_similarity {threshold} written to {config.source_path}")
+    result = cache_pairs.report(scored, threshold)
+    print(json.dumps(result, indent=2) if args.format == "json" else cache_pairs.render(result))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -189,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_routes(args.routes, preset=args.preset)
         with contextlib.ExitStack() as stack:
             backend = open_backend(stack, args.bedrock, args.region)
+            if args.cache_pairs:
+                return run_cache_pairs(args, config, backend, say)
             index_dir = prepare_index(config, backend, say)
             if args.fit:
                 semantic = build_service(

@@ -25,7 +25,8 @@ InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burs
 ``--quota`` (0: none) override the usage plan of ``routes.json`` for load tests.
 
 The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
-in this process on loopback, and the start-up output says so; spend is forgotten on exit.
+in this process on loopback, and the start-up output says so; spend is forgotten on exit. So does
+the response cache (``routes.json`` ``cache``), in a table of the same moto server.
 ``POST /<router>/feedback`` is served too (same key), storing feedback in a table of the same
 moto server (``llm_router.edge.feedback``; read it with ``scripts/feedback.py``). Each answer's
 ``feedback_token`` is signed with a random secret the run creates in that server's Secrets
@@ -57,6 +58,7 @@ from backends import (
     StartupError,
     local_access,
     local_budget,
+    local_cache,
     local_feedback,
     local_feedback_command,
     local_feedback_tokens,
@@ -286,6 +288,8 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         index_dir = prepare_index(config, backend, say)
         budget, budget_line = local_budget(stack, config)
         say(budget_line)
+        cache, cache_line = local_cache(stack, config)
+        say(cache_line)
         feedback, feedback_line = local_feedback(stack, config)
         say(feedback_line)
         access, access_line = local_access(stack, config, backend, args.preset)
@@ -300,6 +304,8 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             budgets=access.budgets if access else None,
             feedback_tokens=local_feedback_tokens(stack, config),
             tokens=access.tokens if access else None,
+            cache=cache,
+            caches=access.caches if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(backend.standin, args.fault, args.delay):

@@ -3,7 +3,8 @@
 Rows, top to bottom: alarm states; requests by outcome and the routing mix (by category, by
 answer target); p50/p99 latency per stage beside API Gateway's; cost per hour with its running
 total and cost per category and per answer target; tokens per model; 4xx/5xx from API Gateway and
-from the function; throttles, fallbacks and breakers; and the Logs Insights table of yesterday's
+from the function; throttles, fallbacks and breakers; the response cache's hit rate, lookups and
+the money it saved (when routes.json caches a category); and the Logs Insights table of yesterday's
 cost by category and model from the audit lines.
 """
 
@@ -45,6 +46,26 @@ def _graph(
         right_y_axis=cloudwatch.YAxisProps(label=right_label, show_units=False, min=0),
         left_annotations=list(annotations),
     )
+
+
+def cache_row(m: RouterMetrics) -> list[cloudwatch.IWidget]:
+    """The response cache: hit rate (exact and semantic), stale answers, money saved."""
+    hits, misses = m.router(mc.CACHE_HITS), m.router(mc.CACHE_MISSES)
+    semantic = m.router(mc.CACHE_SEMANTIC_HITS)
+    rate = cloudwatch.MathExpression(
+        expression="100 * FILL(h, 0) / (FILL(h, 0) + FILL(mi, 0))",
+        using_metrics={"h": hits, "mi": misses}, label="hit rate (%)", period=FIVE_MINUTES)
+    semantic_rate = cloudwatch.MathExpression(
+        expression="100 * FILL(s, 0) / (FILL(h, 0) + FILL(mi, 0))",
+        using_metrics={"s": semantic, "h": hits, "mi": misses}, label="semantic hit rate (%)",
+        period=FIVE_MINUTES)
+    saved = m.router(mc.CACHE_SAVED, period=ONE_HOUR, label="answer cost saved (USD/h)")
+    return [
+        _graph("Cache hit rate (%)", [rate, semantic_rate], width=8, left_label="%"),
+        _graph("Cache lookups", [m.router(s, label=s.name) for s in (
+            mc.CACHE_HITS, mc.CACHE_SEMANTIC_HITS, mc.CACHE_MISSES, mc.CACHE_STALE)], width=8),
+        _graph("Money the cache saved (USD/h)", [saved], width=8, left_label="USD/h"),
+    ]
 
 
 def dashboard_rows(
@@ -134,6 +155,8 @@ def dashboard_rows(
                 mc.FALLBACK_USED, mc.DEGRADED, mc.ESCALATED, mc.BUDGET_SOFT,
                 mc.BEDROCK_FAILURES, mc.BREAKER_OPENINGS, mc.BREAKER_SKIPS)]),
     ])
+    if m.config.cache.enabled and m.config.cache.categories:
+        rows.append(cache_row(m))
     if len(m.tiers) > 1:
         rows.append([
             _graph("Requests per tier", m.per_tier(mc.REQUESTS), stacked=True),

@@ -72,7 +72,7 @@ def acknowledge_router_findings(
         _acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_ONLY_WILDCARD)
     for function in (router.function, feedback.function):
         _acknowledge(function, "AwsSolutions-L1", PINNED_RUNTIME)
-    for table in (router.budget_table, feedback.table):
+    for table in (router.budget_table, router.cache_table, feedback.table):
         if table is not None:
             _acknowledge(table, "AwsSolutions-DDB3", NO_PITR)
     _acknowledge(

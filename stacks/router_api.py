@@ -20,9 +20,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
+from llm_router.config.cache import CACHE_TABLE_ENV
 from llm_router.edge import ROUTER_ENTRY_POINT
 from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
+from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
@@ -42,14 +44,21 @@ from stacks.model_access import invoke_statement
 from stacks.request_schemas import ask_body_schema
 from stacks.router_layers import RouterLayer, runtime_layer
 from stacks.secrets import feedback_signing_secret, grant_secret_value
-from stacks.tables import budget_enabled, budget_table
+from stacks.tables import budget_enabled, budget_table, cache_enabled, cache_table
 
-__all__ = ["METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema", "retention"]
+__all__ = [
+    "CACHE_ACTIONS", "METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema",
+    "retention",
+]
 
 HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
 ASK_PATH = "ask"
 BUDGET_ACTIONS = ("dynamodb:UpdateItem",)  # reserve and settle: nothing else on the request path
+# What DynamoDB needs of its caller's key permissions to read and write a table under a customer
+# key: the key actions of the CDK's grantReadWriteData, without the wildcard ReEncrypt*, which a
+# function that only gets, puts and queries never causes.
+CACHE_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
@@ -110,7 +119,7 @@ class RouterApi(Construct):
         self.cors_options = apigw.CorsOptions(
             allow_origins=list(deployment.cors_allowed_origins),
             allow_methods=["POST", "OPTIONS"],
-            allow_headers=["Content-Type", "X-Api-Key"],
+            allow_headers=["Content-Type", "X-Api-Key", "Cache-Control"],
             max_age=Duration.hours(1),
         )
         self.function = self._function(strategy, config, layers)
@@ -129,6 +138,14 @@ class RouterApi(Construct):
         self.feedback_secret = feedback_signing_secret(self)
         grant_secret_value(self.feedback_secret, self.function_role)
         self.function.add_environment(FEEDBACK_SECRET_ENV, self.feedback_secret.secret_arn)
+        self.cache_table = self.cache_key = None
+        if cache_enabled(config):
+            self.cache_table, self.cache_key = cache_table(self, config)
+            # Exactly what llm_router.pipeline.cache.store calls: GetItem, PutItem, Query.
+            self.cache_table.grant(self.function_role, *CACHE_ACTIONS)
+            if self.cache_key is not None:
+                self.cache_key.grant(self.function_role, *CACHE_KEY_ACTIONS)
+            self.function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
         self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
 
     def _function(
@@ -153,7 +170,7 @@ class RouterApi(Construct):
             description=f"{strategy.description} (preset {config.preset})",
             role_description=(
                 f"{strategy.name} router: its log group, X-Ray, its Bedrock models and its "
-                "budget table only"
+                "budget and cache tables only"
             ),
             memory_mb=config.lambda_settings.memory_mb,
             timeout_seconds=config.lambda_settings.timeout_seconds,

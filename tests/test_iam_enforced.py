@@ -19,10 +19,12 @@ from typing import Any
 import boto3
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
+from backends import create_cache_table
 from botocore import xform_name
 from botocore.exceptions import ClientError
 from build_index import STANDIN_SOURCE
 from llm_router.config import RoutesConfig, parse_routes
+from llm_router.config.cache import CACHE_TABLE_ENV
 from llm_router.config.settings import BUDGET_TABLE_ENV
 from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
@@ -35,6 +37,8 @@ from llm_router.governance.provenance import (
     parse_feedback_settings,
 )
 from llm_router.models.bedrock import aws_client, runtime_client
+from llm_router.pipeline.cache.response_cache import ResponseCache
+from llm_router.pipeline.cache.store import CacheStore
 from llm_router.pipeline.factory import build_service
 from llm_router.pipeline.strategies import STRATEGIES
 from offline_iam import moto_iam
@@ -43,7 +47,9 @@ from stack_synth import shared_synth
 
 REGION = "us-east-1"
 SECRET = "iam-feedback-secret"
-TABLES = {BUDGET_TABLE_ENV: "iam-budget", FEEDBACK_TABLE_ENV: "iam-feedback"}
+TABLES = {
+    BUDGET_TABLE_ENV: "iam-budget", FEEDBACK_TABLE_ENV: "iam-feedback", CACHE_TABLE_ENV: "iam-cache"
+}
 CORE = Path(__file__).resolve().parents[1] / "lambdas" / "llm_router"
 BOOTSTRAP = moto_iam.Credentials("bootstrap", "bootstrap")
 
@@ -69,6 +75,7 @@ def moto_url() -> Iterator[str]:
     secrets = boto3.client("secretsmanager", endpoint_url=url, region_name=REGION,
                            **BOOTSTRAP.as_client_kwargs())
     secrets.create_secret(Name=SECRET, SecretString="iam-test-secret")
+    create_cache_table(dynamodb, TABLES[CACHE_TABLE_ENV])
     yield url
     server.stop()
 
@@ -124,13 +131,17 @@ def test_each_router_works_with_exactly_its_role(
     strategy: str, granted: LocalRoles, moto_url: str, fresh_standin: Any,
     routes: RoutesConfig, semantic_index_dir: Path,
 ) -> None:
-    """Classify, answer, check and record the budget, refuse over it: nothing is denied."""
+    """Classify, answer, check and record the budget, look up and fill the response cache (its
+    semantic candidates too), refuse over the budget: nothing is denied."""
     config = with_budget(routes, daily_usd=5.0)
     credentials = granted.routers[strategy]
     table = TABLES[BUDGET_TABLE_ENV]
     guard = BudgetGuard(config, table, client=role_dynamodb(moto_url, credentials))
+    cache = ResponseCache(
+        config, CacheStore(TABLES[CACHE_TABLE_ENV], role_dynamodb(moto_url, credentials))
+    )
     service = build_service(strategy, config, role_bedrock(fresh_standin, credentials),
-                            semantic_index_dir, STANDIN_SOURCE, budget=guard)
+                            semantic_index_dir, STANDIN_SOURCE, budget=guard, cache=cache)
     handler = RouterHandler(
         strategy=strategy, service_factory=lambda: service, eager=True,
         feedback_tokens=role_tokens(moto_url, credentials),
@@ -139,13 +150,17 @@ def test_each_router_works_with_exactly_its_role(
     for item in operator.scan(TableName=TABLES[BUDGET_TABLE_ENV])["Items"]:
         operator.delete_item(TableName=TABLES[BUDGET_TABLE_ENV], Key={"pk": item["pk"]})
     moto_iam.DENIALS.clear()
+    question = f"What year did World War II end? ({strategy})"  # each router's own entry
     with moto_iam.enforced():
-        status, body = ask(handler, "What year did World War II end?")
+        status, body = ask(handler, question)
         assert status == 200, body
         assert body["routing"]["budget"] == "ok"
         assert body["feedback_token"]  # the secret was read with the router's role
+        assert body["routing"]["cache"] == "miss"  # GetItem, Query (history), PutItem x2
+        status, body = ask(handler, question)
+        assert status == 200 and body["routing"]["cache"] == "hit", body
         guard.record(config.default_tier, 10.0)  # what the function records, past the limit
-        status, refused = ask(handler, "What year did World War II end?")
+        status, refused = ask(handler, question)
     assert status == 429, refused  # the guard read the spend: it did not fail open
     assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
     denied = [c for c in fresh_standin.calls() if c["status"] == 403]

@@ -169,7 +169,7 @@ def test_cors_preflight_needs_no_key(serve: Serve, recorder: Recorder) -> None:
     assert body == b""
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Access-Control-Allow-Methods"] == "POST,OPTIONS"
-    assert headers["Access-Control-Allow-Headers"] == "Content-Type,X-Api-Key"
+    assert headers["Access-Control-Allow-Headers"] == "Content-Type,X-Api-Key,Cache-Control"
     assert recorder.events == []
 
 

@@ -238,9 +238,10 @@ def ask(
     body: Any,
     key: str | None = API_KEY,
     path: str | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> Reply:
     """POST to ``/<router>/ask``; a dict body is sent as JSON, bytes as they are."""
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
     if key is not None:
         headers["x-api-key"] = key
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -370,7 +371,10 @@ def test_cost_matches_the_cost_calculators_unit_prices(local_run: LocalRun, ques
     from costs.prices import price_key, routes_prices
 
     prices = routes_prices()
-    usage = ask(local_run, "llm-assisted", {"question": question}).json()["usage"]
+    # no-cache: an answer the models give now, whatever the earlier tests cached.
+    reply = ask(local_run, "llm-assisted", {"question": question},
+                extra_headers={"Cache-Control": "no-cache"})
+    usage = reply.json()["usage"]
     calls = [*usage["classification"], usage["answer"]]
     total = Decimal(0)
     for call in calls:
@@ -387,6 +391,20 @@ def test_cost_matches_the_cost_calculators_unit_prices(local_run: LocalRun, ques
     # At the blog's scale (1,500,000 questions a month) it still agrees to the cent.
     scaled = Decimal(str(usage["cost_usd"]["total"])) * 1_500_000
     assert scaled.quantize(Decimal("0.01")) == (total * 1_500_000).quantize(Decimal("0.01"))
+
+
+def test_the_response_cache_serves_repeats_and_paraphrases_locally(local_run: LocalRun) -> None:
+    assert "Cache: history, math in DynamoDB by moto at http://127.0.0.1:" in local_run.output
+    question = "When did the Thirty Years' War end?"  # asked by no other test
+    first = ask(local_run, "semantic", {"question": question}).json()
+    assert first["routing"]["cache"] == "miss", first
+    second = ask(local_run, "hybrid", {"question": question}).json()  # another router, same table
+    assert second["routing"]["cache"] == "hit", second
+    assert second["usage"]["answer"] is None and second["usage"]["cost_usd"]["answer"] == 0.0
+    assert second["answer"] == first["answer"]
+    paraphrase = "In what year did the Thirty Years' War end?"
+    body = ask(local_run, "semantic", {"question": paraphrase}).json()
+    assert body["routing"]["cache"] == "semantic_hit", body
 
 
 def test_off_topic_question_is_declined(local_run: LocalRun) -> None:

@@ -185,6 +185,16 @@ def test_dashboard_shows_the_documented_metrics(
         (k, v) for k, v in shipped.resources(strategy, "AWS::Logs::LogGroup").items()
         if k.startswith("RouterFunctionLogs"))
     assert f"SOURCE '${{{function_logs}}}'" in query["properties"]["query"]
+    # The response cache's row: hit rate from hits and misses, lookups, money saved.
+    rate = by_title["Cache hit rate (%)"]["properties"]["metrics"]
+    assert [m[0]["expression"] for m in rate if isinstance(m[0], dict)] == [
+        "100 * FILL(h, 0) / (FILL(h, 0) + FILL(mi, 0))",
+        "100 * FILL(s, 0) / (FILL(h, 0) + FILL(mi, 0))",
+    ]
+    assert {m[1] for m in widget_metrics(by_title["Cache lookups"])} == {
+        "CacheHits", "CacheSemanticHits", "CacheMisses", "CacheStale"}
+    assert {m[1] for m in widget_metrics(by_title["Money the cache saved (USD/h)"])} == {
+        "CacheSavedUSD"}
 
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)

@@ -69,6 +69,7 @@ def variant_routes() -> dict[str, Any]:
         },
     }
     raw["budget"] = {"daily_usd": None}
+    raw["cache"]["customer_managed_key"] = True
     raw["deployment"] = {
         "reserved_concurrency": None,
         "waf": {"enabled": False, "rate_limit_per_5_minutes": 500},
@@ -364,7 +365,11 @@ def test_budget_table_with_ttl_and_scoped_iam(default: Synth, strategy: Strategy
     assert function["Properties"]["Environment"]["Variables"]["BUDGET_TABLE_NAME"] == {
         "Ref": table_id
     }
-    assert dynamodb_statements(default.statements(strategy)) == [
+    on_table = [
+        s for s in dynamodb_statements(default.statements(strategy))
+        if s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    ]
+    assert on_table == [
         {
             "Action": "dynamodb:UpdateItem",  # reserve and settle; nothing else
             "Effect": "Allow",
@@ -376,10 +381,81 @@ def test_budget_table_with_ttl_and_scoped_iam(default: Synth, strategy: Strategy
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_no_budget_no_table(variant: Synth, strategy: Strategy) -> None:
     tables = variant.resources(strategy, "AWS::DynamoDB::Table")
-    assert len(tables) == 1  # feedback only
+    assert len(tables) == 2  # feedback and the response cache
     _, function = variant.function(strategy)
     assert "BUDGET_TABLE_NAME" not in function["Properties"]["Environment"]["Variables"]
-    assert dynamodb_statements(variant.statements(strategy)) == []
+    cache_id, _ = cache_table_of(variant, strategy)
+    assert all(
+        s["Resource"] == {"Fn::GetAtt": [cache_id, "Arn"]}
+        for s in dynamodb_statements(variant.statements(strategy))
+    )
+
+
+# -- response cache -------------------------------------------------------------------------------
+
+
+def cache_table_of(synthesized: Synth, strategy: Strategy) -> tuple[str, dict[str, Any]]:
+    tables = {
+        k: v
+        for k, v in synthesized.resources(strategy, "AWS::DynamoDB::Table").items()
+        if v["Properties"]["KeySchema"]
+        == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    }
+    assert len(tables) == 1
+    return next(iter(tables.items()))
+
+
+@pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
+def test_cache_table_with_ttl_aws_owned_encryption_and_exactly_the_calls_it_makes(
+    default: Synth, strategy: Strategy
+) -> None:
+    from llm_router.pipeline.cache.store import ACTIONS
+
+    table_id, table = cache_table_of(default, strategy)
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # SSEEnabled false: encrypted at rest with the AWS-owned key (DynamoDB's default, always on).
+    assert props["SSESpecification"] == {"SSEEnabled": False}
+    assert "PointInTimeRecoverySpecification" not in props  # a cache: see stacks/tables.py
+    _, function = default.function(strategy)
+    assert function["Properties"]["Environment"]["Variables"]["CACHE_TABLE_NAME"] == {
+        "Ref": table_id
+    }
+    on_table = [
+        s for s in dynamodb_statements(default.statements(strategy))
+        if s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    ]
+    assert on_table == [
+        {"Action": sorted(ACTIONS), "Effect": "Allow",
+         "Resource": {"Fn::GetAtt": [table_id, "Arn"]}}
+    ]
+    assert sorted(ACTIONS) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+    assert "AwsSolutions-DDB3" in next(
+        v for k, v in default.acknowledged(strategy).items() if k.endswith("/Router/CacheTable")
+    )
+
+
+@pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
+def test_cache_table_with_a_customer_managed_key_when_configured(
+    variant: Synth, strategy: Strategy
+) -> None:
+    _, table = cache_table_of(variant, strategy)
+    key_id, key = variant.one(strategy, "AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert table["Properties"]["SSESpecification"] == {
+        "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+    }
+    kms = [
+        s for s in variant.statements(strategy)
+        if s["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    ]
+    assert len(kms) == 1
+    assert sorted(kms[0]["Action"]) == [
+        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"
+    ]
 
 
 def test_a_tier_budget_alone_needs_the_table(routes: RoutesConfig) -> None:

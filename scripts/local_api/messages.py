@@ -43,7 +43,7 @@ class HttpResponse:
 GATEWAY_RESPONSE_HEADERS = (("Access-Control-Allow-Origin", "*"),)
 # The CORS preflight the stack configures on /ask (OPTIONS, no API key, a mock integration).
 PREFLIGHT_HEADERS = (
-    ("Access-Control-Allow-Headers", "Content-Type,X-Api-Key"),
+    ("Access-Control-Allow-Headers", "Content-Type,X-Api-Key,Cache-Control"),
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Allow-Methods", "POST,OPTIONS"),
     ("Access-Control-Max-Age", "3600"),

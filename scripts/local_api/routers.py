@@ -53,19 +53,23 @@ def mount_routers(
     budgets: Mapping[str, Any] | None = None,
     feedback_tokens: Any | None = None,
     tokens: Mapping[str, Any] | None = None,
+    cache: Any | None = None,
+    caches: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
-    none; ``feedback_tokens`` what signs their answers' feedback tokens (None: no tokens).
-    ``clients``, ``budgets`` and ``tokens`` (strategy -> Bedrock client, guard, tokens) give a
-    router its own, signed with its function's role, in place of ``client``, ``budget`` and
-    ``feedback_tokens``."""
+    none; ``feedback_tokens`` what signs their answers' feedback tokens (None: no tokens);
+    ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none.
+    ``clients``, ``budgets``, ``tokens`` and ``caches`` (strategy -> Bedrock client, guard,
+    tokens, cache) give a router its own, signed with its function's role, in place of
+    ``client``, ``budget``, ``feedback_tokens`` and ``cache``."""
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         try:
             service = build_service(
                 strategy.name, config, (clients or {}).get(strategy.name, client), index_dir,
                 embedding_source, budget=(budgets or {}).get(strategy.name, budget),
+                cache=(caches or {}).get(strategy.name, cache),
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import record
+from .cache import CacheConfigError, CacheSettings, parse_cache
 from .settings import (
     ModelPrice,
     ResilienceSettings,
@@ -176,6 +177,7 @@ class RoutesConfig:
     resilience: ResilienceSettings = field(default_factory=lambda: parse_resilience({}))
     response: ResponseSettings = field(default_factory=lambda: parse_response({}))
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     source_path: Path | None = field(default=None, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # The reference prompts' hash as computed when a compiled configuration was built (its
@@ -459,11 +461,12 @@ def parse_routes(
             resilience=resilience,
             response=parse_response(raw),
             prices=parse_prices(raw),
+            cache=parse_cache(raw, tuple(categories)),
             source_path=source_path,
             raw=raw,
             prompts_sha256=prompts_sha256,
         )
     except KeyError as exc:
         raise ConfigError(f"routes configuration is missing the key {exc.args[0]!r}") from exc
-    except (SettingsError, TargetSpecError, TopicBankError) as exc:
+    except (SettingsError, TargetSpecError, TopicBankError, CacheConfigError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -20,6 +20,9 @@ class Classification:
     details: dict[str, Any] = field(default_factory=dict)
     fallback_reason: str | None = None  # set when the default category was used instead
     degraded: str | None = None  # why a classifier failed and a fallback decision was used
+    # The routing text's embedding when the decision computed one (semantic, hybrid): the
+    # semantic cache reuses it instead of embedding the question again.
+    embedding: Any = field(default=None, compare=False, repr=False)
 
     @property
     def used_fallback(self) -> bool:

@@ -111,6 +111,18 @@ def request_id_of(event: Any, context: Any) -> str:
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
 
 
+def header_of(event: Any, name: str) -> str | None:
+    """A request header's value (names compare case-insensitively); None when absent."""
+    headers = event.get("headers") if isinstance(event, Mapping) else None
+    if not isinstance(headers, Mapping):
+        return None
+    wanted = name.lower()
+    value = next(
+        (v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted), None
+    )
+    return value if isinstance(value, str) else None
+
+
 @record
 class _Seen:
     """What the handler learnt of a request before it ended, for its audit record."""
@@ -172,7 +184,7 @@ class RouterHandler:
     def tier_of(self, event: Any, config: RoutesConfig) -> str:
         """The caller's tier from the API key id API Gateway passes; unknown ids: the default."""
         key_id = api_key_id_of(event)
-        tier = self._tier_keys.get(key_id) if key_id else None
+        tier = self._tier_keys.get(key_id) if key_id is not None else None
         return tier if tier in config.tiers else config.default_tier
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -239,7 +251,8 @@ class RouterHandler:
             lambda_remaining=(lambda: remaining() / 1000) if callable(remaining) else None,
         )
         request_context = seen.context = RequestContext(
-            deadline=deadline, tier=tier, request_id=request_id
+            deadline=deadline, tier=tier, request_id=request_id,
+            api_key_id=api_key_id_of(event), cache_control=header_of(event, "Cache-Control"),
         )
         tokens = self._feedback_tokens(config)
         if tokens is not None:

@@ -47,7 +47,7 @@ CATEGORY_MAX_CHARS = 64
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Headers": "Content-Type,X-Api-Key",
+    "Access-Control-Allow-Headers": "Content-Type,X-Api-Key,Cache-Control",
     "Access-Control-Allow-Methods": "OPTIONS,POST",
 }
 # A string literal, or an unterminated one up to the end of the text (optionally ending in a lone

@@ -74,6 +74,8 @@ def audit_record(
         "usage": _usage(usage),
         "cost_usd": usage["cost_usd"]["total"] if usage else None,
         "budget_level": routing.get("budget", "off") if routing else "off",
+        "cache": routing.get("cache") if routing else None,
+        "cache_saved_usd": routing.get("cache_saved_usd") if routing else None,
         "scores": _scores(routing) if routing else {},
     }
     if question is not None:

@@ -87,6 +87,8 @@ class RequestContext:
     breaker_opened: list[str] = field(default_factory=list)
     # Seconds a throttled model asked us to wait (the largest seen), for Retry-After.
     throttled_retry_after: float = 0.0
+    api_key_id: str | None = None  # API Gateway's id of the caller's key (cache scope api_key)
+    cache_control: str | None = None  # the request's Cache-Control header (no-cache bypasses)
 
     def stage_timeout(self, stage_cap: float) -> float:
         """How long the next attempt may take: the stage's cap within the remaining budget."""

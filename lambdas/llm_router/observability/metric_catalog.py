@@ -76,6 +76,11 @@ STATUS_504 = _spec("Status504", COUNT, "the request's deadline ran out (504)")
 OVER_BUDGET = _spec("OverBudget", COUNT, "refused at the hard daily budget (429)")
 BUDGET_SOFT = _spec("BudgetSoft", COUNT, "routed to the cheapest targets past the soft budget")
 ESCALATED = _spec("Escalated", COUNT, "hybrid router asked the classifier LLM")
+# The response cache (routing.cache): hit rate = CacheHits / (CacheHits + CacheMisses).
+CACHE_HITS = _spec("CacheHits", COUNT, "answered from the cache (exact or semantic), no model")
+CACHE_SEMANTIC_HITS = _spec("CacheSemanticHits", COUNT, "of the cache hits, the semantic ones")
+CACHE_MISSES = _spec("CacheMisses", COUNT, "looked up in the cache, not found: a model answered")
+CACHE_STALE = _spec("CacheStale", COUNT, "every target failed: a stale cached answer was served")
 # Per-call counts, summed over the request.
 BEDROCK_FAILURES = _spec("BedrockFailures", COUNT, "Bedrock calls that failed (any stage)")
 BEDROCK_THROTTLES = _spec("BedrockThrottles", COUNT, "Bedrock calls refused as throttled")
@@ -96,13 +101,15 @@ ANSWER_OUTPUT_TOKENS = _spec("AnswerOutputTokens", COUNT, "answer model output t
 COST = _spec("CostUSD", USD, "the request's cost, all billed calls")
 CLASSIFICATION_COST = _spec("ClassificationCostUSD", USD, "cost of classification and embedding")
 ANSWER_COST = _spec("AnswerCostUSD", USD, "cost of the billed answer attempts")
+CACHE_SAVED = _spec("CacheSavedUSD", USD, "answer cost a cache hit saved (what the answer cost)")
 
 METRICS: tuple[MetricSpec, ...] = (
     REQUESTS, ANSWERED, DECLINED, DEGRADED, FALLBACK_USED, STATUS_4XX, STATUS_5XX, STATUS_504,
-    OVER_BUDGET, BUDGET_SOFT, ESCALATED, BEDROCK_FAILURES, BEDROCK_THROTTLES, BREAKER_OPENINGS,
+    OVER_BUDGET, BUDGET_SOFT, ESCALATED, CACHE_HITS, CACHE_SEMANTIC_HITS, CACHE_MISSES,
+    CACHE_STALE, BEDROCK_FAILURES, BEDROCK_THROTTLES, BREAKER_OPENINGS,
     BREAKER_SKIPS, UNPRICED_CALLS, CLASSIFICATION_LATENCY, ANSWER_LATENCY, TOTAL_LATENCY,
     EMBEDDING_INPUT_TOKENS, CLASSIFIER_INPUT_TOKENS, CLASSIFIER_OUTPUT_TOKENS, ANSWER_INPUT_TOKENS,
-    ANSWER_OUTPUT_TOKENS, COST, CLASSIFICATION_COST, ANSWER_COST,
+    ANSWER_OUTPUT_TOKENS, COST, CLASSIFICATION_COST, ANSWER_COST, CACHE_SAVED,
 )  # fmt: skip
 
 # The usage stage of a billed call -> (input tokens metric, output tokens metric or None).

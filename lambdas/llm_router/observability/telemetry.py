@@ -180,6 +180,13 @@ def metric_values(record: Mapping[str, Any]) -> list[tuple[mc.MetricSpec, float]
     add(mc.OVER_BUDGET, outcome == "over_budget")
     add(mc.BUDGET_SOFT, record.get("budget_level") == "soft")
     add(mc.ESCALATED, bool(record.get("escalated")))
+    cache = record.get("cache")
+    add(mc.CACHE_HITS, cache in ("hit", "semantic_hit"))
+    add(mc.CACHE_SEMANTIC_HITS, cache == "semantic_hit")
+    add(mc.CACHE_MISSES, cache == "miss")
+    add(mc.CACHE_STALE, cache == "stale")
+    if cache in ("hit", "semantic_hit", "stale"):
+        _add_cost(values, mc.CACHE_SAVED, record.get("cache_saved_usd"))
 
     tried = _dicts(record.get("targets_tried"))
     failed = [t for t in tried if t.get("result") == "failed"]

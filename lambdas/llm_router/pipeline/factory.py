@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RoutesConfig
+from ..config.cache import CACHE_TABLE_ENV
 from ..config.settings import BUDGET_TABLE_ENV
 from ..decision.classification import Classifier
 from ..decision.classifiers.llm import LlmClassifier
@@ -21,6 +22,7 @@ from .strategies import get_strategy
 SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
 DEFAULT_SEMANTIC_INDEX_DIR = Path("/opt/semantic-index")  # where the layer puts it in Lambda
 BUDGET_FROM_ENV = "from-env"
+CACHE_FROM_ENV = "from-env"
 
 
 def index_dir_from_env() -> Path:
@@ -71,6 +73,7 @@ def build_service(
     embedding_source: str | None = None,
     budget: BudgetGuard | None | str = BUDGET_FROM_ENV,
     warm_client: bool = False,
+    cache: Any = CACHE_FROM_ENV,
 ) -> RouterService:
     """A RouterService whose every Bedrock call goes through the resilient clients: one budget
     per request, retries, and a circuit breaker per target shared by all stages.
@@ -79,7 +82,8 @@ def build_service(
     when unset), None for no guard. ``warm_client``: make the Bedrock client of the first call
     now rather than in the first request (the Lambda init phase does: its objects are made while
     the garbage collector is paused and then frozen, see ``init_phase``); by default no client
-    exists until a call needs one."""
+    exists until a call needs one. ``cache``: the response cache (``llm_router.pipeline.cache``);
+    by default the one ``CACHE_TABLE_NAME`` names (none when unset), None for no cache."""
     if budget == BUDGET_FROM_ENV:
         budget = None
         if os.environ.get(BUDGET_TABLE_ENV):  # no table, no guard: skip importing its module
@@ -111,4 +115,12 @@ def build_service(
         stage_client("answer", resilience.answer_attempt_timeout_seconds), config.answering
     )
     guard = budget if not isinstance(budget, str) else None
-    return RouterService(config, classifier, answerer, breakers=breakers, budget=guard)
+    if cache == CACHE_FROM_ENV:
+        cache = None
+        if os.environ.get(CACHE_TABLE_ENV):
+            from .cache.response_cache import ResponseCache
+
+            cache = ResponseCache.from_env(config)
+    return RouterService(
+        config, classifier, answerer, breakers=breakers, budget=guard, cache=cache
+    )

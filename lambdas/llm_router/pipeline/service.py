@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..config.targets import AnswerTarget, TargetPlan
@@ -33,6 +33,9 @@ from ..models.breaker import BreakerBoard
 from ..models.request_context import DeadlineExceeded, RequestContext, current
 from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..observability.tracing import subsegment
+
+if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
+    from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
 
 # Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
 # near, which would help someone shape adversarial input.
@@ -150,12 +153,14 @@ class RouterService:
         breakers: BreakerBoard | None = None,
         budget: BudgetGuard | None = None,
         rng: random.Random | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.config = config
         self.classifier = classifier
         self.answerer = answerer
         self.breakers = breakers
         self.budget = budget
+        self.cache = cache
         self._rng = rng or random.Random()
         self._max_routing_chars = parse_routing(config).max_input_chars
 
@@ -311,7 +316,24 @@ class RouterService:
             plan = self.config.plan_for(classification.category, tier)
             if budget_level == "soft":
                 plan = self.cheapest_plan(plan)
-            answer = self._answer(question, plan, history_messages(history))
+            cached = self._cache_request(question, classification, plan, tier, history)
+            found = self.cache.lookup(cached) if self.cache and cached else None
+            if found is not None:
+                extra.update(found.routing())
+                if found.entry is not None:  # a hit: no answer model is called
+                    body = self._cached_body(classification, found, started, context, extra)
+                    self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
+                    return body
+            try:
+                answer = self._answer(question, plan, history_messages(history))
+            except RoutingError as exc:
+                stale = self.cache.stale(cached) if self.cache and cached else None
+                if stale is None or exc.code != "models_unavailable":
+                    raise
+                extra.update(stale.routing())
+                body = self._cached_body(classification, stale, started, context, extra)
+                self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
+                return body
         except BaseException:
             self._release_budget(reservation, classification)
             raise
@@ -320,6 +342,46 @@ class RouterService:
             time.perf_counter() - started, self.config, context, extra,
         )
         self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
+        if self.cache and cached:
+            self.cache.keep(
+                cached, answer.text, answer.invoked_model_id, answer.requested_model_id,
+                body["usage"]["cost_usd"]["answer"],
+            )
+        return body
+
+    # -- the response cache (llm_router.pipeline.cache) --------------------------------------
+
+    def _cache_request(
+        self, question: str, classification: Classification, plan: TargetPlan, tier: str,
+        history: Sequence[Turn],
+    ) -> CacheRequest | None:
+        if self.cache is None:
+            return None
+        context = current()
+        return self.cache.prepare(
+            question, classification.category, plan, tier, history,
+            vector=classification.embedding,
+            cache_control_header=context.cache_control,
+            api_key_id=context.api_key_id,
+        )
+
+    def _cached_body(
+        self, classification: Classification, found: CacheResult, started: float,
+        context: RequestContext, extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The response of a cache hit (or a stale answer): the classification's cost only."""
+        entry = found.entry
+        assert entry is not None
+        answer = Answer(entry.answer, entry.target, entry.model_id, 0.0,
+                        ModelUsage(entry.model_id, 0, 0), "cached")
+        body = shape_response(
+            self.classifier, classification, answer, entry.answer,
+            time.perf_counter() - started, self.config, context, extra,
+        )
+        costs = body["usage"]["cost_usd"]
+        body["usage"]["answer"] = None
+        costs["answer"] = 0.0
+        costs["total"] = total_cost(costs["classification"])
         return body
 
     def _answer(

@@ -100,4 +100,5 @@ class HybridClassifier:
             usages=first.usages + second.usages,
             details=details,
             fallback_reason=second.fallback_reason,
+            embedding=first.embedding,
         )

@@ -194,4 +194,7 @@ class SemanticClassifier:
             **{key: value for key, value in decision.items() if key != "category"},
         }
         usage = ModelUsage(self.model_id, embedding.input_tokens, 0)
-        return Classification(decision["category"], self.model_id, seconds, (usage,), details)
+        return Classification(
+            decision["category"], self.model_id, seconds, (usage,), details,
+            embedding=embedding.vector,
+        )
