@@ -288,7 +288,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         say(budget_line)
         feedback, feedback_line = local_feedback(stack, config)
         say(feedback_line)
-        access, access_line = local_access(stack, config, backend, args.preset)
+        access, access_line = local_access(stack, config, backend, config.preset)
         say(access_line)
         if access is not None:
             feedback = access.feedback or feedback
