@@ -16,9 +16,9 @@ handler, with the API key, throttling, request model and error responses of the 
 ``GET /health`` says when the server is up. Ctrl-C or SIGTERM stops everything and exits 0.
 
 To watch failover, make the stand-in's models fail or slow down (repeatable; MODEL ``*`` means
-every model): ``--fault anthropic.claude-3-5-sonnet-20240620-v1:0=ThrottlingException:0.5`` fails
+every model): ``--fault us.anthropic.claude-sonnet-4-5-20250929-v1:0=ThrottlingException:0.5`` fails
 half the calls to that model (seeded, so a run is repeatable; without ``:probability`` every call
-fails), ``--delay anthropic.claude-3-5-sonnet-20240620-v1:0=40`` answers after 40 s, beyond the
+fails), ``--delay us.anthropic.claude-sonnet-4-5-20250929-v1:0=40`` answers after 40 s, beyond the
 API's integration timeout (``api.integration_timeout_seconds``: the local API then answers 504 as
 API Gateway does). Error codes are Bedrock's (ThrottlingException, ServiceUnavailableException,
 InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burst-limit`` and
@@ -292,7 +292,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         say(cache_line)
         feedback, feedback_line = local_feedback(stack, config)
         say(feedback_line)
-        access, access_line = local_access(stack, config, backend, args.preset)
+        access, access_line = local_access(stack, config, backend, config.preset)
         say(access_line)
         if access is not None:
             feedback = access.feedback or feedback

@@ -19,6 +19,13 @@ from llm_router.decision.semantic_index import build_index
 from llm_router.models.bedrock import runtime_client
 
 STANDIN_SOURCE = "offline-stand-in"
+# The tests run the blog-2024 preset (the shipped default is `current`): the literals below are
+# its models, and its legacy models are what the doctor and failover tests need. Set at import,
+# so that session fixtures, subprocesses and synths all see it; a test about the file's own
+# active_preset removes it.
+TEST_PRESET = "blog-2024"
+USER_PRESET = os.environ.get("ROUTES_PRESET")  # what the live suite deploys (None: the file's)
+os.environ["ROUTES_PRESET"] = TEST_PRESET
 # The blog-2024 preset's models, written out: tests check routing against these literals.
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"

@@ -17,6 +17,7 @@ import boto3
 import doctor
 import pytest
 from botocore.stub import Stubber
+from conftest import TEST_PRESET
 from llm_router.config import RoutesConfig, load_routes
 from llm_router.models.bedrock import runtime_client
 from moto import mock_aws
@@ -43,9 +44,10 @@ BOOTSTRAP_TEMPLATE = {
 
 @pytest.fixture(autouse=True)
 def _routes_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The repository's routes.json with its own active preset (blog-2024)."""
+    """The repository's routes.json with the suite's preset (blog-2024, whose legacy models
+    these tests need), as ROUTES_PRESET gives it to doctor.py."""
     monkeypatch.delenv("ROUTES_FILE", raising=False)
-    monkeypatch.delenv("ROUTES_PRESET", raising=False)
+    monkeypatch.setenv("ROUTES_PRESET", TEST_PRESET)
     monkeypatch.delenv("AWS_REGION", raising=False)
 
 

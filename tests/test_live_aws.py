@@ -30,6 +30,20 @@ HISTORY = "What year did World War II end?"
 MATH = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _shipped_preset() -> Iterator[None]:
+    """Deploy what ships (the file's active_preset, or the ROUTES_PRESET you set), not the
+    offline tests' pinned blog-2024 preset, whose legacy models a new account cannot use."""
+    from conftest import USER_PRESET
+
+    with pytest.MonkeyPatch.context() as patch:
+        if USER_PRESET is None:
+            patch.delenv("ROUTES_PRESET", raising=False)
+        else:
+            patch.setenv("ROUTES_PRESET", USER_PRESET)
+        yield
+
+
 def aws_session() -> Any:
     import boto3
 
