@@ -9,6 +9,10 @@ With ``--stack`` the API URL and the API key's id come from the stack's CloudFor
 sample's three steps (describe-stacks, get-api-key, curl, each through jq). ``--json`` prints the
 raw response body. Errors are one line on stderr and a non-zero exit code.
 
+The answer is printed as the model writes it: the question goes to ``POST /ask/stream`` and each
+``delta`` event is printed when it arrives, then the routing, cost and timings from ``done``.
+``--no-stream`` asks ``POST /ask`` and prints the whole answer at the end.
+
 ``--chat`` holds a conversation: it reads one question per line from stdin (``quit`` or end of
 input stops) and sends each with the turns so far as ``history``, so follow-ups such as "why?"
 keep their context and their model. The router is stateless: the history lives here. A question
@@ -23,7 +27,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -36,6 +40,7 @@ OUTPUT_API_URL = "ApiUrl"  # the URL of POST /ask (or, from older stacks, of the
 OUTPUT_API_ID = "ApiId"
 OUTPUT_API_KEY_ID = "ApiKeyId"
 ASK_SUFFIX = "/ask"
+STREAM_SUFFIX = "/stream"  # POST /ask/stream: the same request, answered as server-sent events
 DEFAULT_TIMEOUT_SECONDS = 90.0
 DEFAULT_CHAT_TURNS = 20  # routes.json conversation.max_turns by default
 QUIT_WORDS = ("quit", "exit")
@@ -136,6 +141,90 @@ def describe_error_body(raw: bytes) -> str:
     return f"{message} ({'; '.join(details)})" if details else str(message)
 
 
+def _request(
+    url: str,
+    endpoint: Endpoint,
+    question: str,
+    category: str | None,
+    history: Sequence[Mapping[str, str]],
+) -> urllib.request.Request:
+    payload: dict[str, Any] = {"question": question}
+    if category:
+        payload["category"] = category
+    if history:
+        payload["history"] = list(history)
+    return urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode("utf-8"),
+        method="POST",
+        headers={"Content-Type": "application/json", "x-api-key": endpoint.api_key},
+    )
+
+
+def _read(
+    url: str, request: urllib.request.Request, timeout: float, read: Callable[[Any], Any]
+) -> Any:
+    """``read(response)`` of a 2xx answer; AskError with the status and reason otherwise."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return read(response)
+    except urllib.error.HTTPError as exc:
+        raise AskError(f"HTTP {exc.code} from {url}: {describe_error_body(exc.read())}") from None
+    except urllib.error.URLError as exc:
+        raise AskError(f"cannot reach {url}: {exc.reason}") from None
+    except TimeoutError:
+        raise AskError(f"no answer from {url} within {timeout:g} s") from None
+
+
+def server_sent_events(lines: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event name, its JSON data) for each event of a ``text/event-stream`` body."""
+    name, data = "message", []
+    for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[len("event:"):].strip()
+        elif line.startswith("data:"):
+            data.append(line[len("data:"):].strip())
+
+
+def stream_question(
+    endpoint: Endpoint,
+    question: str,
+    on_text: Callable[[str], None],
+    category: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    history: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """POST to ``/ask/stream``, calling ``on_text`` with each piece of the answer as it arrives;
+    the ``done`` event's body with the whole ``answer``, else AskError (an ``error`` event too)."""
+    url = endpoint.url + STREAM_SUFFIX
+
+    def read(response: Any) -> dict[str, Any]:
+        parts: list[str] = []
+        for name, data in server_sent_events(response):
+            if name == "delta":
+                parts.append(str(data.get("text", "")))
+                on_text(parts[-1])
+            elif name == "routing" and data.get("declined"):
+                parts.append(str(data.get("decline_message", "")))
+                on_text(parts[-1])
+            elif name == "error":
+                reason = describe_error_body(json.dumps(data).encode())
+                raise AskError(f"{url} ended with an error: {reason}")
+            elif name == "done":
+                return {**data, "answer": "".join(parts)}
+        raise AskError(f"{url} ended the stream without a done event")
+
+    try:
+        return _read(url, _request(url, endpoint, question, category, history), timeout, read)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AskError(f"{url} sent an event that is not JSON") from None
+
+
 def post_question(
     endpoint: Endpoint,
     question: str,
@@ -144,28 +233,8 @@ def post_question(
     history: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
     """POST the question; the parsed body of a 2xx answer, else AskError with status and reason."""
-    payload: dict[str, Any] = {"question": question}
-    if category:
-        payload["category"] = category
-    if history:
-        payload["history"] = list(history)
-    request = urllib.request.Request(
-        endpoint.url,
-        data=json.dumps(payload).encode("utf-8"),
-        method="POST",
-        headers={"Content-Type": "application/json", "x-api-key": endpoint.api_key},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            raw = response.read()
-    except urllib.error.HTTPError as exc:
-        raise AskError(
-            f"HTTP {exc.code} from {endpoint.url}: {describe_error_body(exc.read())}"
-        ) from None
-    except urllib.error.URLError as exc:
-        raise AskError(f"cannot reach {endpoint.url}: {exc.reason}") from None
-    except TimeoutError:
-        raise AskError(f"no answer from {endpoint.url} within {timeout:g} s") from None
+    request = _request(endpoint.url, endpoint, question, category, history)
+    raw = _read(endpoint.url, request, timeout, lambda response: response.read())
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -197,8 +266,9 @@ def format_cost(usage: Any) -> str:
     return f"{shown}" + (f" = {'; '.join(parts)}" if parts else "")
 
 
-def format_answer(body: Mapping[str, Any]) -> str:
-    """The answer, then the routing decision and timings, for a person to read."""
+def format_answer(body: Mapping[str, Any], with_answer: bool = True) -> str:
+    """The answer (unless it was printed as it streamed), then the routing decision and
+    timings, for a person to read."""
     routing = body.get("routing") or {}
     category = body.get("question_classification")
     decider = body.get("classifier_LLM") or body.get("embedding_LLM")
@@ -213,7 +283,8 @@ def format_answer(body: Mapping[str, Any]) -> str:
         route = f"{category}: declined, no answer model called ({decided})"
     else:
         route = f"{category} -> {body.get('answerer_LLM')} ({decided})"
-    lines = [str(body.get("answer", "")).strip(), "", f"Routing: {route}"]
+    lines = [str(body.get("answer", "")).strip(), ""] if with_answer else []
+    lines.append(f"Routing: {route}")
     if routing.get("fallback_to_default"):
         lines.append(f"Fallback: {routing.get('fallback_reason', 'default category used')}")
     if routing.get("degraded"):
@@ -258,6 +329,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", help="the x-api-key value (with --url)")
     parser.add_argument("--category", help="skip classification: route to this category")
     parser.add_argument("--json", action="store_true", help="print the raw response body")
+    parser.add_argument(
+        "--no-stream", action="store_true",
+        help="ask POST /ask and print the answer when it is complete (default: stream it)",
+    )
     parser.add_argument("--region", help="AWS region of the stack")
     parser.add_argument("--profile", help="AWS profile to use")
     parser.add_argument(
@@ -305,14 +380,12 @@ def chat(
             break
         out.write(f"you> {question}\n")
         try:
-            body = post_question(endpoint, question, args.category, args.timeout, history)
+            body = ask_once(endpoint, args, question, out, history)
         except AskError as exc:
             err.write(f"error: {exc}\n")
             failures += 1
             continue
-        out.write(
-            (json.dumps(body, ensure_ascii=False) if args.json else format_answer(body)) + "\n\n"
-        )
+        out.write("\n")
         history += [
             {"role": "user", "content": question},
             {"role": "assistant", "content": str(body.get("answer") or "(no answer)")},
@@ -322,16 +395,47 @@ def chat(
     return 1 if failures else 0
 
 
+def ask_once(
+    endpoint: Endpoint,
+    args: argparse.Namespace,
+    question: str,
+    out: TextIO,
+    history: Sequence[Mapping[str, str]] = (),
+    indent: int | None = None,
+) -> dict[str, Any]:
+    """Ask one question and print it: streamed as it arrives (a person reading), or whole
+    (``--no-stream``; ``--json`` prints the body, the streamed one with its answer joined)."""
+    if args.no_stream:
+        body = post_question(endpoint, question, args.category, args.timeout, history)
+        out.write(
+            format_answer(body) if not args.json
+            else json.dumps(body, indent=indent, ensure_ascii=False)
+        )
+        out.write("\n")
+        return body
+
+    def show(text: str) -> None:
+        if not args.json:
+            out.write(text)
+            out.flush()
+
+    body = stream_question(endpoint, question, show, args.category, args.timeout, history)
+    if args.json:
+        out.write(json.dumps(body, indent=indent, ensure_ascii=False) + "\n")
+    else:
+        out.write("\n\n" + format_answer(body, with_answer=False) + "\n")
+    return body
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.chat:
             return chat(endpoint_for(args), args, sys.stdin, sys.stdout, sys.stderr)
-        body = post_question(endpoint_for(args), args.question, args.category, args.timeout)
+        ask_once(endpoint_for(args), args, args.question, sys.stdout, indent=2)
     except AskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else format_answer(body))
     return 0
 
 

@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,6 +341,8 @@ class LocalAccess:
     operator_env: str  # the operator's credentials as environment assignments, for scripts
     tokens: dict[str, Any] = field(default_factory=dict)  # strategy -> its feedback tokens
     caches: dict[str, Any] = field(default_factory=dict)  # strategy -> its response cache
+    stream_bedrock: dict[str, Any] = field(default_factory=dict)  # strategy -> /ask/stream's
+    stream_budgets: dict[str, Any] = field(default_factory=dict)  # on the streaming role
 
 
 def local_access(
@@ -352,7 +354,7 @@ def local_access(
     run goes on with IAM unchecked, and the returned line says so."""
     from llm_router.config.cache import CACHE_TABLE_ENV
     from llm_router.config.settings import BUDGET_TABLE_ENV
-    from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
+    from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT, STREAM_ENTRY_POINT
     from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
     from llm_router.governance.budget import BudgetGuard
     from llm_router.governance.provenance import (
@@ -386,7 +388,7 @@ def local_access(
         return None, f"IAM: not enforced ({exc})"
     granted = grant_local_roles(
         roles, url, STANDIN_REGION, moto_iam.Credentials(*STANDIN_CREDENTIALS),
-        backend.standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT,
+        backend.standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT, STREAM_ENTRY_POINT,
     )
 
     def role_dynamodb(credentials: moto_iam.Credentials) -> Any:
@@ -397,21 +399,29 @@ def local_access(
             region_name=STANDIN_REGION, **credentials.as_client_kwargs(),
         )
 
-    bedrock = {}
-    if backend.standin is not None:  # real Bedrock (--bedrock aws) answers to your own role
-        bedrock = {
+    def role_bedrock(roles: Mapping[str, moto_iam.Credentials]) -> dict[str, Any]:
+        if backend.standin is None:  # real Bedrock (--bedrock aws) answers to your own role
+            return {}
+        return {
             strategy: runtime_client(
                 region=STANDIN_REGION, endpoint_url=backend.standin.url,
                 credentials=(creds.access_key_id, creds.secret_access_key),
             )
-            for strategy, creds in granted.routers.items()
+            for strategy, creds in roles.items()
         }
+
     guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
-    budgets = (
-        {s: BudgetGuard(config, LOCAL_BUDGET_TABLE, client=role_dynamodb(c))
-         for s, c in granted.routers.items()}
-        if guard.enabled else {}
-    )
+
+    def role_budgets(roles: Mapping[str, moto_iam.Credentials]) -> dict[str, Any]:
+        if not guard.enabled:
+            return {}
+        return {
+            s: BudgetGuard(config, LOCAL_BUDGET_TABLE, client=role_dynamodb(c))
+            for s, c in roles.items()
+        }
+
+    bedrock, budgets = role_bedrock(granted.routers), role_budgets(granted.routers)
+
     def role_tokens(credentials: moto_iam.Credentials) -> Any:
         """Feedback tokens whose secret is read with the function's role."""
         client = aws_client(
@@ -442,7 +452,10 @@ def local_access(
         f"AWS_SECRET_ACCESS_KEY={operator.secret_access_key}"
     )
     return (
-        LocalAccess(bedrock, budgets, feedback, operator_env, tokens, caches),
+        LocalAccess(
+            bedrock, budgets, feedback, operator_env, tokens, caches,
+            role_bedrock(granted.streams), role_budgets(granted.streams),
+        ),
         f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "
         "templates); a call its role lacks is refused (AccessDenied), as in AWS",
     )

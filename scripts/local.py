@@ -3,6 +3,7 @@
     python scripts/local.py [--port 3000] [--host 127.0.0.1] [--api-key KEY]
                             [--bedrock stand-in|aws] [--answer-url URL] [--region R]
                             [--fault MODEL=ErrorCode[:probability]]... [--delay MODEL=SECONDS]...
+                            [--chunk-delay MODEL=SECONDS]...
                             [--rate-limit N] [--burst-limit N] [--quota N]
 
 ``--bedrock stand-in`` (the default) starts the offline Bedrock stand-in: no AWS account needed,
@@ -21,7 +22,9 @@ half the calls to that model (seeded, so a run is repeatable; without ``:probabi
 fails), ``--delay us.anthropic.claude-sonnet-4-5-20250929-v1:0=40`` answers after 40 s, beyond the
 API's integration timeout (``api.integration_timeout_seconds``: the local API then answers 504 as
 API Gateway does). Error codes are Bedrock's (ThrottlingException, ServiceUnavailableException,
-InternalServerException, ModelTimeoutException, ...). ``--rate-limit``, ``--burst-limit`` and
+InternalServerException, ModelTimeoutException, ...). ``--chunk-delay '*=0.1'`` makes every
+ConverseStream write a word every 0.1 s, to watch ``POST /<router>/ask/stream`` stream (``curl
+-N``). ``--rate-limit``, ``--burst-limit`` and
 ``--quota`` (0: none) override the usage plan of ``routes.json`` for load tests.
 
 The daily budget guard (``routes.json`` ``budget``) runs too: its DynamoDB table is moto's, served
@@ -46,7 +49,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -119,7 +122,9 @@ def parse_delay(text: str) -> Delay:
     return Delay(model_id, value)
 
 
-def apply_faults_and_delays(standin: Any, faults: list[Fault], delays: list[Delay]) -> list[str]:
+def apply_faults_and_delays(
+    standin: Any, faults: list[Fault], delays: list[Delay], chunk_delays: Sequence[Delay] = ()
+) -> list[str]:
     """Configure the stand-in; one line per setting, for the banner."""
     lines = []
     for fault in faults:
@@ -129,6 +134,9 @@ def apply_faults_and_delays(standin: Any, faults: list[Fault], delays: list[Dela
     for delay in delays:
         standin.set_delay(delay.model_id, delay.seconds)
         lines.append(f"  delay: {delay.model_id} answers after {delay.seconds:g} s")
+    for delay in chunk_delays:
+        standin.set_chunk_delay(delay.model_id, delay.seconds)
+        lines.append(f"  chunk delay: {delay.model_id} streams a word every {delay.seconds:g} s")
     return lines
 
 
@@ -172,12 +180,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--delay", type=parse_delay, action="append", default=[], metavar="MODEL=SECONDS",
         help="the stand-in answers MODEL ('*': any) after SECONDS; repeatable",
     )
+    parser.add_argument(
+        "--chunk-delay", type=parse_delay, action="append", default=[], metavar="MODEL=SECONDS",
+        help="the stand-in's ConverseStream of MODEL ('*': any) waits SECONDS before each "
+        "piece of text (POST /<router>/ask/stream); repeatable",
+    )
     parser.add_argument("--rate-limit", type=float, help="requests/s per router (load tests)")
     parser.add_argument("--burst-limit", type=int, help="burst per router (load tests)")
     parser.add_argument("--quota", type=int, help="requests a day per router; 0: no quota")
     args = parser.parse_args(argv)
-    if (args.fault or args.delay) and args.bedrock == AWS:
-        parser.error("--fault and --delay apply to the Bedrock stand-in, not to --bedrock aws")
+    if (args.fault or args.delay or args.chunk_delay) and args.bedrock == AWS:
+        parser.error(
+            "--fault, --delay and --chunk-delay apply to the Bedrock stand-in, not to --bedrock aws"
+        )
     if args.rate_limit is not None and args.rate_limit <= 0:
         parser.error("--rate-limit must be positive")
     if args.burst_limit is not None and args.burst_limit < 1:
@@ -231,6 +246,7 @@ def banner(
         lines.append(f"  POST {base_url}{path:<{width}}  {router.strategy.description}")
         if router.error:
             lines.append(f"       refuses to serve (503): {router.error}")
+    lines.append(f"  POST {base_url}/<router>/ask/stream  the same, streamed as server-sent events")
     lines.append(f"  GET  {base_url}{HEALTH_PATH}")
     source = "generated; choose one with --api-key" if generated_key else "--api-key"
     lines.append(f"API key: {api_key}  ({source}; send it in the x-api-key header)")
@@ -306,14 +322,19 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             tokens=access.tokens if access else None,
             cache=cache,
             caches=access.caches if access else None,
+            stream_clients=access.stream_bedrock if access else None,
+            stream_budgets=access.stream_budgets if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
-            for line in apply_faults_and_delays(backend.standin, args.fault, args.delay):
+            for line in apply_faults_and_delays(
+                backend.standin, args.fault, args.delay, args.chunk_delay
+            ):
                 say(line)
         gateway = LocalGateway(
             api_settings(ApiSettings.from_config(config, api_key), args),
             {r.strategy.name: r.handler for r in routers},
             feedback_handler=feedback,
+            stream_handlers={r.strategy.name: r.streaming for r in routers},
         )
         try:
             server = LocalApiServer(gateway, args.host, args.port)

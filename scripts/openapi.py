@@ -86,6 +86,7 @@ class Operation:
     summary: str
     request: Callable[[RoutesConfig], dict[str, Any]]  # JSON Schema draft 4
     response: Callable[[RoutesConfig], dict[str, Any]]
+    response_type: str = "application/json"
 
 
 OPERATIONS = (
@@ -96,6 +97,24 @@ OPERATIONS = (
         "Route a question to the model of its category and return the answer",
         ask_body_schema,
         ask_response_schema,
+    ),
+    Operation(
+        "/ask/stream",
+        "post",
+        "askStream",
+        "Route a question and stream the answer as server-sent events",
+        ask_body_schema,
+        lambda config: {
+            "title": "AskStreamEvents",
+            "type": "string",
+            "description": (
+                "text/event-stream: 'event: routing' (the decision) first, 'event: delta' with "
+                '{"text": ...} per piece of the answer, then \'event: done\' (the /ask body '
+                "without answer) or 'event: error' (the /ask error body with its code); each "
+                "event's data is one line of JSON. Refusals before routing are /ask's JSON errors."
+            ),
+        },
+        "text/event-stream",
     ),
     Operation(
         "/feedback",
@@ -178,7 +197,7 @@ def _operation(op: Operation, config: RoutesConfig) -> tuple[dict[str, Any], dic
         "responses": {
             "200": {
                 "description": op.summary,
-                "content": {"application/json": {"schema": {"$ref": f"{REF}{response_name}"}}},
+                "content": {op.response_type: {"schema": {"$ref": f"{REF}{response_name}"}}},
             },
             **{code: _error_response(*spec) for code, spec in ERROR_RESPONSES.items()},
         },

@@ -30,6 +30,7 @@ GLOBAL_PREFIX = "global"
 # an inference_profile_regions entry is an error rather than being mistaken for a provider name.
 KNOWN_GEO_PREFIXES = frozenset({"us", "us-gov", "eu", "apac", "jp", "au", "ca", GLOBAL_PREFIX})
 INVOKE_ACTIONS = ("bedrock:InvokeModel",)  # Converse is authorised by InvokeModel
+STREAM_ACTIONS = ("bedrock:InvokeModelWithResponseStream",)  # and ConverseStream by this
 _PROMPT_ROUTER_TYPES = ("prompt-router/", "default-prompt-router/")
 
 
@@ -96,6 +97,25 @@ def invoke_statement(
     arns = invoke_model_arns(strategy.invoked_models(config), config, ArnScope.of(scope))
     return iam.PolicyStatement(
         sid="InvokeConfiguredBedrockModels", actions=list(INVOKE_ACTIONS), resources=list(arns)
+    )
+
+
+def decision_invoke_statement(
+    scope: Construct, strategy: Strategy, config: RoutesConfig
+) -> iam.PolicyStatement:
+    """``bedrock:InvokeModel`` on the decision's models only (the streaming function's)."""
+    arns = invoke_model_arns(strategy.decision_models(config), config, ArnScope.of(scope))
+    return iam.PolicyStatement(
+        sid="InvokeDecisionModels", actions=list(INVOKE_ACTIONS), resources=list(arns)
+    )
+
+
+def stream_statement(scope: Construct, config: RoutesConfig) -> iam.PolicyStatement:
+    """``bedrock:InvokeModelWithResponseStream`` on exactly the answer targets, the models
+    ``ConverseStream`` calls (with their profiles' and prompt routers' foundation models)."""
+    arns = invoke_model_arns(config.answerer_model_ids(), config, ArnScope.of(scope))
+    return iam.PolicyStatement(
+        sid="StreamAnswerTargets", actions=list(STREAM_ACTIONS), resources=list(arns)
     )
 
 

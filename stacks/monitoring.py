@@ -12,8 +12,9 @@ Alarms (each can be turned off with ``null`` in routes.json):
 
 * ``ServerErrorRate``: API Gateway 5XXError / Count (what callers see, function crashes and
   gateway timeouts included) above ``server_error_rate``;
-* ``LatencyNearTimeout``: API Gateway p99 Latency above ``latency_p99_timeout_fraction`` of
-  ``api.integration_timeout_seconds``;
+* ``LatencyNearTimeout``: the ``/ask`` function's p99 Duration above
+  ``latency_p99_timeout_fraction`` of ``api.integration_timeout_seconds`` (the function's, not the
+  API's Latency: ``POST /ask/stream`` answers run for minutes by design and would trip it);
 * ``BedrockFailures``: failed Bedrock calls per period, at least ``bedrock_failures``;
 * ``DeclineRate``: Declined / Requests above ``decline_rate`` (the expected off-topic share plus
   headroom; evaluate.py measures the false-refusal part);
@@ -162,7 +163,7 @@ def _alarms(
     if settings.latency_p99_timeout_fraction is not None:
         threshold_ms = settings.latency_p99_timeout_fraction * timeout_seconds * 1000
         alarm("LatencyNearTimeout",
-              router.api.metric_latency(period=period, statistic="p99"), threshold_ms,
+              router.function.metric_duration(period=period, statistic="p99"), threshold_ms,
               f"p99 latency above {threshold_ms:.0f} ms, near the {timeout_seconds:g} s "
               "integration timeout")
     if settings.bedrock_failures is not None:

@@ -15,6 +15,7 @@ from constructs import IConstruct
 if TYPE_CHECKING:
     from stacks.feedback_api import FeedbackEndpoint
     from stacks.router_api import RouterApi
+    from stacks.stream_api import StreamingEndpoint
 
 APIGW_LOGS_POLICY = (
     "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -54,10 +55,10 @@ def _acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
 
 
 def acknowledge_router_findings(
-    router: RouterApi, feedback: FeedbackEndpoint, *, waf: bool
+    router: RouterApi, feedback: FeedbackEndpoint, stream: StreamingEndpoint, *, waf: bool
 ) -> None:
     """The findings of a router stack; APIG3 (no WAF) only when the web ACL is off."""
-    for method in (router.ask_method, feedback.method):
+    for method in (router.ask_method, feedback.method, stream.method):
         _acknowledge(method, "AwsSolutions-APIG4", NO_USER_AUTH)
         _acknowledge(method, "AwsSolutions-COG4", NO_USER_AUTH)
     if not waf:
@@ -68,9 +69,9 @@ def acknowledge_router_findings(
         "The account-level role API Gateway uses to write access and execution logs; "
         "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for exactly that role.",
     )
-    for role in (router.function_role, feedback.function_role):
+    for role in (router.function_role, feedback.function_role, stream.function_role):
         _acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_ONLY_WILDCARD)
-    for function in (router.function, feedback.function):
+    for function in (router.function, feedback.function, stream.function):
         _acknowledge(function, "AwsSolutions-L1", PINNED_RUNTIME)
     for table in (router.budget_table, router.cache_table, feedback.table):
         if table is not None:

@@ -103,6 +103,7 @@ class RouterApi(Construct):
         super().__init__(scope, construct_id)
         self.runtime_layer = runtime_layer(self, target, layer_builder)
         layers = [self.runtime_layer, *extra_layers]
+        self.layers: tuple[RouterLayer, ...] = tuple(layers)  # the streaming function's too
         if config.source_path is None:
             raise ValueError("the routes configuration must be loaded from a file to be deployed")
         code, code_bytes = function_code(config.source_path, target.platform.python_version)
@@ -250,6 +251,8 @@ class RouterApi(Construct):
             "AskValidator", validate_request_body=True, validate_request_parameters=True
         )
         ask = api.root.add_resource(ASK_PATH, default_cors_preflight_options=self.cors_options)
+        self.ask_resource = ask
+        self.ask_model = model
         self.ask_method = ask.add_method(
             "POST",
             apigw.LambdaIntegration(

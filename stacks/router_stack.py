@@ -17,6 +17,7 @@ from stacks.monitoring import add_monitoring
 from stacks.nag import acknowledge_router_findings
 from stacks.router_api import RouterApi
 from stacks.router_layers import RouterLayer, semantic_layer
+from stacks.stream_api import StreamingEndpoint
 from stacks.waf import protect_stage
 
 
@@ -61,6 +62,9 @@ class RouterStack(Stack):
         self.feedback = FeedbackEndpoint(
             self, "Feedback", router=self.router, strategy=strategy, config=config
         )
+        self.stream = StreamingEndpoint(
+            self, "Stream", router=self.router, strategy=strategy, config=config
+        )
         self.web_acl = None
         if deployment.waf.enabled:
             self.web_acl = protect_stage(
@@ -78,6 +82,12 @@ class RouterStack(Stack):
             value=self.router.api.url_for_path(f"/{FEEDBACK_PATH}"),
             description="URL of POST /feedback (same API keys as /ask)",
         )
+        CfnOutput(
+            self,
+            "StreamUrl",
+            value=self.stream.url,
+            description="URL of POST /ask/stream: the answer as server-sent events (same keys)",
+        )
         CfnOutput(self, "ApiId", value=self.router.api.rest_api_id, description="REST API id")
         for tier_key in self.router.tier_keys:
             CfnOutput(
@@ -89,4 +99,6 @@ class RouterStack(Stack):
                 f"text --api-key <{tier_key.output_id}>",
             )
         self.monitoring = add_monitoring(self, self.router, strategy, config)
-        acknowledge_router_findings(self.router, self.feedback, waf=deployment.waf.enabled)
+        acknowledge_router_findings(
+            self.router, self.feedback, self.stream, waf=deployment.waf.enabled
+        )

@@ -208,16 +208,21 @@ def test_stack_resolution_then_ask_end_to_end(
 def test_wrong_key_shows_status_and_message(
     local_api: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert ask.main(["--url", f"{local_api}/semantic", "--api-key", "wrong", WW2]) == 1
+    args = ["--url", f"{local_api}/semantic", "--api-key", "wrong", WW2]
+    assert ask.main([*args, "--no-stream"]) == 1
     err = capsys.readouterr().err
     assert err == f"error: HTTP 403 from {local_api}/semantic/ask: Forbidden\n"
+    assert ask.main(args) == 1  # streamed: the same refusal, before any event
+    err = capsys.readouterr().err
+    assert err == f"error: HTTP 403 from {local_api}/semantic/ask/stream: Forbidden\n"
 
 
 def test_bedrock_failure_shows_error_and_reason(
     local_api: str, fresh_standin: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fresh_standin.inject_fault(HAIKU, "ValidationException")
-    assert ask.main(["--url", f"{local_api}/semantic", "--api-key", KEY, WW2]) == 1
+    args = ["--url", f"{local_api}/semantic", "--api-key", KEY, WW2]
+    assert ask.main([*args, "--no-stream"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(
         f"error: HTTP 502 from {local_api}/semantic/ask: model request failed (model_error; "
@@ -225,6 +230,13 @@ def test_bedrock_failure_shows_error_and_reason(
     )
     assert "request id " in err
     assert err.count("\n") == 1
+    assert ask.main(args) == 1  # streamed: routing was sent, then the error event
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: {local_api}/semantic/ask/stream ended with an error: model request failed "
+        f"(model_error; answer; {HAIKU}; ValidationException; "
+    )
+    assert "request id " in err and err.count("\n") == 1
 
 
 def test_answer_shows_cost_and_fallback(

@@ -34,7 +34,8 @@ def run_chat(url: str, stdin: str, *extra: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture
 def recording_api(routes: RoutesConfig) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """The local API in front of a handler that records each body and answers 'answer N'."""
+    """The local API in front of a handler that records each body and answers 'answer N'
+    (``/ask`` only: ask.py runs with ``--no-stream`` against it)."""
     bodies: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_each_question_carries_the_turns_so_far(
     recording_api: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, bodies = recording_api
-    result = run_chat(url, f"{ROME}\n\n{WHY}\n{SOLVE}\nquit\nnot asked\n")
+    result = run_chat(url, f"{ROME}\n\n{WHY}\n{SOLVE}\nquit\nnot asked\n", "--no-stream")
     assert result.returncode == 0, result.stderr
     assert [b["question"] for b in bodies] == [ROME, WHY, SOLVE]
     assert "history" not in bodies[0]  # the first question is the old request shape
@@ -67,7 +68,7 @@ def test_history_is_trimmed_oldest_first_to_max_turns(
     recording_api: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, bodies = recording_api
-    assert run_chat(url, "q1\nq2\nq3\n", "--max-turns", "2").returncode == 0
+    assert run_chat(url, "q1\nq2\nq3\n", "--max-turns", "2", "--no-stream").returncode == 0
     assert bodies[2]["history"] == [{"role": "user", "content": "q2"},
                                     {"role": "assistant", "content": "answer 2"}]
 
@@ -77,7 +78,7 @@ def test_a_failed_question_is_not_added_to_the_history(
 ) -> None:
     url, bodies = recording_api
     too_long = "x" * 5000  # refused by the API's request model: never reaches the handler
-    result = run_chat(url, f"{ROME}\n{too_long}\n{WHY}\n")
+    result = run_chat(url, f"{ROME}\n{too_long}\n{WHY}\n", "--no-stream")
     assert result.returncode == 1
     assert "error: HTTP 400" in result.stderr
     assert [b["question"] for b in bodies] == [ROME, WHY]

@@ -26,7 +26,7 @@ from build_index import STANDIN_SOURCE
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.config.cache import CACHE_TABLE_ENV
 from llm_router.config.settings import BUDGET_TABLE_ENV
-from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT
+from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT, STREAM_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.budget import BudgetGuard, dynamodb_client
@@ -92,7 +92,8 @@ def granted(moto_url: str, standin: Any) -> LocalRoles:
     names = {**TABLES, FEEDBACK_SECRET_ENV: secret_arn(moto_url).split(":secret:", 1)[1]}
     roles = roles_of(shared_synth().templates, REGION, names)
     return grant_local_roles(
-        roles, moto_url, REGION, BOOTSTRAP, standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT
+        roles, moto_url, REGION, BOOTSTRAP, standin, ROUTER_ENTRY_POINT, FEEDBACK_ENTRY_POINT,
+        STREAM_ENTRY_POINT,
     )
 
 
@@ -165,6 +166,50 @@ def test_each_router_works_with_exactly_its_role(
     assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
     denied = [c for c in fresh_standin.calls() if c["status"] == 403]
     assert not denied, denied
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_each_stream_works_with_exactly_its_role_and_the_router_role_cannot_stream(
+    strategy: str, granted: LocalRoles, moto_url: str, fresh_standin: Any,
+    routes: RoutesConfig, semantic_index_dir: Path,
+) -> None:
+    """POST /ask/stream on the streaming function's role: decision models (InvokeModel),
+    ConverseStream on the answer targets (InvokeModelWithResponseStream) and the budget table;
+    the buffered router's role may not stream, as Bedrock would refuse it."""
+    from llm_router.edge.streaming import StreamingRouterHandler
+
+    config = with_budget(routes, daily_usd=5.0)
+    stream_role = granted.streams[strategy]
+
+    def last_event(credentials: moto_iam.Credentials) -> tuple[bytes, dict[str, Any]]:
+        guard = BudgetGuard(config, TABLES[BUDGET_TABLE_ENV],
+                            client=role_dynamodb(moto_url, credentials))
+        service = build_service(strategy, config, role_bedrock(fresh_standin, credentials),
+                                semantic_index_dir, STANDIN_SOURCE, budget=guard)
+        handler = StreamingRouterHandler(
+            strategy=strategy, service_factory=lambda: service, eager=True
+        )
+        event = proxy_event(json.dumps({"question": "What year did World War II end?"}))
+        with moto_iam.enforced():
+            response = handler.stream(event, LocalLambdaContext())
+            chunks = list(response.body)
+        assert response.status == 200, chunks
+        name, data = chunks[-1].split(b"\n")[:2]
+        return name, json.loads(data.removeprefix(b"data: "))
+
+    operator = role_dynamodb(moto_url, granted.operator)  # a fresh day
+    for item in operator.scan(TableName=TABLES[BUDGET_TABLE_ENV])["Items"]:
+        operator.delete_item(TableName=TABLES[BUDGET_TABLE_ENV], Key={"pk": item["pk"]})
+    moto_iam.DENIALS.clear()
+    name, done = last_event(stream_role)
+    assert name == b"event: done", done
+    assert done["usage"]["answer"]["output_tokens"] > 0
+    assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
+    assert not [c for c in fresh_standin.calls() if c["status"] == 403]
+    name, error = last_event(granted.routers[strategy])  # the buffered router's role
+    assert name == b"event: error" and error["code"] == "models_unavailable", error
+    refused = [c for c in fresh_standin.calls() if c["status"] == 403]
+    assert refused and {c["api"] for c in refused} == {"converse-stream"}
 
 
 def test_the_feedback_function_writes_with_exactly_its_role(

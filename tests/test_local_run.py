@@ -301,8 +301,9 @@ def test_starts_offline_and_prints_the_ready_line(local_run: LocalRun) -> None:
 
 
 def test_every_function_runs_with_its_synthesized_role(local_run: LocalRun) -> None:
-    """IAM is enforced: the roles come from the CDK templates (routers and feedback, 3 stacks)."""
-    roles = 2 * len(STRATEGIES)  # a router and a feedback function per stack
+    """IAM is enforced: the roles come from the CDK templates (router, streaming and feedback
+    functions, 3 stacks)."""
+    roles = 3 * len(STRATEGIES)  # a router, a streaming and a feedback function per stack
     line = f"IAM: each function runs with its synthesized role ({roles} roles"
     assert line in local_run.output, (
         local_run.output
@@ -467,7 +468,9 @@ def test_health_needs_no_key(local_run: LocalRun) -> None:
     assert reply.status == 200
     body = reply.json()
     assert body["status"] == "ok"
-    expected = [f"/{name}/{route}" for name in STRATEGIES for route in ("ask", "feedback")]
+    expected = [
+        f"/{name}/{route}" for name in STRATEGIES for route in ("ask", "ask/stream", "feedback")
+    ]
     assert sorted(body["routers"]) == sorted(expected)
 
 

@@ -115,6 +115,10 @@ def check_thresholds(alarm_props: dict[str, dict[str, Any]], settings: Any,
     assert latency["Threshold"] == pytest.approx(
         settings.latency_p99_timeout_fraction * config.api.integration_timeout_seconds * 1000)
     assert (latency["ExtendedStatistic"], latency["Period"]) == ("p99", period)
+    # /ask's function, not the whole API: streamed answers last minutes by design.
+    assert (latency["Namespace"], latency["MetricName"]) == ("AWS/Lambda", "Duration")
+    [function_name] = [d["Value"] for d in latency["Dimensions"] if d["Name"] == "FunctionName"]
+    assert function_name["Ref"].startswith("RouterFunction")  # not StreamFunction
     failures = alarm_props["BedrockFailures"]
     assert failures["Threshold"] == settings.bedrock_failures
     assert failures["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,12 +172,12 @@ def test_log_groups_keep_configured_retention(
     skipped: Synth, strategy: Strategy, routes: RoutesConfig
 ) -> None:
     groups = skipped.resources(strategy, "AWS::Logs::LogGroup")
-    assert len(groups) == 3  # the router's, the feedback function's and the API's access log
+    assert len(groups) == 4  # the router's, streaming, feedback functions' and the access log
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == routes.lambda_settings.log_retention_days
     functions = skipped.resources(strategy, "AWS::Lambda::Function").values()
     own = {f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions}
-    assert len(own) == 2 and own <= set(groups)
+    assert len(own) == 3 and own <= set(groups)
 
 
 # -- IAM ------------------------------------------------------------------------------------------
@@ -288,7 +289,7 @@ def test_only_xray_has_a_wildcard_resource(skipped: Synth, strategy: Strategy) -
         for r in skipped.resources(strategy, "AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(function_roles) == 2  # the router's and the feedback function's
+    assert len(function_roles) == 3  # the router's, the streaming and the feedback function's
     for role in function_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -418,6 +419,8 @@ def test_bundled_assets_hold_code_layers_and_index(
     function_id, function = bundled.function(strategy)
     code = staged_asset(bundled, strategy, function_id)
     assert (code / "llm_router" / "edge" / "handler.py").is_file()
+    # The streaming function's exec wrapper: in the asset and executable (zipped with its mode).
+    assert os.access(code / "llm_router" / "edge" / "stream_bootstrap", os.X_OK)
     assert json.loads((code / "routes.json").read_text()) == dict(routes.raw)
     # Bytecode of the runtime's Python beside every module, when this machine has that Python
     # (layers/bytecode.py); the checkout's own caches are never shipped.

@@ -169,13 +169,15 @@ def test_stop_cuts_a_delay_short() -> None:
 
 def test_delays_over_http(client: Any, fresh_standin: Any) -> None:
     assert admin(fresh_standin.url, "delays", {"model_id": HAIKU, "seconds": 0.2}) == {
-        "delays": {HAIKU: 0.2}
+        "delays": {HAIKU: 0.2}, "per_chunk_delays": {}
     }
-    assert admin(fresh_standin.url, "delays") == {"delays": {HAIKU: 0.2}}
+    assert admin(fresh_standin.url, "delays") == {"delays": {HAIKU: 0.2}, "per_chunk_delays": {}}
     started = time.monotonic()
     converse(client)
     assert time.monotonic() - started >= 0.2
-    assert admin(fresh_standin.url, "delays", {"model_id": HAIKU, "seconds": 0}) == {"delays": {}}
+    assert admin(fresh_standin.url, "delays", {"model_id": HAIKU, "seconds": 0}) == {
+        "delays": {}, "per_chunk_delays": {}
+    }
 
 
 @pytest.mark.parametrize("seconds", [-1, "soon"])

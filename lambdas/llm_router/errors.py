@@ -52,6 +52,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "Every model that could answer is unavailable or throttled; retry after Retry-After "
         "seconds.",
     ),
+    "answer_interrupted": (
+        502, "answer interrupted",
+        "The model stopped after it had begun answering (streams only: the answer is not "
+        "switched to another model mid-way); ask again.",
+    ),
     "router_unavailable": (
         503, "router unavailable",
         "The router cannot start; the operator can find why in the logs.",

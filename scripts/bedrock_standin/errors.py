@@ -39,10 +39,13 @@ DEFAULT_MESSAGES = {
 class BedrockError(Exception):
     """A Bedrock error response: ``code`` is the exception name, ``status`` its HTTP status."""
 
-    def __init__(self, code: str, message: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str | None = None, after_chunks: int | None = None
+    ) -> None:
         if code not in ERROR_STATUS:
             raise ValueError(f"unknown Bedrock error {code!r}; known: {', '.join(ERROR_STATUS)}")
         self.code = code
+        self.after_chunks = after_chunks  # inside a ConverseStream: after this many deltas
         self.message = message or DEFAULT_MESSAGES[code]
         super().__init__(f"{code}: {self.message}")
 

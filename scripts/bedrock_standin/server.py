@@ -1,14 +1,19 @@
 """The Bedrock Runtime stand-in: an HTTP server on loopback that speaks bedrock-runtime's REST-JSON.
 
 A boto3 ``bedrock-runtime`` client with ``endpoint_url`` set to :attr:`StandInServer.url` runs the
-shipped code unchanged: ``InvokeModel`` is ``POST /model/{modelId}/invoke`` and ``Converse`` is
-``POST /model/{modelId}/converse``, with the bodies, responses, error headers and status codes of
-the real service. Why hand-written: moto does not implement bedrock-runtime, and the stand-in has
-to produce real embeddings, validate model-native bodies and let tests script outputs and faults.
+shipped code unchanged: ``InvokeModel`` is ``POST /model/{modelId}/invoke``, ``Converse`` is
+``POST /model/{modelId}/converse`` and ``ConverseStream`` is
+``POST /model/{modelId}/converse-stream`` (Bedrock's binary event stream,
+:mod:`bedrock_standin.eventstream`, one ``contentBlockDelta`` per word), with the bodies,
+responses, error headers and status codes of the real service. Why hand-written: moto does not
+implement bedrock-runtime, and the stand-in has to produce real embeddings, validate model-native
+bodies and let tests script outputs and faults.
 
 Tests control it in-process (:meth:`script`, :meth:`inject_fault`, :meth:`set_delay`,
 :meth:`calls`, :meth:`reset`) or over HTTP under ``/_standin/`` (``POST reset``, ``POST faults``
-with an optional ``probability``, ``POST scripts``, ``POST delays`` / ``GET delays``, ``GET calls``
+with an optional ``probability``, or ``after_chunks`` for a fault inside a stream after that many
+deltas, ``POST scripts``, ``POST delays`` (``seconds`` before the answer, ``per_chunk_seconds``
+between a stream's chunks) / ``GET delays``, ``GET calls``
 with the count of calls the bounded log dropped) when it runs in another process.
 ``python -m bedrock_standin --port 4000`` runs it alone.
 """
@@ -22,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -30,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from background_server import BackgroundServer, QuietThreadingServer
 
-from . import bodies
+from . import bodies, eventstream
 from .access import AccessControl
 from .errors import ERROR_STATUS, BedrockError
 from .minilm import MiniLM, shared_model
@@ -39,7 +44,15 @@ from .text_models import Generation, TextModels
 from .titan_space import to_titan
 
 ANY_MODEL = "*"
-_ROUTE = re.compile(r"^/model/([^/]+)/(invoke|converse)$")
+_ROUTE = re.compile(r"^/model/([^/]+)/(invoke|converse-stream|converse)$")
+# ConverseStream's in-stream exceptions (the event stream's members), by Bedrock error code.
+STREAM_EXCEPTIONS = {
+    "ThrottlingException": "throttlingException",
+    "InternalServerException": "internalServerException",
+    "ServiceUnavailableException": "serviceUnavailableException",
+    "ValidationException": "validationException",
+    "ModelErrorException": "modelStreamErrorException",
+}
 _REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/bedrock/")
 _STRONG_HINTS = re.compile(r"[0-9=^+*/]|\b(prove|derive|explain why|step by step|compare)\b", re.I)
 
@@ -54,6 +67,7 @@ class _Fault:
     remaining: int | None  # failures left; None: no limit
     message: str | None
     probability: float  # the fraction of calls that fail; 1.0: every call
+    after_chunks: int | None = None  # a stream fault: sent after this many deltas
 
 
 class StandInState:
@@ -82,6 +96,8 @@ class StandInState:
             self._scripts: dict[str, deque[str]] = defaultdict(deque)
             self._faults: dict[str, _Fault] = {}
             self._delays: dict[str, float] = {}
+            self._chunk_delays: dict[str, float] = {}
+            self._stream_faults: dict[str, _Fault] = {}
             self._calls: deque[dict[str, Any]] = deque(maxlen=self._call_log_size)
             self._dropped = 0
             self._rng = random.Random(self._seed)
@@ -108,7 +124,17 @@ class StandInState:
         count: int | None = None,
         message: str | None = None,
         probability: float | None = None,
+        after_chunks: int | None = None,
     ) -> None:
+        """A fault; with ``after_chunks``, one that a ConverseStream call sends inside the
+        stream after that many deltas (0: before the first), as an exception event."""
+        if after_chunks is not None:
+            if code not in STREAM_EXCEPTIONS:
+                raise ValueError(
+                    f"{code!r} cannot occur inside a stream; known: {', '.join(STREAM_EXCEPTIONS)}"
+                )
+            if int(after_chunks) < 0:
+                raise ValueError(f"after_chunks must be at least 0, got {after_chunks}")
         if code not in ERROR_STATUS:
             raise ValueError(f"unknown Bedrock error {code!r}; known: {', '.join(ERROR_STATUS)}")
         chance = 1.0 if probability is None else float(probability)
@@ -116,25 +142,29 @@ class StandInState:
             raise ValueError(f"a fault's probability must be in (0, 1], got {probability}")
         if count is not None and int(count) < 1:
             raise ValueError(f"a fault's count must be at least 1, got {count}")
+        fault = _Fault(
+            code, None if count is None else int(count), message, chance,
+            None if after_chunks is None else int(after_chunks),
+        )
         with self._lock:
-            self._faults[model_id] = _Fault(
-                code, None if count is None else int(count), message, chance
-            )
+            (self._faults if after_chunks is None else self._stream_faults)[model_id] = fault
 
-    def take_fault(self, model_id: str) -> BedrockError | None:
+    def take_fault(self, model_id: str, in_stream: bool = False) -> BedrockError | None:
+        """The fault this call meets (``in_stream``: one sent inside a stream), if any."""
+        faults = self._stream_faults if in_stream else self._faults
         with self._lock:
             for key in (model_id, ANY_MODEL):
-                fault = self._faults.get(key)
+                fault = faults.get(key)
                 if fault is None:
                     continue
                 if fault.probability < 1.0 and self._rng.random() >= fault.probability:
                     return None  # this call is one of those that succeed
                 if fault.remaining is not None:
                     if fault.remaining <= 1:
-                        del self._faults[key]
+                        del faults[key]
                     else:
                         fault.remaining -= 1
-                return BedrockError(fault.code, fault.message)
+                return BedrockError(fault.code, fault.message, fault.after_chunks)
         return None
 
     def set_delay(self, model_id: str, seconds: float | None) -> None:
@@ -147,9 +177,31 @@ class StandInState:
             else:
                 self._delays.pop(model_id, None)
 
+    def set_chunk_delay(self, model_id: str, seconds: float | None) -> None:
+        """A stream of ``model_id`` ('*': any) waits ``seconds`` before each chunk; 0: none."""
+        if seconds is not None and (seconds < 0 or seconds != seconds):
+            raise ValueError(f"a delay must be a number of seconds >= 0, got {seconds}")
+        with self._lock:
+            if seconds:
+                self._chunk_delays[model_id] = float(seconds)
+            else:
+                self._chunk_delays.pop(model_id, None)
+
     def delays(self) -> dict[str, float]:
         with self._lock:
             return dict(self._delays)
+
+    def chunk_delays(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._chunk_delays)
+
+    def wait_chunk(self, model_id: str) -> None:
+        """Sleep the per-chunk delay of ``model_id``'s streams (cut short by reset/shutdown)."""
+        with self._lock:
+            seconds = self._chunk_delays.get(model_id, self._chunk_delays.get(ANY_MODEL, 0.0))
+            wake = self._wake
+        if seconds > 0:
+            wake.wait(seconds)
 
     def wait_delay(self, model_id: str) -> float:
         """Sleep this model's delay unless a reset or shutdown cuts it short; the seconds waited."""
@@ -222,6 +274,78 @@ class BedrockRuntime:
         finally:
             self.state.record(call)
 
+    def open_stream(
+        self, model_id: str, raw: bytes, region: str, authorization: str = ""
+    ) -> Iterator[bytes]:
+        """ConverseStream: check the call as Converse does (the caller's role must allow
+        InvokeModelWithResponseStream; an error here is an HTTP error response, as Bedrock's
+        before its stream starts), then the stream's messages, each delta after the per-chunk
+        delay, an injected in-stream fault after its chunk count."""
+        call: dict[str, Any] = {"api": "converse-stream", "model_id": model_id, "status": 200}
+        try:
+            self.access.check(authorization, "converse-stream", model_id, region)
+            model = resolve(model_id, self.state.prompt_routers)
+            body = bodies.parse_json(raw)
+            call["body"] = body
+            request = bodies.converse(body, model)
+            waited = self.state.wait_delay(model_id)
+            if waited:
+                call["delayed_seconds"] = round(waited, 3)
+            fault = self.state.take_fault(model_id)
+            if fault:
+                raise fault
+        except BedrockError as error:
+            call["status"], call["error"] = error.status, error.code
+            self.state.record(call)
+            raise
+        self.state.record(call)
+        return self._stream(model, request, region, self.state.take_fault(model_id, True))
+
+    def _stream(
+        self,
+        model: ResolvedModel,
+        request: bodies.ChatRequest,
+        region: str,
+        fault: BedrockError | None,
+    ) -> Iterator[bytes]:
+        started = time.perf_counter()
+        yield eventstream.event("messageStart", {"role": "assistant"})
+        pieces = self.text.stream(request, model.requested, self.state.take_script(model.requested))
+        sent = 0
+        while True:
+            if fault is not None and sent == fault.after_chunks:
+                yield eventstream.exception(STREAM_EXCEPTIONS[fault.code], fault.message)
+                return
+            try:
+                piece = next(pieces)
+            except StopIteration as finished:
+                out: Generation = finished.value
+                break
+            except BedrockError as error:  # the --answer-url server failed mid-answer
+                yield eventstream.exception(
+                    STREAM_EXCEPTIONS.get(error.code, "modelStreamErrorException"), error.message
+                )
+                return
+            self.state.wait_chunk(model.requested)
+            yield eventstream.event(
+                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}
+            )
+            sent += 1
+        yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
+        yield eventstream.event("messageStop", {"stopReason": out.stop_reason})
+        metadata: dict[str, Any] = {
+            "usage": {
+                "inputTokens": out.input_tokens,
+                "outputTokens": out.output_tokens,
+                "totalTokens": out.input_tokens + out.output_tokens,
+            },
+            "metrics": {"latencyMs": max(1, round((time.perf_counter() - started) * 1000))},
+        }
+        if model.is_prompt_router:
+            invoked = self._invoked(model, request, region)
+            metadata["trace"] = {"promptRouter": {"invokedModelId": invoked}}
+        yield eventstream.event("metadata", metadata)
+
     def _invoke(self, model: ResolvedModel, body: Any) -> dict[str, Any]:
         if model.is_prompt_router:
             raise BedrockError(
@@ -283,15 +407,20 @@ class BedrockRuntime:
     def _generate(self, request: bodies.ChatRequest, model_id: str) -> Generation:
         return self.text.generate(request, model_id, self.state.take_script(model_id))
 
+    @staticmethod
+    def _invoked(model: ResolvedModel, request: bodies.ChatRequest, region: str) -> str:
+        """The model a call runs on: a prompt router picks its fast or strong model."""
+        if not model.is_prompt_router:
+            return model.requested
+        fast, strong = model.router_targets[0], model.router_targets[-1]
+        hard = _STRONG_HINTS.search(request.last_user_text) or len(request.last_user_text) > 300
+        return f"arn:aws:bedrock:{region}::foundation-model/{strong if hard else fast}"
+
     def _converse(
         self, model: ResolvedModel, request: bodies.ChatRequest, region: str
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        invoked = model.requested
-        if model.is_prompt_router:
-            fast, strong = model.router_targets[0], model.router_targets[-1]
-            hard = _STRONG_HINTS.search(request.last_user_text) or len(request.last_user_text) > 300
-            invoked = f"arn:aws:bedrock:{region}::foundation-model/{strong if hard else fast}"
+        invoked = self._invoked(model, request, region)
         out = self._generate(request, model.requested)
         response: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": [{"text": out.text}]}},
@@ -360,6 +489,9 @@ class _Handler(BaseHTTPRequestHandler):
         region_match = _REGION.search(self.headers["Authorization"])
         region = region_match.group(1) if region_match else "us-east-1"
         model_id, api = unquote(match.group(1)), match.group(2)
+        if api == "converse-stream":
+            self._converse_stream(model_id, raw, region, self.headers["Authorization"])
+            return
         try:
             response = self.server.runtime.handle(
                 api, model_id, raw, region, self.headers["Authorization"]
@@ -377,6 +509,33 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-Amzn-Bedrock-Invocation-Latency": "1",
             }
         self._send(200, response, headers)
+
+    def _converse_stream(
+        self, model_id: str, raw: bytes, region: str, authorization: str
+    ) -> None:
+        """An HTTP error before the stream, else a chunked ``vnd.amazon.eventstream`` body."""
+        try:
+            messages = self.server.runtime.open_stream(model_id, raw, region, authorization)
+        except BedrockError as error:
+            self._error(error)
+            return
+        except Exception as exc:  # a stand-in bug must still look like a service error
+            self._error(BedrockError("InternalServerException", f"stand-in failure: {exc!r}"))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        try:
+            for message in messages:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(message), message))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client closed the stream: stop generating
+            self.close_connection = True
+        finally:
+            messages.close()
 
     def do_GET(self) -> None:  # noqa: N802
         self._admin("GET", urlsplit(self.path).path, b"")
@@ -406,16 +565,27 @@ class _Handler(BaseHTTPRequestHandler):
                     payload.get("count"),
                     payload.get("message"),
                     payload.get("probability"),
+                    payload.get("after_chunks"),
                 )
                 self._send(200, {"fault": payload})
             elif (method, path) == ("POST", "/_standin/delays"):
-                seconds = payload["seconds"]
-                if seconds is not None and not isinstance(seconds, int | float):
-                    raise TypeError("seconds must be a number")
-                state.set_delay(payload["model_id"], seconds)
-                self._send(200, {"delays": state.delays()})
+                if "seconds" not in payload and "per_chunk_seconds" not in payload:
+                    raise KeyError("seconds or per_chunk_seconds")
+                for key, setter in (
+                    ("seconds", state.set_delay), ("per_chunk_seconds", state.set_chunk_delay)
+                ):
+                    if key in payload:
+                        value = payload[key]
+                        if value is not None and not isinstance(value, int | float):
+                            raise TypeError(f"{key} must be a number")
+                        setter(payload["model_id"], value)
+                self._send(
+                    200, {"delays": state.delays(), "per_chunk_delays": state.chunk_delays()}
+                )
             elif (method, path) == ("GET", "/_standin/delays"):
-                self._send(200, {"delays": state.delays()})
+                self._send(
+                    200, {"delays": state.delays(), "per_chunk_delays": state.chunk_delays()}
+                )
             elif (method, path) == ("POST", "/_standin/identities"):
                 self.server.runtime.access.register(
                     payload["access_key_id"], payload["role"], payload["policy"]
@@ -490,14 +660,21 @@ class StandInServer(BackgroundServer):
         count: int | None = None,
         message: str | None = None,
         probability: float | None = None,
+        after_chunks: int | None = None,
     ) -> None:
         """Calls to ``model_id`` ('*': any) fail with ``error``: each with ``probability``
-        (None: every call; drawn from the seeded generator), ``count`` times (None: no limit)."""
-        self.state.inject_fault(model_id, error, count, message, probability)
+        (None: every call; drawn from the seeded generator), ``count`` times (None: no limit);
+        with ``after_chunks``, ConverseStream calls fail inside the stream after that many
+        deltas."""
+        self.state.inject_fault(model_id, error, count, message, probability, after_chunks)
 
     def set_delay(self, model_id: str, seconds: float | None) -> None:
         """Calls to ``model_id`` ('*': any) answer after ``seconds``; 0 or None removes it."""
         self.state.set_delay(model_id, seconds)
+
+    def set_chunk_delay(self, model_id: str, seconds: float | None) -> None:
+        """Streams of ``model_id`` ('*': any) wait ``seconds`` before each delta."""
+        self.state.set_chunk_delay(model_id, seconds)
 
     def precompute_embeddings(self, texts: Sequence[str], normalize: bool = True) -> None:
         """Embed ``texts`` now, on every core, into the model's caches: a caller that knows its

@@ -28,6 +28,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,8 @@ _DELIMITER = re.compile(r"</?question>")  # the router's question delimiters
 _NONE_HINTS = ("none of the", "something else", "other topic", "anything else")
 _SPLIT = re.compile(r",|;|\band\b|\bor\b")
 _CHAT_TEMPLATE_TOKENS = 7  # role markers and separators a chat template adds per message
+_PIECE = re.compile(r"\S+\s*|\s+")  # a word and the space after it: the pieces join to the text
+_SSE_DATA = "data:"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,11 @@ def topic_phrases(description: str) -> list[str]:
     head, _, topics = description.partition(" about ")
     parts = [p.strip(" .") for p in _SPLIT.split(topics or head) if len(p.strip(" .")) > 2]
     return [description, *parts]
+
+
+def words(text: str) -> list[str]:
+    """``text`` in the pieces a stream sends: each word with the whitespace after it."""
+    return _PIECE.findall(text)
 
 
 class TextModels:
@@ -124,6 +132,18 @@ class TextModels:
         else:
             text = self.placeholder(prompt, model_id)
         return self._finish(request, text)
+
+    def stream(
+        self, request: ChatRequest, model_id: str, scripted: str | None = None
+    ) -> Generator[str, None, Generation]:
+        """:meth:`generate` a word at a time (what ConverseStream sends); the Generation is the
+        generator's return value. Through ``--answer-url``, the server's own stream."""
+        forwarded = scripted is None and parse_classification_prompt(request.last_user_text) is None
+        if forwarded and self._answer_url:
+            return (yield from self._forward_stream(request))
+        out = self.generate(request, model_id, scripted)
+        yield from words(out.text)
+        return out
 
     def classify(self, labels: dict[str, str], question: str) -> str:
         none_labels = [label for label, d in labels.items() if any(h in d for h in _NONE_HINTS)]
@@ -162,8 +182,7 @@ class TextModels:
             text, tokens, stop = " ".join(words), self.count(" ".join(words)), "max_tokens"
         return Generation(text, self.input_tokens(request), tokens, stop)
 
-    def _forward(self, request: ChatRequest) -> Generation:
-        """Answer through the local OpenAI-compatible server at ``answer_url``."""
+    def _chat_payload(self, request: ChatRequest) -> dict:
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages += [{"role": role, "content": text} for role, text in request.messages]
         payload = {
@@ -173,7 +192,58 @@ class TextModels:
         }
         if request.temperature is not None:
             payload["temperature"] = request.temperature
-        reply = self._post_json("/chat/completions", payload)
+        return payload
+
+    def _forward_stream(self, request: ChatRequest) -> Generator[str, None, Generation]:
+        """Stream through the OpenAI-compatible server: ``"stream": true`` answers server-sent
+        events, ``data: {chunk}`` lines up to ``data: [DONE]``; usage comes in the last chunk
+        when ``stream_options.include_usage`` is honoured, else it is counted here."""
+        payload = {
+            **self._chat_payload(request), "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        http_request = urllib.request.Request(
+            f"{self._answer_url}/chat/completions",
+            data=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+            method="POST",
+        )
+        parts: list[str] = []
+        usage: dict = {}
+        finish = None
+        try:
+            with urllib.request.urlopen(http_request, timeout=120) as response:
+                for raw in response:
+                    line = raw.decode("utf-8").strip()
+                    if not line.startswith(_SSE_DATA):
+                        continue
+                    data = line[len(_SSE_DATA):].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        finish = choice.get("finish_reason") or finish
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            parts.append(text)
+                            yield text
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise BedrockError(
+                "ServiceUnavailableException",
+                f"the local answer server {self._answer_url} failed: {exc}",
+            ) from exc
+        text = "".join(parts)
+        return Generation(
+            text,
+            int(usage.get("prompt_tokens") or self.input_tokens(request)),
+            int(usage.get("completion_tokens") or self.count(text)),
+            "max_tokens" if finish == "length" else "end_turn",
+        )
+
+    def _forward(self, request: ChatRequest) -> Generation:
+        """Answer through the local OpenAI-compatible server at ``answer_url``."""
+        reply = self._post_json("/chat/completions", self._chat_payload(request))
         try:
             choice = reply["choices"][0]
             text = choice["message"]["content"] or ""

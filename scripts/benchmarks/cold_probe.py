@@ -1,4 +1,4 @@
-"""One cold start in this fresh process: ``python cold_probe.py handler|floor SPEC.json``.
+"""One cold start in this fresh process: ``python cold_probe.py handler|stream|floor SPEC.json``.
 
 Run by ``benchmarks.cold_start`` as a child process, once per measurement, so that nothing is
 imported or cached before the clock starts. It imports as little as it can before taking the first
@@ -8,6 +8,10 @@ the first request, their sum, and the process's CPU seconds (steadier on a busy 
 * ``handler``: the real Lambda entry point, as the runtime loads it: ``AWS_LAMBDA_FUNCTION_NAME``
   is set, so ``llm_router.edge.handler`` builds the router at import (the init phase), then one API
   Gateway event goes through ``lambda_handler``.
+* ``stream``: the streaming function (``POST /ask/stream``) as its runtime loop starts it:
+  ``_HANDLER`` names ``llm_router.edge.stream_runtime.main``, the module builds the router in the
+  init phase, then one event's stream is read to its ``done`` event (``first_delta``: seconds from
+  the end of init to the first ``delta``). The Runtime API's HTTP exchange itself is left out.
 * ``floor``: the original AWS sample's shape and nothing else: import boto3 (plus numpy and faiss
   when the router embeds), create the bedrock-runtime client, load the FAISS index, then replay
   the Bedrock calls the handler made for the same question (recorded by the stand-in), searching
@@ -76,6 +80,27 @@ def handler(spec: dict) -> dict:
             "status": response["statusCode"]}
 
 
+def stream(spec: dict) -> dict:
+    sys.path.insert(0, spec["lambdas_dir"])
+    from llm_router.edge import init_phase
+    from llm_router.edge.stream_runtime import StreamingRouterHandler
+
+    streaming = StreamingRouterHandler(eager=init_phase.IN_LAMBDA)
+    init_phase.finish()
+    initialised = time.perf_counter()
+    event = _event(spec["question"])
+    event["resource"] = event["path"] = "/ask/stream"
+    response = streaming.stream(event, _Context())
+    first_delta = None
+    for chunk in response.body:
+        if first_delta is None and chunk.startswith(b"event: delta"):
+            first_delta = time.perf_counter() - initialised
+    done = time.perf_counter()
+    return {"init": initialised - T0, "first_request": done - initialised,
+            "first_delta": first_delta if first_delta is not None else done - initialised,
+            "status": response.status}
+
+
 def floor(spec: dict) -> dict:
     import boto3
 
@@ -135,7 +160,7 @@ def compiled_from_source() -> int:
 if __name__ == "__main__":
     with open(sys.argv[2], encoding="utf-8") as spec_file:
         spec = json.load(spec_file)
-    figures = handler(spec) if sys.argv[1] == "handler" else floor(spec)
+    figures = {"handler": handler, "stream": stream, "floor": floor}[sys.argv[1]](spec)
     figures["total"] = figures["init"] + figures["first_request"]
     figures["cpu"] = time.process_time()  # the whole process's CPU, interpreter start included
     figures["compiled"] = compiled_from_source()

@@ -20,6 +20,10 @@ layers provide them. Neither process may write bytecode (``PYTHONDONTWRITEBYTECO
 ``/var/task`` and ``/opt`` are read-only), and each reports how many of the modules it imported it
 had to compile from source: the table shows that count, which should be 0 for both.
 
+The streaming function (``POST /ask/stream``, its own function with the same code and layers) is
+measured beside them (**stream**: its runtime module's init, then one stream read to ``done``; the
+first ``delta``'s time is reported too), so its cold start reads against ``/ask``'s.
+
 Each figure is the median of ``--runs`` processes (at least 10 for a report), taken from the
 probe's first line to the first response, so the interpreter's own start-up (the same for both) is
 left out. The ratio handler / floor is what the issue's target (at most 1.05x) is about. Runs
@@ -151,7 +155,12 @@ def measure_router(
             **(extra_env or {}),
         },
     )
+    from llm_router.edge import STREAM_ENTRY_POINT
+
     handler_spec = {"lambdas_dir": str(asset), "question": question}
+    stream_env = {
+        **env, "_HANDLER": STREAM_ENTRY_POINT, "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-stream"
+    }
     standin.reset()
     run_probe("handler", handler_spec, env)  # warm-up: the stand-in's one-off work, page cache
     calls = [
@@ -168,12 +177,15 @@ def measure_router(
     }
     floor_env = probe_env(standin.url, {})
     run_probe("floor", floor_spec, floor_env)
-    handler_runs, floor_runs = [], []
+    run_probe("stream", handler_spec, stream_env)  # its warm-up
+    handler_runs, floor_runs, stream_runs = [], [], []
     for _ in range(runs):
         handler_runs.append(run_probe("handler", handler_spec, env))
         floor_runs.append(run_probe("floor", floor_spec, floor_env))
+        stream_runs.append(run_probe("stream", handler_spec, stream_env))
     handler = {k: _median(handler_runs, k) for k in FIGURES}
     floor = {k: _median(floor_runs, k) for k in FIGURES}
+    streamed = {k: _median(stream_runs, k) for k in (*FIGURES, "first_delta")}
     return {
         "router": strategy,
         "runs": runs,
@@ -182,6 +194,9 @@ def measure_router(
         "floor": floor,
         "ratio": handler["total"] / floor["total"],
         "cpu_ratio": handler["cpu"] / floor["cpu"],
+        "stream": streamed,
+        "stream_ratio": streamed["total"] / handler["total"],
+        "stream_cpu_ratio": streamed["cpu"] / handler["cpu"],
         "handler_runs": [r["total"] for r in handler_runs],
         "floor_runs": [r["total"] for r in floor_runs],
         # modules compiled from source at start (no usable .pyc), the most of any run
@@ -306,6 +321,29 @@ def format_cold_start(result: dict[str, Any]) -> str:
         f"  modules compiled from source at start (no usable .pyc): handler {compiled['handler']}, "
         f"floor {compiled['floor']}"
     )
+    if all("stream" in row for row in result["rows"]):
+        lines.append("")
+        lines.append(
+            "Streaming function (POST /ask/stream) beside /ask's handler (s, medians of the same "
+            "runs; first delta counted from the end of init)"
+        )
+        stream_rows = [
+            [
+                row["router"],
+                f"{row['stream']['init']:.3f}",
+                f"{row['stream']['first_delta']:.3f}",
+                f"{row['stream']['total']:.3f}",
+                f"{row['handler']['total']:.3f}",
+                f"{row['stream_ratio']:.2f}x",
+                f"{row['stream_cpu_ratio']:.2f}x",
+            ]
+            for row in result["rows"]
+        ]
+        lines += table(
+            ["router", "stream init", "first delta", "stream total", "/ask total",
+             "stream / ask", "CPU ratio"],
+            stream_rows, left=1,
+        )
     for row in result["rows"]:
         lines.append(f"  {row['router']}: floor replays {', '.join(row['calls'])}")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,12 @@ integration timeout (``api.integration_timeout_seconds``, 29 s by default): late
 API Gateway's 504 ``{"message": "Endpoint request timed out"}`` while the function runs on in the
 background, as a Lambda invocation does after API Gateway has given up on it.
 
+``POST /<router>/ask/stream`` goes through the same steps with the same key, plan and model; its
+integration is the streamed one (``ResponseTransferMode: STREAM``): the handler's
+:class:`~llm_router.edge.streaming.StreamingResponse` is written to the caller chunk by chunk as
+the function produces it, under the function's own stream deadline rather than the 29 s
+integration timeout.
+
 Not emulated: stage variables, custom domain names and WAF.
 """
 
@@ -43,7 +49,13 @@ from .messages import (
     HttpResponse,
     gateway_error,
 )
-from .proxy import MalformedProxyResult, from_result, to_event
+from .proxy import (
+    DEPLOYED_RESOURCE,
+    STREAM_RESOURCE,
+    MalformedProxyResult,
+    from_result,
+    to_event,
+)
 from .request_model import RequestModel, deployed_feedback_schema, deployed_schema, request_schema
 from .throttle import UsagePlan
 
@@ -83,6 +95,7 @@ class ApiSettings:
     max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES
     stage: str = "prod"
     lambda_timeout_seconds: int = 60
+    stream_timeout_seconds: int = 122  # the streaming function's timeout
     integration_timeout_seconds: float = DEFAULT_INTEGRATION_TIMEOUT_SECONDS
     body_schema: dict[str, Any] | None = None  # None: request_schema(max_question_chars)
     feedback_schema: dict[str, Any] | None = None  # POST /<router>/feedback's model
@@ -110,6 +123,7 @@ class ApiSettings:
             max_question_chars=config.api.max_question_chars,
             quota_per_day=default.quota_requests_per_day,
             lambda_timeout_seconds=config.lambda_settings.timeout_seconds,
+            stream_timeout_seconds=config.stream_function_timeout_seconds,
             integration_timeout_seconds=config.api.integration_timeout_seconds,
             body_schema=deployed_schema(config),
             feedback_schema=deployed_feedback_schema(config),
@@ -119,6 +133,11 @@ class ApiSettings:
 def ask_path(router: str) -> str:
     """The local path of a router's ``POST /ask`` (the deployed API has one API per router)."""
     return f"/{router}/ask"
+
+
+def stream_path(router: str) -> str:
+    """The local path of a router's ``POST /ask/stream`` (same API, key and usage plan)."""
+    return f"{ask_path(router)}/stream"
 
 
 def feedback_path(router: str) -> str:
@@ -135,11 +154,21 @@ class LocalGateway:
         handlers: Mapping[str, LambdaHandler],
         usage_plan: UsagePlan | None = None,
         feedback_handler: LambdaHandler | None = None,
+        stream_handlers: Mapping[str, Any] | None = None,
     ) -> None:
+        """``stream_handlers``: each router's ``POST /ask/stream`` handler (one with a
+        ``stream`` method); by default the ``handlers`` that have one."""
         if not settings.api_key:
             raise ValueError("the local API needs an API key")
         self.settings = settings
         self._routes = {ask_path(name): (name, handler) for name, handler in handlers.items()}
+        self._streams: set[str] = set()  # paths whose handler answers a StreamingResponse
+        streaming = stream_handlers if stream_handlers is not None else handlers
+        for name, handler in streaming.items():
+            stream = getattr(handler, "stream", None)
+            if callable(stream):
+                self._routes[stream_path(name)] = (name, stream)
+                self._streams.add(stream_path(name))
         self._route_models: dict[str, RequestModel] = {}  # besides /ask's model
         if feedback_handler is not None and settings.feedback_schema is not None:
             feedback_model = RequestModel(settings.feedback_schema)
@@ -193,7 +222,9 @@ class LocalGateway:
             return gateway_error(QUOTA_EXCEEDED if refusal == "quota" else THROTTLED, request_id)
         if not self._route_models.get(path, self._model).accepts(request.body):
             return gateway_error(BAD_REQUEST_BODY, request_id)
-        return self._integrate(name, handler, request, request_id, key or "", tier)
+        return self._integrate(
+            name, handler, request, request_id, key or "", tier, streamed=path in self._streams
+        )
 
     def _match_key(self, key: str | None) -> tuple[str | None, UsagePlan] | None:
         """The tier and usage plan of a known key (compared in constant time), else None."""
@@ -213,6 +244,7 @@ class LocalGateway:
         request_id: str,
         api_key: str,
         tier: str | None,
+        streamed: bool = False,
     ) -> HttpResponse:
         event = to_event(
             request,
@@ -221,7 +253,10 @@ class LocalGateway:
             api_id=f"local-{name}",
             api_key=api_key,
             api_key_id=local_key_id(tier, self.settings.default_tier) if tier else LOCAL_API_KEY_ID,
+            resource=STREAM_RESOURCE if streamed else DEPLOYED_RESOURCE,
         )
+        if streamed:
+            return self._integrate_stream(name, handler, event, request_id)
         context = LocalLambdaContext(
             function_name=f"local-{name}-router",
             timeout_seconds=self.settings.lambda_timeout_seconds,
@@ -241,6 +276,23 @@ class LocalGateway:
         except MalformedProxyResult as exc:
             log.error("%s: malformed Lambda proxy response: %s", name, exc)
         return gateway_error(INTEGRATION_FAILURE, request_id)
+
+    def _integrate_stream(
+        self, name: str, handler: Any, event: dict[str, Any], request_id: str
+    ) -> HttpResponse:
+        """The streamed integration: the prelude now, the body as the server writes it."""
+        context = LocalLambdaContext(
+            function_name=f"local-{name}-stream",
+            timeout_seconds=self.settings.stream_timeout_seconds,
+        )
+        try:
+            streaming = handler(event, context)
+        except Exception:  # the function crashed: API Gateway answers 502, the log has the trace
+            log.exception("%s: the streaming handler raised", name)
+            return gateway_error(INTEGRATION_FAILURE, request_id)
+        headers = [(k, str(v)) for k, v in streaming.headers.items()]
+        headers.append(("x-amzn-RequestId", request_id))
+        return HttpResponse(streaming.status, b"", headers, streaming=streaming)
 
     def _health(self, request_id: str) -> HttpResponse:
         body = {"status": "ok", "routers": {path: "POST" for path in self._routes}}

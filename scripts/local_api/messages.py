@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class HttpResponse:
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A streamed integration's StreamingResponse (llm_router.edge.streaming): the server writes
+    # its chunks as they come, instead of ``body``.
+    streaming: Any = None
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()

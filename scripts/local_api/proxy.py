@@ -19,6 +19,7 @@ from apigw_events import proxy_event
 from .messages import HttpRequest, HttpResponse
 
 DEPLOYED_RESOURCE = "/ask"
+STREAM_RESOURCE = "/ask/stream"
 
 
 class MalformedProxyResult(ValueError):
@@ -32,8 +33,9 @@ def to_event(
     api_id: str,
     api_key: str,
     api_key_id: str,
+    resource: str = DEPLOYED_RESOURCE,
 ) -> dict[str, Any]:
-    """The event API Gateway would send the function for this request."""
+    """The event API Gateway would send the function for this request (to ``resource``)."""
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers:
@@ -41,7 +43,7 @@ def to_event(
         multi_headers.setdefault(name, []).append(value)
     event = proxy_event(
         request.body.decode("utf-8", errors="replace") if request.body else None,
-        path=DEPLOYED_RESOURCE,
+        path=resource,
         method=request.method,
         headers=headers,
         stage=stage,

@@ -16,7 +16,8 @@ from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from llm_router.config import RoutesConfig
-from llm_router.edge.handler import _INIT_ERRORS, RouterHandler
+from llm_router.edge.handler import _INIT_ERRORS
+from llm_router.edge.streaming import StreamingRouterHandler
 from llm_router.pipeline.factory import build_service
 from llm_router.pipeline.service import RouterService
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
@@ -27,8 +28,15 @@ from .gateway import local_key_id
 @dataclass(frozen=True)
 class MountedRouter:
     strategy: Strategy
-    handler: RouterHandler
+    handler: StreamingRouterHandler  # /ask (called)
     error: str | None  # why the router refuses to serve, None when it is ready
+    # /ask/stream (its stream method): the router's handler itself, or, when each function runs
+    # with its own role, the streaming function's, on its role's clients.
+    stream_handler: StreamingRouterHandler | None = None
+
+    @property
+    def streaming(self) -> StreamingRouterHandler:
+        return self.stream_handler or self.handler
 
 
 def _ready(service: RouterService) -> Callable[[], RouterService]:
@@ -55,6 +63,8 @@ def mount_routers(
     tokens: Mapping[str, Any] | None = None,
     cache: Any | None = None,
     caches: Mapping[str, Any] | None = None,
+    stream_clients: Mapping[str, Any] | None = None,
+    stream_budgets: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
@@ -62,23 +72,42 @@ def mount_routers(
     ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none.
     ``clients``, ``budgets``, ``tokens`` and ``caches`` (strategy -> Bedrock client, guard,
     tokens, cache) give a router its own, signed with its function's role, in place of
-    ``client``, ``budget``, ``feedback_tokens`` and ``cache``."""
-    mounted = []
-    for strategy in strategies if strategies is not None else STRATEGIES.values():
+    ``client``, ``budget``, ``feedback_tokens`` and ``cache``. ``stream_clients`` and
+    ``stream_budgets`` do the same for a separate ``/ask/stream`` handler (the streaming
+    function's role, which has no cache and issues no feedback tokens, as deployed); without
+    them ``/ask/stream`` is the router's own handler."""
+    tier_keys = {local_key_id(t, config.default_tier): t for t in config.tiers}
+
+    def handler_for(
+        strategy: Strategy, bedrock: Any, guard: Any, its_cache: Any, its_tokens: Any
+    ) -> tuple[StreamingRouterHandler, str | None]:
         try:
             service = build_service(
-                strategy.name, config, (clients or {}).get(strategy.name, client), index_dir,
-                embedding_source, budget=(budgets or {}).get(strategy.name, budget),
-                cache=(caches or {}).get(strategy.name, cache),
+                strategy.name, config, bedrock, index_dir, embedding_source, budget=guard,
+                cache=its_cache,
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
         else:
             factory, error = _ready(service), None
-        handler = RouterHandler(
-            strategy=strategy.name, service_factory=factory, eager=True,
-            tier_keys={local_key_id(t, config.default_tier): t for t in config.tiers},
-            feedback_tokens=(tokens or {}).get(strategy.name, feedback_tokens),
+        handler = StreamingRouterHandler(
+            strategy=strategy.name, service_factory=factory, eager=True, tier_keys=tier_keys,
+            feedback_tokens=its_tokens,
         )
-        mounted.append(MountedRouter(strategy, handler, error))
+        return handler, error
+
+    mounted = []
+    for strategy in strategies if strategies is not None else STRATEGIES.values():
+        name = strategy.name
+        handler, error = handler_for(
+            strategy, (clients or {}).get(name, client), (budgets or {}).get(name, budget),
+            (caches or {}).get(name, cache), (tokens or {}).get(name, feedback_tokens),
+        )
+        stream_handler = None
+        if stream_clients and name in stream_clients:
+            stream_handler, _ = handler_for(
+                strategy, stream_clients[name], (stream_budgets or {}).get(name, budget),
+                None, None,
+            )
+        mounted.append(MountedRouter(strategy, handler, error, stream_handler))
     return mounted

@@ -228,6 +228,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             chunks.append(chunk)
 
     def _send(self, response: HttpResponse) -> None:
+        if response.streaming is not None:
+            self._send_stream(response)
+            return
         self.send_response(response.status)
         for name, value in response.headers:
             self.send_header(name, value)
@@ -237,6 +240,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _send_stream(self, response: HttpResponse) -> None:
+        """A streamed integration: chunked transfer, each chunk flushed as the function writes
+        it; a client that leaves stops the writing, not the function (``deliver``)."""
+        from llm_router.edge.streaming import deliver  # after gateway's sys.path set-up
+
+        self.send_response(response.status)
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+        def write(data: bytes) -> None:
+            if data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+        deliver(response.streaming, write)
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silenced: :meth:`_serve` logs each request once it is answered, with its duration."""

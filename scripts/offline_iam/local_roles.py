@@ -10,7 +10,7 @@ does not allow is refused as Bedrock would refuse it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class LocalRoles:
     feedback: moto_iam.Credentials | None  # the feedback function's role
     operator: moto_iam.Credentials  # allowed everything: set-up and scripts/feedback.py
     policies: Mapping[str, dict[str, Any]]  # role name -> its resolved policy, for messages
+    streams: Mapping[str, moto_iam.Credentials] = field(default_factory=dict)  # /ask/stream's
 
 
 def function_roles(
@@ -56,10 +57,13 @@ def grant_local_roles(
     standin: Any | None,
     router_handler: str,
     feedback_handler: str,
+    stream_handler: str | None = None,
 ) -> LocalRoles:
-    """Create and assume each role in moto (before enforcement starts); tell the stand-in."""
+    """Create and assume each role in moto (before enforcement starts); tell the stand-in the
+    roles that call Bedrock (the routers' and, with ``stream_handler``, the streaming ones)."""
     operator = moto_iam.admin_credentials(moto_url, region, bootstrap)
     routers: dict[str, moto_iam.Credentials] = {}
+    streams: dict[str, moto_iam.Credentials] = {}
     feedback = None
     policies = {}
     for role in roles:
@@ -70,6 +74,10 @@ def grant_local_roles(
             routers[role.environment[STRATEGY_VARIABLE]] = credentials
             if standin is not None:
                 standin.register_identity(credentials.access_key_id, name, role.policy)
+        elif stream_handler is not None and role.handler == stream_handler:
+            streams[role.environment[STRATEGY_VARIABLE]] = credentials
+            if standin is not None:
+                standin.register_identity(credentials.access_key_id, name, role.policy)
         elif role.handler == feedback_handler and feedback is None:
             feedback = credentials  # one feedback handler serves every router locally
-    return LocalRoles(routers, feedback, operator, policies)
+    return LocalRoles(routers, feedback, operator, policies, streams)

@@ -56,6 +56,7 @@ _CANDIDATE_PATHS = (
     _PACKAGE_DIR.parent.parent / "routes.json",  # repository checkout
 )
 VALID_TITAN_V2_DIMENSIONS = (256, 512, 1024)
+MAX_STREAM_DEADLINE_SECONDS = 840  # API Gateway cuts a streamed integration at 900 s
 # The label of "none of the categories": a reference class of its own in the semantic index and
 # the decision the routers report for off-topic questions. No category may use this name.
 OUT_OF_SCOPE = "out_of_scope"
@@ -146,6 +147,9 @@ class ApiConfig:
     quota_requests_per_day: int
     integration_timeout_seconds: float = 29.0
     caller_category: str = "check"
+    # POST /ask/stream's own deadline: a streamed answer may run far past /ask's 29 s, within
+    # API Gateway's 15-minute limit for streamed integrations.
+    stream_deadline_seconds: float = 120.0
 
 
 @record(frozen=True)
@@ -226,6 +230,18 @@ class RoutesConfig:
     def request_budget_seconds(self) -> float:
         """What one request may take: API Gateway's integration timeout less a response margin."""
         return self.api.integration_timeout_seconds - self.resilience.response_margin_seconds
+
+    @property
+    def stream_budget_seconds(self) -> float:
+        """What one streamed answer may take (``api.stream_deadline_seconds``)."""
+        return self.api.stream_deadline_seconds
+
+    @property
+    def stream_function_timeout_seconds(self) -> int:
+        """The streaming function's timeout: its deadline plus the function's margin."""
+        return math.ceil(
+            self.api.stream_deadline_seconds + self.resilience.function_timeout_margin_seconds
+        )
 
     def all_model_ids(self) -> tuple[str, ...]:
         """Every model the routers may invoke: classifier, embedder and answerers."""
@@ -402,6 +418,12 @@ def parse_routes(
             raise ConfigError(
                 "api.integration_timeout_seconds must exceed resilience.response_margin_seconds"
             )
+        stream_deadline = float(api.get("stream_deadline_seconds", 120))
+        if not 0 < stream_deadline <= MAX_STREAM_DEADLINE_SECONDS:
+            raise ConfigError(
+                f"api.stream_deadline_seconds must be in (0, {MAX_STREAM_DEADLINE_SECONDS}], well "
+                "under API Gateway's 15-minute limit for streamed integrations"
+            )
         lam = raw["lambda"]
         if lam["architecture"] not in ("arm64", "x86_64"):
             raise ConfigError("lambda.architecture must be arm64 or x86_64")
@@ -442,6 +464,7 @@ def parse_routes(
                 quota_requests_per_day=int(api["quota_requests_per_day"]),
                 integration_timeout_seconds=integration_timeout,
                 caller_category=caller_category,
+                stream_deadline_seconds=stream_deadline,
             ),
             lambda_settings=LambdaConfig(
                 runtime=lam["runtime"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 # isort: off
 from . import init_phase  # first: the init phase runs without cyclic GC (see init_phase)
+from . import ROUTER_ENTRY_POINT
 
 # isort: on
 import json
@@ -36,6 +37,7 @@ from ..pipeline.factory import build_service
 from ..pipeline.service import RouterService, UnknownCategory
 from ..records import record
 from .http_api import (
+    AskRequest,
     BadRequest,
     allowed_origins,
     api_key_id_of,
@@ -46,6 +48,8 @@ from .http_api import (
 )
 
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
+HANDLER_ENV = "_HANDLER"  # set by Lambda to the function's configured handler
+LAMBDA_HANDLER = ROUTER_ENTRY_POINT
 TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
 TOKENS_FROM_ENV = "from-env"
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
@@ -123,8 +127,17 @@ def header_of(event: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@record(frozen=True)
+class Admitted:
+    """A request the router will route: its service, parsed request and context."""
+
+    service: RouterService
+    request: AskRequest
+    context: RequestContext
+
+
 @record
-class _Seen:
+class Seen:
     """What the handler learnt of a request before it ended, for its audit record."""
 
     tier: str | None = None
@@ -200,7 +213,7 @@ class RouterHandler:
         request_id = request_id_of(event, context)
         logger.append_keys(request_id=request_id)
         started = time.perf_counter()
-        seen = _Seen()
+        seen = Seen()
         try:
             reply = self._route(event, context, request_id, seen)
         except Exception:  # the last line of defence: log it, never leak a stack trace
@@ -212,8 +225,16 @@ class RouterHandler:
             logger.exception("could not publish the request's telemetry")
         return reply.response()
 
-    def _publish(self, reply: Reply, request_id: str, seen: _Seen, seconds: float) -> None:
-        """The request's one audit line and its metrics (one EMF blob, flushed on return)."""
+    def _publish(
+        self,
+        reply: Reply,
+        request_id: str,
+        seen: Seen,
+        seconds: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The request's one audit line and its metrics (one EMF blob, flushed on return);
+        ``extra`` adds fields to the audit record (a stream's)."""
         service = self._service
         strategy = (
             service.strategy if service else self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
@@ -228,10 +249,21 @@ class RouterHandler:
             question=seen.question,
             total_seconds=seconds,
         )
+        record.update(extra or {})
         settings = self._telemetry or TelemetrySettings()
         publish(record, metrics, logger, settings.include_text, settings.by_tier)
 
-    def _route(self, event: Any, context: Any, request_id: str, seen: _Seen) -> Reply:
+    def _admit(
+        self,
+        event: Any,
+        context: Any,
+        request_id: str,
+        seen: Seen,
+        budget_seconds: Callable[[RoutesConfig], float] | None = None,
+    ) -> Reply | Admitted:
+        """What /ask and /ask/stream check before routing: a router that started, a valid
+        request, the caller's tier; then the request's context under its deadline (by default
+        the request budget, ``budget_seconds`` of the configuration otherwise)."""
         service = self._ensure_service()
         if service is None:
             # The reason is the router's own configuration check, never a Bedrock message.
@@ -247,33 +279,47 @@ class RouterHandler:
         seen.question = request.question
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         deadline = Deadline(
-            config.request_budget_seconds,
+            budget_seconds(config) if budget_seconds else config.request_budget_seconds,
             lambda_remaining=(lambda: remaining() / 1000) if callable(remaining) else None,
         )
-        request_context = seen.context = RequestContext(
+        seen.context = RequestContext(
             deadline=deadline, tier=tier, request_id=request_id,
             api_key_id=api_key_id_of(event), cache_control=header_of(event, "Cache-Control"),
         )
-        tokens = self._feedback_tokens(config)
+        return Admitted(service, request, seen.context)
+
+    def refusal(self, exc: Exception, admitted: Admitted, request_id: str) -> Reply:
+        """The reply to a failure the service raised (UnknownCategory or RoutingError)."""
+        if isinstance(exc, UnknownCategory):
+            return Reply(
+                400,
+                {
+                    **error_body("unknown_category", request_id),
+                    "error": str(exc),
+                    "valid_categories": list(admitted.service.config.category_names),
+                },
+            )
+        if isinstance(exc, RoutingError):
+            self._log_failure(exc, admitted.context)
+            return routing_error_reply(exc, request_id)
+        raise exc
+
+    def _route(self, event: Any, context: Any, request_id: str, seen: Seen) -> Reply:
+        admitted = self._admit(event, context, request_id, seen)
+        if isinstance(admitted, Reply):
+            return admitted
+        request, request_context = admitted.request, admitted.context
+        tier = str(seen.tier)
+        tokens = self._feedback_tokens(admitted.service.config)
         if tokens is not None:
             tokens.prefetch()  # the secret is read while the models work (first request only)
         with serving(request_context):
             try:
-                body = service.ask(
-                    request.question, request.category, tier=tier, history=request.history
+                body = admitted.service.ask(
+                    request.question, request.category, tier=seen.tier, history=request.history
                 )
-            except UnknownCategory as exc:
-                return Reply(
-                    400,
-                    {
-                        **error_body("unknown_category", request_id),
-                        "error": str(exc),
-                        "valid_categories": list(config.category_names),
-                    },
-                )
-            except RoutingError as exc:
-                self._log_failure(exc, request_context)
-                return routing_error_reply(exc, request_id)
+            except (UnknownCategory, RoutingError) as exc:
+                return self.refusal(exc, admitted, request_id)
         self._log_attempts(request_context)
         token = issue_token(tokens, request_id, api_key_id_of(event), tier) if tokens else None
         if token is not None:
@@ -306,5 +352,12 @@ class RouterHandler:
         log("request failed", code=exc.code, status=status, cause=repr(exc.__cause__)[:2000])
 
 
-lambda_handler = RouterHandler(eager=init_phase.IN_LAMBDA)
-init_phase.finish()
+def is_function_handler() -> bool:
+    """Whether Lambda runs this module's handler (``_HANDLER``); the streaming function imports
+    the module too, for its classes, and must not build a second router at its cold start."""
+    return os.environ.get(HANDLER_ENV, LAMBDA_HANDLER) == LAMBDA_HANDLER
+
+
+lambda_handler = RouterHandler(eager=init_phase.IN_LAMBDA and is_function_handler())
+if is_function_handler():
+    init_phase.finish()

@@ -8,19 +8,24 @@ the response names as the answerer.
 :meth:`ConverseAnswerer.answer_with_failover` walks a plan's attempt order: a target that fails
 with an error worth failing over for (throttling, 5xx, timeouts, an open breaker, no access) hands
 the question to the next; an error every target would repeat (our request is invalid) stops at once.
+:meth:`ConverseAnswerer.stream_with_failover` walks it the same way (one loop, :meth:`_failover`)
+with ``ConverseStream``, up to the first delta (:mod:`llm_router.models.streaming`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import AnsweringConfig
 from ..records import record
 from .bedrock import BedrockFailure, as_failure
+from .streaming import OpenedStream
 from .usage import ModelUsage
+
+T = TypeVar("T")
 
 
 @record(frozen=True)
@@ -53,15 +58,7 @@ class ConverseAnswerer:
         """One target. ``history`` holds earlier Converse messages, oldest first."""
         started = time.perf_counter()
         try:
-            response = self._client.converse(
-                modelId=model_id,
-                system=[{"text": self._config.system_prompt}],
-                messages=[*history, {"role": "user", "content": [{"text": question}]}],
-                inferenceConfig={
-                    "maxTokens": self._config.max_tokens,
-                    "temperature": self._config.temperature,
-                },
-            )
+            response = self._client.converse(**self.request(question, model_id, history))
         except Exception as exc:
             raise as_failure(exc, model_id, "answer") from exc
         seconds = time.perf_counter() - started
@@ -77,6 +74,61 @@ class ConverseAnswerer:
         )
         return Answer(text, model_id, invoked, seconds, usage, response.get("stopReason", ""))
 
+    def request(
+        self, question: str, model_id: str, history: Sequence[dict[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """The Converse (and ConverseStream) request for ``question`` after ``history``."""
+        return {
+            "modelId": model_id,
+            "system": [{"text": self._config.system_prompt}],
+            "messages": [*history, {"role": "user", "content": [{"text": question}]}],
+            "inferenceConfig": {
+                "maxTokens": self._config.max_tokens,
+                "temperature": self._config.temperature,
+            },
+        }
+
+    def open_stream(
+        self, question: str, model_id: str, history: Sequence[dict[str, Any]] = ()
+    ) -> OpenedStream:
+        """One target's ConverseStream, read up to its first delta."""
+        try:
+            return self._client.converse_stream(**self.request(question, model_id, history))
+        except Exception as exc:
+            raise as_failure(exc, model_id, "answer") from exc
+
+    def stream_with_failover(
+        self,
+        question: str,
+        attempt_order: Sequence[str],
+        history: Sequence[dict[str, Any]] = (),
+    ) -> Generator[str, None, Answer]:
+        """Yield the answer's text as the first target that starts answering writes it; return
+        the :class:`Answer` (its ``text`` is the whole answer). Failures before the first delta
+        fail over as :meth:`answer_with_failover` does; after it they raise
+        :class:`~llm_router.models.streaming.StreamInterrupted`."""
+        opened, position = self._failover(
+            attempt_order, lambda model_id: self.open_stream(question, model_id, history)
+        )
+        parts: list[str] = []
+        reader = opened.text()
+        try:
+            while True:
+                try:
+                    text = next(reader)
+                except StopIteration as end:
+                    result = end.value
+                    break
+                parts.append(text)
+                yield text
+        except BaseException:  # interrupted, or the consumer closed us: release the connection
+            opened.close()
+            raise
+        return Answer(
+            "".join(parts), opened.model_id, result.invoked_model_id, result.seconds,
+            result.usage, result.stop_reason, fallback_used=bool(position),
+        )
+
     def answer_with_failover(
         self,
         question: str,
@@ -90,14 +142,20 @@ class ConverseAnswerer:
         next
         target, and :class:`AllTargetsFailed` otherwise.
         """
+        answer, position = self._failover(
+            attempt_order, lambda model_id: self.answer(question, model_id, history)
+        )
+        return replace(answer, fallback_used=True) if position else answer
+
+    @staticmethod
+    def _failover(attempt_order: Sequence[str], call: Callable[[str], T]) -> tuple[T, int]:
+        """The first target's result that ``call`` gets without failing, and its position."""
         failures: list[BedrockFailure] = []
         for position, model_id in enumerate(attempt_order):
             try:
-                answer = self.answer(question, model_id, history)
+                return call(model_id), position
             except BedrockFailure as failure:
                 if not failure.failover:
                     raise
                 failures.append(failure)
-                continue
-            return replace(answer, fallback_used=True) if position else answer
         raise AllTargetsFailed(failures)

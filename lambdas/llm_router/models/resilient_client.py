@@ -1,8 +1,8 @@
 """A bedrock-runtime client per routing stage that retries, times out and trips breakers.
 
-:class:`ResilientClient` has the two methods the routers call, ``invoke_model`` and ``converse``,
-with boto3's signatures, so the classifiers and the embedder use it exactly as they would use
-boto3's client. Each call:
+:class:`ResilientClient` has the methods the routers call, ``invoke_model``, ``converse`` and
+``converse_stream``, with boto3's signatures, so the classifiers and the embedder use it exactly
+as they would use boto3's client. Each call:
 
 1. asks the target's circuit breaker; an open breaker skips the call at once (``CircuitOpen``);
 2. takes its timeout from the request's budget: the stage's cap (classification and embedding
@@ -36,6 +36,7 @@ from ..observability.tracing import traced_call
 from .bedrock import RECIPE_ATTRIBUTE, BedrockFailure, as_failure
 from .breaker import BreakerBoard
 from .request_context import Attempt, DeadlineExceeded, current
+from .streaming import OpenedStream
 
 MIN_ATTEMPT_SECONDS = 0.25  # below this an attempt cannot succeed; stop instead
 SLOW_FAILURE_SHARE = 0.5  # a failure after this share of its attempt's time is not retried
@@ -165,7 +166,28 @@ class ResilientClient:
     def converse(self, **kwargs: Any) -> Any:
         return self._call("converse", kwargs)
 
-    def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
+    def converse_stream(self, **kwargs: Any) -> OpenedStream:
+        """ConverseStream, opened and read up to its first delta within the attempt: a failure
+        before any text is retried and trips the breaker like a Converse failure
+        (:mod:`llm_router.models.streaming`); the caller reads the rest."""
+        model_id = str(kwargs.get("modelId"))
+        return self._call(
+            "converse_stream",
+            kwargs,
+            lambda response: OpenedStream(model_id, response, self._stream_failed),
+        )
+
+    def _stream_failed(self, model_id: str) -> None:
+        """A stream that broke after its first delta counts against its target's breaker."""
+        if self._breakers.record_failure(model_id):
+            current().breaker_opened.append(model_id)
+
+    def _call(
+        self,
+        operation: str,
+        kwargs: dict[str, Any],
+        read: Callable[[Any], Any] | None = None,
+    ) -> Any:
         context = current()
         model_id = str(kwargs.get("modelId"))
         attempts = self._settings.attempts_per_target
@@ -187,6 +209,8 @@ class ResilientClient:
             try:
                 with self._clients.read_timeout(timeout):
                     response = traced_call(self._clients.get(timeout), operation, kwargs)
+                    if read is not None:
+                        response = read(response)
             except Exception as exc:
                 failure = as_failure(exc, model_id, self.stage)
                 elapsed = time.perf_counter() - started

@@ -8,6 +8,12 @@ of failing the request (the hybrid falls back to whichever half still works; the
 default category, as the original sample does) and the response says so in ``routing.degraded``.
 An answer target that fails hands the question to the next target of its plan. Only when nothing
 can answer does the request fail: 503 with Retry-After, or 504 when the budget ran out first.
+
+``ask`` and ``ask_stream`` are one pipeline with two answer stages: both begin an exchange the
+same way (budget reservation, decision, plan, cache lookup: :meth:`RouterService.begin`), map
+failures to the same errors (:meth:`RouterService._answer_errors`), release the reservation on
+failure and end the same way (response shape, settlement, cache: :meth:`RouterService.finish`);
+only the answer call differs, Converse or ConverseStream.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import OUT_OF_SCOPE, RoutesConfig
@@ -32,7 +39,9 @@ from ..models.bedrock import BedrockFailure
 from ..models.breaker import BreakerBoard
 from ..models.request_context import DeadlineExceeded, RequestContext, current
 from ..models.resilient_client import MIN_ATTEMPT_SECONDS
+from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
+from ..records import record
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
@@ -142,6 +151,36 @@ def shape_response(
 def all_access_denied(failures: Sequence[BedrockFailure]) -> bool:
     """Every target refused us for lack of access: a permanent condition, not a busy one."""
     return bool(failures) and all(f.code == ACCESS_DENIED for f in failures)
+
+
+@record
+class Exchange:
+    """One request between its decision and its answer (what ``finish`` needs to shape it)."""
+
+    question: str
+    tier: str
+    started: float
+    context: RequestContext
+    reservation: Any  # the budget's reservation, None without a budget
+    history: Sequence[Turn] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # added to the response's routing
+    classification: Classification | None = None
+    plan: TargetPlan | None = None  # None: declined, no model answers
+    attempt_order: tuple[str, ...] = ()
+    cache_request: CacheRequest | None = None
+    cached: CacheResult | None = None  # a cache hit: answered without a model
+
+    @property
+    def declined(self) -> bool:
+        return self.plan is None
+
+
+@record(frozen=True)
+class StreamEvent:
+    """One server-sent event of ``ask_stream``: routing, delta or done."""
+
+    name: str
+    data: dict[str, Any]
 
 
 class RouterService:
@@ -286,6 +325,71 @@ class RouterService:
         ordered = sorted(plan.model_ids(), key=price)
         return TargetPlan((AnswerTarget(ordered[0]),), tuple(ordered[1:]))
 
+    def begin(
+        self,
+        question: str,
+        category: str | None = None,
+        tier: str | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Exchange:
+        """Reserve the budget, decide, choose the answer targets (none when declined) and look
+        the answer up in the cache; the reservation is released if any of it fails."""
+        context = current()
+        tier = tier or context.tier or self.config.default_tier
+        exchange = Exchange(
+            question, tier, time.perf_counter(), context,
+            self._reserve_budget(tier, question, history), history,
+        )
+        budget_level = str(getattr(exchange.reservation, "level", "off"))
+        if budget_level != "off":
+            exchange.extra["budget"] = budget_level
+        with self._released_on_failure(exchange):
+            classification = exchange.classification = self.decide(
+                question, category, tier, history
+            )
+            if classification.category == OUT_OF_SCOPE:
+                return exchange
+            plan = self.config.plan_for(classification.category, tier)
+            if budget_level == "soft":
+                plan = self.cheapest_plan(plan)
+            exchange.plan = plan
+            exchange.attempt_order = tuple(plan.attempt_order(self._rng))
+            cached = exchange.cache_request = self._cache_request(
+                question, classification, plan, tier, history
+            )
+            found = self.cache.lookup(cached) if self.cache and cached else None
+            if found is not None:
+                exchange.extra.update(found.routing())
+                if found.entry is not None:  # a hit: no answer model is called
+                    exchange.cached = found
+        return exchange
+
+    def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
+        """The response of an exchange (``answer`` None: declined), its cost settled against
+        the reservation and a new answer kept in the cache."""
+        assert exchange.classification is not None
+        text = answer.text if answer else self.config.out_of_scope.decline_message
+        body = shape_response(
+            self.classifier, exchange.classification, answer, text,
+            time.perf_counter() - exchange.started, self.config, exchange.context, exchange.extra,
+        )
+        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        if answer is not None and self.cache and exchange.cache_request:
+            self.cache.keep(
+                exchange.cache_request, answer.text, answer.invoked_model_id,
+                answer.requested_model_id, body["usage"]["cost_usd"]["answer"],
+            )
+        return body
+
+    def finish_cached(self, exchange: Exchange, found: CacheResult) -> dict[str, Any]:
+        """The response of a cache hit or a stale answer: the classification's cost only."""
+        assert exchange.classification is not None
+        body = self._cached_body(
+            exchange.classification, found, exchange.started, exchange.context, exchange.extra
+        )
+        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        return body
+
     def ask(
         self,
         question: str,
@@ -294,60 +398,91 @@ class RouterService:
         history: Sequence[Turn] = (),
     ) -> dict[str, Any]:
         """Route and answer ``question``; ``history`` holds the conversation's earlier turns."""
-        started = time.perf_counter()
-        context = current()
-        tier = tier or context.tier or self.config.default_tier
-        extra: dict[str, Any] = {}
-        reservation = self._reserve_budget(tier, question, history)
-        budget_level = str(getattr(reservation, "level", "off"))
-        if budget_level != "off":
-            extra["budget"] = budget_level
-        classification: Classification | None = None
-        try:
-            classification = self.decide(question, category, tier, history)
-            if classification.category == OUT_OF_SCOPE:
-                body = shape_response(
-                    self.classifier, classification, None,
-                    self.config.out_of_scope.decline_message,
-                    time.perf_counter() - started, self.config, context, extra,
-                )
-                self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
-                return body
-            plan = self.config.plan_for(classification.category, tier)
-            if budget_level == "soft":
-                plan = self.cheapest_plan(plan)
-            cached = self._cache_request(question, classification, plan, tier, history)
-            found = self.cache.lookup(cached) if self.cache and cached else None
-            if found is not None:
-                extra.update(found.routing())
-                if found.entry is not None:  # a hit: no answer model is called
-                    body = self._cached_body(classification, found, started, context, extra)
-                    self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
-                    return body
+        exchange = self.begin(question, category, tier, history)
+        if exchange.declined:
+            return self.finish(exchange, None)
+        if exchange.cached is not None:
+            return self.finish_cached(exchange, exchange.cached)
+        with self._released_on_failure(exchange):
             try:
-                answer = self._answer(question, plan, history_messages(history))
+                answer = self._answer(exchange)
             except RoutingError as exc:
-                stale = self.cache.stale(cached) if self.cache and cached else None
-                if stale is None or exc.code != "models_unavailable":
+                stale = self._stale(exchange, exc)
+                if stale is None:
                     raise
-                extra.update(stale.routing())
-                body = self._cached_body(classification, stale, started, context, extra)
-                self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
-                return body
-        except BaseException:
-            self._release_budget(reservation, classification)
-            raise
-        body = shape_response(
-            self.classifier, classification, answer, answer.text,
-            time.perf_counter() - started, self.config, context, extra,
+                return self.finish_cached(exchange, stale)
+        return self.finish(exchange, answer)
+
+    def ask_stream(
+        self,
+        question: str,
+        category: str | None = None,
+        tier: str | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Iterator[StreamEvent]:
+        """``ask`` as events: ``routing`` once decided, ``delta`` per piece of text, ``done``
+        with the response less its answer text. A failure before ``routing`` raises as in
+        ``ask``; after it, a :class:`RoutingError` ends the events (the edge sends ``error``).
+        A cached (or, when every target is unavailable before any text, a stale) answer is one
+        ``delta``."""
+        exchange = self.begin(question, category, tier, history)
+        with self._released_on_failure(exchange):
+            yield StreamEvent("routing", self.routing_summary(exchange))
+        found, answer = exchange.cached, None
+        if not exchange.declined and found is None:
+            with self._released_on_failure(exchange):  # settled below, never twice
+                try:
+                    answer = yield from self._answer_stream(exchange)
+                except RoutingError as exc:
+                    found = self._stale(exchange, exc)  # models_unavailable: no text was sent
+                    if found is None:
+                        raise
+        body = (
+            self.finish_cached(exchange, found) if found is not None
+            else self.finish(exchange, answer)
         )
-        self._settle_budget(reservation, body["usage"]["cost_usd"]["total"])
-        if self.cache and cached:
-            self.cache.keep(
-                cached, answer.text, answer.invoked_model_id, answer.requested_model_id,
-                body["usage"]["cost_usd"]["answer"],
-            )
-        return body
+        if found is not None:
+            yield StreamEvent("delta", {"text": body["answer"]})
+        body.pop("answer", None)
+        yield StreamEvent("done", body)
+
+    def routing_summary(self, exchange: Exchange) -> dict[str, Any]:
+        """What the ``routing`` event tells at once: the decision and the first answer target."""
+        classification = exchange.classification
+        assert classification is not None
+        summary: dict[str, Any] = {
+            "request_id": exchange.context.request_id,
+            "question_classification": classification.category,
+            "strategy": self.classifier.strategy,
+            "declined": exchange.declined,
+            "degraded": classification.degraded,
+            "answer_target": exchange.attempt_order[0] if exchange.attempt_order else None,
+            "tier": exchange.tier,
+            **summarize(classification.details, self.config.response.routing_details),
+            **exchange.extra,
+        }
+        if exchange.declined:
+            summary["decline_message"] = self.config.out_of_scope.decline_message
+        return summary
+
+    @contextmanager
+    def _released_on_failure(self, exchange: Exchange) -> Iterator[None]:
+        """A request that fails (or a stream closed early) keeps only its classification's
+        cost of the reservation."""
+        try:
+            yield
+        except BaseException:
+            self._release_budget(exchange.reservation, exchange.classification)
+            raise
+
+    def _stale(self, exchange: Exchange, exc: RoutingError) -> CacheResult | None:
+        """A stale cached answer for a request every target failed, if the cache has one."""
+        if not (self.cache and exchange.cache_request) or exc.code != "models_unavailable":
+            return None
+        stale = self.cache.stale(exchange.cache_request)
+        if stale is not None:
+            exchange.extra.update(stale.routing())
+        return stale
 
     # -- the response cache (llm_router.pipeline.cache) --------------------------------------
 
@@ -384,16 +519,34 @@ class RouterService:
         costs["total"] = total_cost(costs["classification"])
         return body
 
-    def _answer(
-        self, question: str, plan: TargetPlan, history: Sequence[dict[str, Any]]
-    ) -> Answer:
+    def _answer(self, exchange: Exchange) -> Answer:
+        with self._answer_errors(), subsegment("answer") as span:
+            answer = self.answerer.answer_with_failover(
+                exchange.question, exchange.attempt_order, history_messages(exchange.history)
+            )
+            span.annotate("answer_target", answer.requested_model_id)
+            return answer
+
+    def _answer_stream(self, exchange: Exchange) -> Generator[StreamEvent, None, Answer]:
+        with self._answer_errors():
+            stream = self.answerer.stream_with_failover(
+                exchange.question, exchange.attempt_order, history_messages(exchange.history)
+            )
+            try:
+                while True:
+                    try:
+                        text = next(stream)
+                    except StopIteration as end:
+                        return end.value
+                    yield StreamEvent("delta", {"text": text})
+            finally:
+                stream.close()  # at once, also when the caller stops reading
+
+    @contextmanager
+    def _answer_errors(self) -> Iterator[None]:
+        """The answer stage's failures as the caller's errors (the same for both answers)."""
         try:
-            with subsegment("answer") as span:
-                answer = self.answerer.answer_with_failover(
-                    question, plan.attempt_order(self._rng), history
-                )
-                span.annotate("answer_target", answer.requested_model_id)
-                return answer
+            yield
         except AllTargetsFailed as exc:
             if all_access_denied(exc.failures):  # permanent until granted: no Retry-After
                 raise RoutingError(
@@ -407,6 +560,21 @@ class RouterService:
                 "models_unavailable",
                 {"stage": "answer", "attempts": self._attempts()},
                 retry_after_seconds=self._retry_after(exc.failures),
+            ) from exc
+        except StreamInterrupted as exc:
+            failure = exc.failure
+            if isinstance(failure, DeadlineExceeded):
+                raise RoutingError(
+                    "deadline_exceeded", {"stage": "answer", "attempts": self._attempts()}
+                ) from exc
+            raise RoutingError(
+                "answer_interrupted",
+                {
+                    "stage": "answer",
+                    "model_id": failure.model_id,
+                    "bedrock_error": failure.code,
+                    "attempts": self._attempts(),
+                },
             ) from exc
         except DeadlineExceeded as exc:
             raise RoutingError(

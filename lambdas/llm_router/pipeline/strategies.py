@@ -23,15 +23,18 @@ class Strategy:
     def needs_index(self) -> bool:
         return self.uses_embeddings
 
-    def invoked_models(self, config: RoutesConfig) -> tuple[str, ...]:
-        """Model ids this router's Lambda may invoke: what its IAM policy must allow."""
+    def decision_models(self, config: RoutesConfig) -> tuple[str, ...]:
+        """Model ids the decision invokes (classifier, embedder): InvokeModel, never streamed."""
         models: list[str] = []
         if self.uses_classifier_llm:
             models.append(config.classifier.model_id)
         if self.uses_embeddings:
             models.append(config.embedding.model_id)
-        models.extend(config.answerer_model_ids())
-        return tuple(dict.fromkeys(models))
+        return tuple(models)
+
+    def invoked_models(self, config: RoutesConfig) -> tuple[str, ...]:
+        """Model ids this router's Lambda may invoke: what its IAM policy must allow."""
+        return tuple(dict.fromkeys((*self.decision_models(config), *config.answerer_model_ids())))
 
 
 STRATEGIES: dict[str, Strategy] = {
