@@ -411,3 +411,47 @@ def test_a_stream_broken_after_its_first_delta_counts_against_the_breaker(
     assert name == "event: done" and done["answerer_LLM"] != HAIKU
     skipped = [t for t in done["routing"]["targets"] if t["result"] == "skipped"]
     assert [(t["model_id"], t["error_code"]) for t in skipped] == [(HAIKU, "CircuitOpen")]
+
+
+class _RecordingGuard:
+    """A budget guard that admits everything and records what the service reserves and
+    settles (the real guard's arithmetic is tests/test_budget.py's)."""
+
+    def __init__(self) -> None:
+        self.reserved: list[float] = []
+        self.settled: list[float | None] = []
+
+    def reserve(self, tier: str, worst_case: float) -> Any:
+        self.reserved.append(worst_case)
+        return type("Reservation", (), {"level": "ok", "retry_after_seconds": 0.0})()
+
+    def settle(self, reservation: Any, cost_usd: float | None) -> None:
+        self.settled.append(cost_usd)
+
+
+def test_a_stream_reserves_and_settles_the_budget_as_ask_does(
+    routes: Any, bedrock_client: Any, fresh_standin: Any
+) -> None:
+    from llm_router.edge.streaming import StreamingRouterHandler
+    from llm_router.pipeline.factory import build_service
+
+    guard = _RecordingGuard()
+    service = build_service("llm-assisted", routes, bedrock_client, budget=guard)
+    handler = StreamingRouterHandler(
+        strategy="llm-assisted", service_factory=lambda: service, eager=True, tier_keys={}
+    )
+
+    def last_event() -> dict[str, Any]:
+        chunks = list(handler.stream({"body": json.dumps({"question": WW2})}, None).body)
+        return json.loads(chunks[-1].decode().split("\n")[1].removeprefix("data: "))
+
+    fresh_standin.script(HAIKU, [TEN_WORDS])
+    done = last_event()
+    assert len(guard.reserved) == 1 and guard.reserved[0] > 0
+    assert guard.settled == [done["usage"]["cost_usd"]["total"]]  # the whole answer's cost
+    fresh_standin.script(HAIKU, [TEN_WORDS])
+    fresh_standin.inject_fault(HAIKU, "ThrottlingException", count=1, after_chunks=2)
+    error = last_event()
+    assert error["code"] == "answer_interrupted"
+    # Failed: the reservation keeps only the classification's known cost.
+    assert len(guard.reserved) == 2 and 0 < guard.settled[1] < guard.settled[0]
