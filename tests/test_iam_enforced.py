@@ -207,7 +207,7 @@ def test_each_stream_works_with_exactly_its_role_and_the_router_role_cannot_stre
     assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
     assert not [c for c in fresh_standin.calls() if c["status"] == 403]
     name, error = last_event(granted.routers[strategy])  # the buffered router's role
-    assert name == b"event: error" and error["code"] == "models_unavailable", error
+    assert name == b"event: error" and error["code"] == "models_access_denied", error
     refused = [c for c in fresh_standin.calls() if c["status"] == 403]
     assert refused and {c["api"] for c in refused} == {"converse-stream"}
 
