@@ -23,6 +23,7 @@ import pytest
 from background_server import BackgroundServer, QuietThreadingServer
 from conftest import HAIKU, STANDIN_SOURCE
 from test_ask import KEY, REGION
+from test_cache import HISTORY_Q, config_with, dynamodb, table  # noqa: F401  (fixtures)
 
 from layers import REPO_ROOT
 
@@ -455,3 +456,38 @@ def test_a_stream_reserves_and_settles_the_budget_as_ask_does(
     assert error["code"] == "answer_interrupted"
     # Failed: the reservation keeps only the classification's known cost.
     assert len(guard.reserved) == 2 and 0 < guard.settled[1] < guard.settled[0]
+
+
+def test_a_cached_answer_streams_as_one_delta(
+    routes: Any, bedrock_client: Any, fresh_standin: Any, semantic_index_dir: Path,
+    dynamodb: Any, table: str,  # noqa: F811  (test_cache's fixtures)
+) -> None:
+    """With the response cache (llm_router.pipeline.cache), a hit is one delta, no model call."""
+    from llm_router.edge.streaming import StreamingRouterHandler
+    from llm_router.pipeline.cache.response_cache import ResponseCache
+    from llm_router.pipeline.cache.store import CacheStore
+    from llm_router.pipeline.factory import build_service
+
+    config = config_with(routes)
+    cache = ResponseCache(config, CacheStore(table, dynamodb))
+    service = build_service("semantic", config, bedrock_client, semantic_index_dir,
+                            STANDIN_SOURCE, budget=None, cache=cache)
+    handler = StreamingRouterHandler(
+        strategy="semantic", service_factory=lambda: service, eager=True, tier_keys={}
+    )
+
+    def events() -> list[tuple[str, dict[str, Any]]]:
+        chunks = list(handler.stream({"body": json.dumps({"question": HISTORY_Q})}, None).body)
+        pairs = [chunk.decode().split("\n")[:2] for chunk in chunks]
+        return [(n.removeprefix("event: "), json.loads(d.removeprefix("data: "))) for n, d in pairs]
+
+    fresh_standin.script(HAIKU, [TEN_WORDS])
+    first = events()
+    assert first[-1][0] == "done" and first[-1][1]["routing"]["cache"] == "miss"
+    assert sum(name == "delta" for name, _ in first) == len(TEN_WORDS.split())
+    streams = [c for c in fresh_standin.calls() if c["api"] == "converse-stream"]
+    second = events()
+    assert [name for name, _ in second] == ["routing", "delta", "done"]
+    assert second[0][1]["cache"] == "hit" and second[1][1]["text"] == TEN_WORDS
+    assert second[-1][1]["usage"]["cost_usd"]["answer"] == 0.0
+    assert [c for c in fresh_standin.calls() if c["api"] == "converse-stream"] == streams
