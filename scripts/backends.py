@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import _bootstrap
+import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.config import RoutesConfig
 from llm_router.models.bedrock import BEDROCK_ENDPOINT_ENV, runtime_client
 from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV
@@ -24,7 +24,6 @@ from llm_router.pipeline.strategies import STRATEGIES
 
 STANDIN = "stand-in"
 AWS = "aws"
-LOCAL_BUILD_DIR = _bootstrap.REPO_ROOT / ".build" / "local"
 STANDIN_REGION = "us-east-1"
 STANDIN_CREDENTIALS = ("stand-in", "stand-in")
 
@@ -99,9 +98,9 @@ def aws_backend(region: str | None) -> Backend:
 
 def prepare_index(config: RoutesConfig, backend: Backend, say: Callable[[str], None]) -> Path:
     """The semantic index for this backend's embeddings, built when missing or stale."""
-    from build_index import IndexBuildError, ensure_index
+    from build_index import IndexBuildError, default_index_dir, ensure_index
 
-    index_dir = LOCAL_BUILD_DIR / f"semantic-index-{backend.kind}"
+    index_dir = default_index_dir(config, backend.embedding_source)
     if not any(s.needs_index for s in STRATEGIES.values()):
         return index_dir
     try:

@@ -1,6 +1,11 @@
 """Build the semantic router's reference index with the configured embedding model.
 
-    python scripts/build_index.py [--out DIR] [--embeddings auto|bedrock|stand-in]
+    python scripts/build_index.py [--routes FILE] [--out DIR] [--embeddings auto|bedrock|stand-in]
+
+Without ``--out`` the index goes to :func:`default_index_dir`: one directory per routes content
+and embedding source under ``.build/semantic-index/``, the one ``evaluate.py``, ``local.py`` and
+``resilience.py`` read, so an index built here is the one they use (and two routes files never
+overwrite each other's index).
 
 ``bedrock`` embeds the reference prompts with the configured model in your AWS account (the index a
 deployed router needs). ``stand-in`` embeds them with the offline Bedrock stand-in (local MiniLM
@@ -14,19 +19,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import _bootstrap  # (puts lambdas/ on sys.path)
 import cli
-from llm_router.config import RoutesConfig, load_routes
+from llm_router.config import ConfigError, RoutesConfig, load_routes
 from llm_router.config.topic_bank import load_topic_bank
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.decision.normalize import routing_text
 from llm_router.decision.semantic_index import Manifest, build_index, is_fresh
 from llm_router.models.bedrock import BedrockFailure, runtime_client
+from routes_file import add_routes_argument, use_routes_file
 
 SOURCES = ("auto", "bedrock", "stand-in")
 # Embedded again before an existing index is reused, and compared with what it gave at build time.
@@ -35,6 +42,29 @@ PROBE_FILE = "embedding-probe.json"
 PROBE_TOLERANCE = 1e-3
 STANDIN_SOURCE = "offline-stand-in"
 BEDROCK_SOURCE = "bedrock"
+
+
+INDEX_ROOT = _bootstrap.REPO_ROOT / ".build" / "semantic-index"
+
+
+def default_index_dir(config: RoutesConfig, source: str) -> Path:
+    """Where the scripts keep the index of ``config`` embedded by ``source`` (resolved first).
+
+    Keyed by what the index is made of (the labelled reference prompts and the embedding setup,
+    as the manifest records them), not by the file's name: editing a prompt gives a new
+    directory, and the same content under another name reuses the index.
+    """
+    embedding = config.embedding
+    key = json.dumps(
+        [
+            config.reference_prompts_hash(),
+            embedding.model_id,
+            embedding.dimensions,
+            embedding.normalize,
+        ]
+    )
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    return INDEX_ROOT / f"{resolve_source(source)}-{digest}"
 
 
 class IndexBuildError(RuntimeError):
@@ -169,9 +199,10 @@ def _probe_matches(directory: Path, embedder: TitanEmbedder) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_routes_argument(parser)
     parser.add_argument(
-        "--out", type=Path, default=Path(".build/semantic-index"),
-        help="directory to write the index to (default .build/semantic-index)",
+        "--out", type=Path, default=None,
+        help="index directory (default: .build/semantic-index/<source>-<routes content hash>)",
     )
     parser.add_argument(
         "--embeddings", choices=SOURCES, default="auto",
@@ -182,15 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default=None, help="routes preset (default: active_preset)")
     args = parser.parse_args(argv)
     try:
-        manifest = ensure_index(
-            load_routes(preset=args.preset), args.out, args.embeddings, args.region, print
-        )
-    except IndexBuildError as exc:
+        use_routes_file(args.routes)
+        config = load_routes(preset=args.preset)
+        source = resolve_source(args.embeddings)
+        out = args.out or default_index_dir(config, source)
+        manifest = ensure_index(config, out, source, args.region, print)
+    except (IndexBuildError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(
         f"{manifest.vectors} vectors, {manifest.dimensions} dimensions, "
-        f"{manifest.embedding_source} embeddings -> {args.out}"
+        f"{manifest.embedding_source} embeddings -> {out}"
     )
     return 0
 

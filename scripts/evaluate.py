@@ -65,6 +65,7 @@ from llm_router.models.bedrock import BedrockFailure
 from llm_router.pipeline.factory import build_service
 from llm_router.pipeline.service import RouterService
 from llm_router.pipeline.strategies import STRATEGIES
+from routes_file import add_routes_argument, use_routes_file
 
 # The names tests and other scripts read from here.
 __all__ = ["EvaluationError", "decide", "main", "read_dataset"]
@@ -83,7 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--region", help="AWS region for --bedrock aws")
     parser.add_argument("--preset", help="routes.json preset (default: active_preset)")
-    parser.add_argument("--routes", type=Path, help="routes file (default: the project's)")
+    add_routes_argument(parser)
     parser.add_argument("--fit", action="store_true", help="fit thresholds, write them")
     parser.add_argument(
         "--fit-dataset",
@@ -220,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     try:
-        config = load_routes(args.routes, preset=args.preset)
+        use_routes_file(args.routes)
+        config = load_routes(preset=args.preset)
         with contextlib.ExitStack() as stack:
             backend = open_backend(stack, args.bedrock, args.region)
             if args.cache_pairs:

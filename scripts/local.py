@@ -1,6 +1,6 @@
 """Run every router locally behind an API that behaves like the deployed API Gateway.
 
-    python scripts/local.py [--port 3000] [--host 127.0.0.1] [--api-key KEY]
+    python scripts/local.py [--routes FILE] [--port 3000] [--host 127.0.0.1] [--api-key KEY]
                             [--bedrock stand-in|aws] [--answer-url URL] [--region R]
                             [--fault MODEL=ErrorCode[:probability]]... [--delay MODEL=SECONDS]...
                             [--chunk-delay MODEL=SECONDS]...
@@ -11,8 +11,9 @@ embeddings from a local MiniLM, answers canned or, with ``--answer-url``, genera
 OpenAI-compatible server (Ollama, llama.cpp, vLLM). ``--bedrock aws`` calls Amazon Bedrock with
 your AWS credentials, and the semantic index is then built with the real embedding model.
 
-The semantic index is built into ``.build/local/semantic-index-<stand-in|aws>/`` when missing
-or stale. Each router of ``STRATEGIES`` is served at ``POST /<router>/ask`` by its real Lambda
+The semantic index is built into ``build_index.default_index_dir`` (one directory per routes
+content and embedding source, shared with ``build_index.py`` and ``evaluate.py``) when missing or
+stale. Each router of ``STRATEGIES`` is served at ``POST /<router>/ask`` by its real Lambda
 handler, with the API key, throttling, request model and error responses of the deployed API;
 ``GET /health`` says when the server is up. Ctrl-C or SIGTERM stops everything and exits 0.
 
@@ -70,6 +71,7 @@ from backends import (
 )
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
 from llm_router.config.settings import ROUTING_DETAILS
+from routes_file import add_routes_argument, use_routes_file
 
 
 class StopRequested(Exception):  # noqa: N818  (a signal, not an error)
@@ -144,6 +146,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Serve every router locally behind an API Gateway look-alike.",
     )
+    add_routes_argument(parser)
     parser.add_argument("--port", type=int, default=3000, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--api-key", help="the x-api-key to accept (default: a random one)")
@@ -236,7 +239,7 @@ def banner(
     config: RoutesConfig,
     routers: list[Any],
 ) -> list[str]:
-    from local_api.examples import README_EXAMPLES, curl_line
+    from local_api.examples import banner_examples, curl_line
     from local_api.gateway import HEALTH_PATH, ask_path
 
     width = max(len(ask_path(r.strategy.name)) for r in routers)
@@ -260,10 +263,9 @@ def banner(
         f"{api.max_question_chars} characters"
     )
     lines.append("Try:")
-    mounted = {r.strategy.name for r in routers}
-    for router, question in README_EXAMPLES:
-        if router in mounted:
-            lines.append(f"  {curl_line(base_url, api_key, router, question)}")
+    names = [r.strategy.name for r in routers if not r.error]
+    for router, question in banner_examples(config, names):
+        lines.append(f"  {curl_line(base_url, api_key, router, question)}")
     return lines
 
 
@@ -292,6 +294,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
     from local_api.routers import mount_routers
 
     try:
+        use_routes_file(args.routes)
         config = with_routing_details(load_routes(preset=args.preset), args.routing_details)
     except ConfigError as exc:
         raise StartupError(str(exc)) from exc

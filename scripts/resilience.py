@@ -3,7 +3,11 @@
     python scripts/resilience.py table [--integration-timeout S] [--format markdown|text]
     python scripts/resilience.py soak  [--requests 1000] [--failure-rate 0.3] [--concurrency 8]
 
-Both run offline against the Bedrock stand-in, with the shipped routers and routes.json.
+Both run offline against the Bedrock stand-in, with the shipped routers and the routes file
+(``--routes FILE``, else ``ROUTES_FILE``, else routes.json). The scenarios come from it: the
+failover shown is that of the *focus* category (:func:`focus_category`: the most answer targets,
+the dearest of those), asked its own first reference prompts; the classifier and embedding
+scenarios ask another category's first reference prompt.
 
 ``table`` injects one failure per scenario (throttling, 5xx, timeouts, a hung model, no access,
 an invalid request, a classifier or embedding model down, everything down) and prints what the
@@ -12,9 +16,9 @@ caller gets and which model answered: the README's Resilience table is this comm
 per-attempt caps, in proportion) to watch the hung-model scenarios without waiting 29 s.
 
 ``soak`` sends requests through the local API (real HTTP, the API Gateway emulation) with the
-primary math target failing ``--failure-rate`` of the time, the error rotating through
-throttling, 503, 500 and model timeouts, after a baseline run with no faults; it reports how many
-requests got a 200 from a configured target and the latency the failover adds (p50, p99).
+focus category's primary target failing ``--failure-rate`` of the time, the error rotating
+through throttling, 503, 500 and model timeouts, after a baseline run with no faults; it reports
+how many requests got a 200 from a configured target and the latency the failover adds (p50, p99).
 """
 
 from __future__ import annotations
@@ -32,23 +36,15 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 from apigw_events import LocalLambdaContext, proxy_event
-from llm_router.config import RoutesConfig, load_routes, parse_routes
+from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
+from routes_file import add_routes_argument, use_routes_file
 from text_table import table as text_table
 
-MATH = "Solve the quadratic equation: 2x^2 - 5x + 3 = 0"
-HISTORY = "What year did World War II end?"
-SOAK_QUESTIONS = (
-    MATH,
-    "What is the derivative of x^3 + 2x?",
-    "What is 15% of 240?",
-    "Find the area of a circle with radius 4.",
-)
 SOAK_ERRORS = (
     "ThrottlingException",
     "ServiceUnavailableException",
@@ -83,16 +79,44 @@ def _hang(targets: Callable[[RoutesConfig], list[str]]) -> Callable[..., None]:
     return inject
 
 
-def _math_plan(config: RoutesConfig) -> list[str]:
-    return list(config.plan_for("math").attempt_order())
+def focus_category(config: RoutesConfig) -> str:
+    """The category whose failover the scenarios show: the one with the most answer targets
+    (the most failover to watch), the dearest of those (``RoutesConfig.dearest_category``)."""
+    most = max(len(config.plan_for(c).model_ids()) for c in config.categories)
+    candidates = [c for c in config.categories if len(config.plan_for(c).model_ids()) == most]
+    dearest = config.dearest_category()
+    return dearest if dearest in candidates else candidates[0]
+
+
+def other_category(config: RoutesConfig) -> str:
+    """A category other than the focus one (the focus itself when it is the only one)."""
+    focus = focus_category(config)
+    return next((c for c in config.categories if c != focus), focus)
+
+
+def focus_questions(config: RoutesConfig, count: int = 4) -> tuple[str, ...]:
+    """The focus category's first reference prompts: questions the routers send to it."""
+    prompts = config.categories[focus_category(config)].reference_prompts[:count]
+    if not prompts:
+        raise ConfigError(f"category {focus_category(config)!r} has no reference prompts")
+    return tuple(prompts)
+
+
+def other_question(config: RoutesConfig) -> str:
+    prompts = config.categories[other_category(config)].reference_prompts
+    return prompts[0] if prompts else focus_questions(config)[0]
+
+
+def _focus_plan(config: RoutesConfig) -> list[str]:
+    return list(config.plan_for(focus_category(config)).attempt_order())
 
 
 def _primary(config: RoutesConfig) -> list[str]:
-    return [config.answerer_for("math")]
+    return [config.answerer_for(focus_category(config))]
 
 
 def _primary_and_next(config: RoutesConfig) -> list[str]:
-    return _math_plan(config)[:2]
+    return _focus_plan(config)[:2]
 
 
 def _classifier(config: RoutesConfig) -> list[str]:
@@ -104,43 +128,46 @@ def _embedder(config: RoutesConfig) -> list[str]:
 
 
 def _classifier_and_answers(config: RoutesConfig) -> list[str]:
-    history = config.plan_for("history").model_ids()
-    return [config.classifier.model_id, *_math_plan(config), *history]
+    other = config.plan_for(other_category(config)).model_ids()
+    return [config.classifier.model_id, *_focus_plan(config), *other]
 
 
 def _nothing(standin: Any, config: RoutesConfig) -> None:
     return None
 
 
-SCENARIOS = (
-    Scenario("none", "semantic", MATH, _nothing),
-    Scenario("primary answer target throttled", "semantic", MATH,
-             _fault(_primary, "ThrottlingException")),
-    Scenario("primary answer target 500", "semantic", MATH,
-             _fault(_primary, "InternalServerException")),
-    Scenario("primary answer target model timeout", "semantic", MATH,
-             _fault(_primary, "ModelTimeoutException")),
-    Scenario("primary answer target hung", "semantic", MATH, _hang(_primary)),
-    Scenario("primary answer target: no model access", "semantic", MATH,
-             _fault(_primary, "AccessDeniedException")),
-    Scenario("primary and its inference profile throttled", "semantic", MATH,
-             _fault(_primary_and_next, "ThrottlingException")),
-    Scenario("primary keeps failing: breaker opens", "semantic", MATH,
-             _fault(_primary, "ServiceUnavailableException"), repeat=6),
-    Scenario("request rejected as invalid", "semantic", MATH,
-             _fault(_primary, "ValidationException")),
-    Scenario("every answer target throttled", "semantic", MATH,
-             _fault(_math_plan, "ThrottlingException")),
-    Scenario("every answer target hung", "semantic", MATH, _hang(_math_plan)),
-    Scenario("classifier LLM down", "llm-assisted", HISTORY,
-             _fault(_classifier, "ServiceUnavailableException")),
-    Scenario("embedding model down", "semantic", HISTORY,
-             _fault(_embedder, "ServiceUnavailableException")),
-    Scenario("embedding model down", "hybrid", HISTORY,
-             _fault(_embedder, "ServiceUnavailableException")),
-    Scenario("classifier and every answer target down", "llm-assisted", HISTORY,
-             _fault(_classifier_and_answers, "ServiceUnavailableException")),
-)
+def scenarios(config: RoutesConfig) -> tuple[Scenario, ...]:
+    """The table's rows for this configuration (see the module docstring)."""
+    focus, other = focus_questions(config)[0], other_question(config)
+    return (
+        Scenario("none", "semantic", focus, _nothing),
+        Scenario("primary answer target throttled", "semantic", focus,
+                 _fault(_primary, "ThrottlingException")),
+        Scenario("primary answer target 500", "semantic", focus,
+                 _fault(_primary, "InternalServerException")),
+        Scenario("primary answer target model timeout", "semantic", focus,
+                 _fault(_primary, "ModelTimeoutException")),
+        Scenario("primary answer target hung", "semantic", focus, _hang(_primary)),
+        Scenario("primary answer target: no model access", "semantic", focus,
+                 _fault(_primary, "AccessDeniedException")),
+        Scenario("primary and its inference profile throttled", "semantic", focus,
+                 _fault(_primary_and_next, "ThrottlingException")),
+        Scenario("primary keeps failing: breaker opens", "semantic", focus,
+                 _fault(_primary, "ServiceUnavailableException"), repeat=6),
+        Scenario("request rejected as invalid", "semantic", focus,
+                 _fault(_primary, "ValidationException")),
+        Scenario("every answer target throttled", "semantic", focus,
+                 _fault(_focus_plan, "ThrottlingException")),
+        Scenario("every answer target hung", "semantic", focus, _hang(_focus_plan)),
+        Scenario("classifier LLM down", "llm-assisted", other,
+                 _fault(_classifier, "ServiceUnavailableException")),
+        Scenario("embedding model down", "semantic", other,
+                 _fault(_embedder, "ServiceUnavailableException")),
+        Scenario("embedding model down", "hybrid", other,
+                 _fault(_embedder, "ServiceUnavailableException")),
+        Scenario("classifier and every answer target down", "llm-assisted", other,
+                 _fault(_classifier_and_answers, "ServiceUnavailableException")),
+    )
 
 
 def scaled(config: RoutesConfig, integration_timeout: float | None) -> RoutesConfig:
@@ -180,10 +207,11 @@ def run_table(config: RoutesConfig) -> list[dict[str, Any]]:
     from llm_router.edge.handler import RouterHandler
 
     rows = []
+    table = scenarios(config)
     with offline_routers(config) as (standin, fresh):
-        for strategy in {s.router for s in SCENARIOS}:  # warm the stand-in's models up first
-            fresh(strategy).ask(HISTORY)
-        for scenario in SCENARIOS:
+        for strategy in {s.router for s in table}:  # warm the stand-in's models up first
+            fresh(strategy).ask(other_question(config))
+        for scenario in table:
             standin.reset()
             handler = RouterHandler(
                 service_factory=lambda s=scenario: fresh(s.router), eager=True
@@ -265,21 +293,25 @@ def soak(
     raw["api"].update(throttle_rate_limit=100000, throttle_burst_limit=100000,
                       quota_requests_per_day=10**9)
     config = parse_routes(raw, preset=config.preset, source_path=config.source_path)
-    primary = config.answerer_for("math")
-    configured = set(config.plan_for("math").model_ids())
+    focus = focus_category(config)
+    primary = config.answerer_for(focus)
+    configured = set(config.plan_for(focus).model_ids())
+    questions = focus_questions(config)
     with offline_routers(config) as (standin, fresh):
         handler = RouterHandler(service_factory=lambda: fresh("semantic"), eager=True)
         gateway = LocalGateway(ApiSettings.from_config(config, key), {"semantic": handler})
         with LocalApiServer(gateway, request_log=lambda *_: None) as server:
             host, port = server.host, server.port
-            baseline = _send_all(host, port, key, baseline_requests or requests, concurrency)
+            baseline = _send_all(
+                host, port, key, questions, baseline_requests or requests, concurrency
+            )
             faulted: list[tuple[int, float, dict[str, Any]]] = []
             per_phase = requests // len(SOAK_ERRORS)
             for phase, error in enumerate(SOAK_ERRORS):
                 standin.reset()
                 standin.inject_fault(primary, error, probability=failure_rate)
                 count = per_phase if phase < len(SOAK_ERRORS) - 1 else requests - len(faulted)
-                faulted.extend(_send_all(host, port, key, count, concurrency))
+                faulted.extend(_send_all(host, port, key, questions, count, concurrency))
             standin.reset()
     ok = [r for r in faulted if r[0] == 200 and r[2].get("answerer_LLM") in configured]
     by_fallback = [r for r in ok if r[2]["routing"].get("fallback_used")]
@@ -304,10 +336,10 @@ def soak(
     }
 
 
-def _send_all(host: str, port: int, key: str, count: int,
+def _send_all(host: str, port: int, key: str, questions: tuple[str, ...], count: int,
               concurrency: int) -> list[tuple[int, float, dict[str, Any]]]:
     def one(index: int) -> tuple[int, float, dict[str, Any]]:
-        body = json.dumps({"question": SOAK_QUESTIONS[index % len(SOAK_QUESTIONS)]})
+        body = json.dumps({"question": questions[index % len(questions)]})
         connection = http.client.HTTPConnection(host, port, timeout=60)
         started = time.monotonic()
         try:
@@ -344,10 +376,15 @@ def main(argv: list[str] | None = None) -> int:
     soak_parser.add_argument("--baseline-requests", type=int,
                              help="requests of the no-fault run (default: --requests)")
     for each in (table, soak_parser):
-        each.add_argument("--routes", type=Path, help="routes.json (default: the repository's)")
+        add_routes_argument(each)
     args = parser.parse_args(argv)
     quiet_handlers()
-    config = load_routes(args.routes)
+    try:
+        use_routes_file(args.routes)
+        config = load_routes()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.command == "table":
         rows = run_table(scaled(config, args.integration_timeout))
         if args.format == "json":

@@ -5,18 +5,23 @@ one way it can do them well:
 
 * **Classification prompts** (a list of ``- label: description`` lines and a ``Question:``, the
   shape ``llm_router.decision.classifiers.llm.build_prompt`` writes): zero-shot classification with
-  the
-  real MiniLM embeddings. Each description is split into its topic phrases; a label scores the
+  the real MiniLM embeddings. Each description is split into its topic phrases; a label scores the
   mean of the question's two best cosine similarities to its phrases (one phrase can match by
   accident, two rarely do); the best-scoring label wins. A label described as "none of the topics
   above" wins when no other label scores at least ``NONE_THRESHOLD``, or when the question is
   closer, by ``WORLD_MARGIN``, to one of ``WORLD_TOPICS`` than to the best label: a fixed list of
-  everyday subjects standing in for what a real LLM knows of the world beyond the listed labels.
-  The two constants were chosen on the project's own reference prompts (accuracy 0.96, off-topic
-  recall 0.68 there: a plausible small classifier, weaker than the semantic router). Like a real
-  classifier model it answers with the label alone.
-* **Anything else** (a tutor question): a clearly labelled placeholder, never a made-up answer, or
-  with ``answer_url`` the reply of a local OpenAI-compatible server (Ollama, llama.cpp, vLLM).
+  everyday subjects standing in for what a real LLM knows of the world beyond the listed labels. A
+  world topic any of whose phrases matches one of the labels' topic phrases (cosine at least
+  ``COVERED_SIMILARITY``) is left out for that prompt: it is the user's domain, not the world beyond
+  it, so a router for medicine or programming is not pushed to decline its own questions. (0.6 drops
+  "medicine" for a medicine label and "programming" for a code label, and nothing for the shipped
+  tutor's labels, whose closest world phrase scores 0.57.) The first two constants were chosen on
+  the project's own reference prompts (accuracy 0.96, off-topic recall 0.68 there: a plausible small
+  classifier, weaker than the semantic router). Like a real classifier model it answers with the
+  label alone.
+* **Anything else** (a question to answer): a clearly labelled placeholder, never a made-up
+  answer, or with ``answer_url`` the reply of a local OpenAI-compatible server (Ollama,
+  llama.cpp, vLLM).
 
 Token counts come from the MiniLM WordPiece tokenizer: not any Bedrock model's tokenizer, but
 proportional to real usage, unlike a constant.
@@ -39,6 +44,7 @@ from .minilm import MiniLM
 
 NONE_THRESHOLD = 0.1
 WORLD_MARGIN = 0.05
+COVERED_SIMILARITY = 0.6
 WORLD_TOPICS = (
     "cooking, food and recipes",
     "sports and games",
@@ -110,6 +116,7 @@ class TextModels:
         self._minilm = minilm
         self._answer_url = answer_url.rstrip("/") if answer_url else None
         self._answer_model = answer_model
+        self._world_cache: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}
 
     def count(self, text: str) -> int:
         return self._minilm.count_tokens(text)
@@ -145,6 +152,25 @@ class TextModels:
         yield from words(out.text)
         return out
 
+    def world_topics(self, labels: dict[str, str]) -> tuple[str, ...]:
+        """WORLD_TOPICS less those the labels cover (see the module docstring); cached per
+        label set, since every classification prompt of a configuration names the same labels."""
+        key = tuple(sorted(labels.items()))
+        if key not in self._world_cache:
+            label_phrases = [
+                self._minilm.embed(p) for d in labels.values() for p in topic_phrases(d)[1:]
+            ]
+            self._world_cache[key] = tuple(
+                topic
+                for topic in WORLD_TOPICS
+                if not any(
+                    float(self._minilm.embed(phrase) @ e) >= COVERED_SIMILARITY
+                    for phrase in topic_phrases(topic)[1:]
+                    for e in label_phrases
+                )
+            )
+        return self._world_cache[key]
+
     def classify(self, labels: dict[str, str], question: str) -> str:
         none_labels = [label for label, d in labels.items() if any(h in d for h in _NONE_HINTS)]
         scores: dict[str, float] = {}
@@ -157,7 +183,11 @@ class TextModels:
             scores[label] = float(np.mean(sims[:2]))
         best = max(scores, key=scores.__getitem__)
         if none_labels:
-            world = max(float(self._minilm.embed(topic) @ query) for topic in WORLD_TOPICS)
+            covered = {label: labels[label] for label in scores}
+            world = max(
+                (float(self._minilm.embed(t) @ query) for t in self.world_topics(covered)),
+                default=-1.0,
+            )
             if scores[best] < NONE_THRESHOLD or world > scores[best] + WORLD_MARGIN:
                 return none_labels[0]
         return best

@@ -44,7 +44,7 @@ import numpy as np
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
 from llm_router.decision.classifiers.semantic import decide_by_head
 from llm_router.decision.linear_head import LinearHead
-from llm_router.decision.routing_policy import RoutingPolicy
+from llm_router.decision.routing_policy import LIKELIEST, RoutingPolicy
 
 DECLINE_GRID = np.round(np.arange(0.50, 0.996, 0.005), 3)
 BOOTSTRAP = 200  # resamples of the reference prompts bagging the decline threshold
@@ -81,7 +81,10 @@ def head_decisions(
     ambiguous = p[rows, ranked[:, 1]] >= policy.ambiguous_min_probability
     declined = ~ambiguous & (p[:, off] >= decline_probability)
     out = np.where(declined, OUT_OF_SCOPE, best).astype(object)
-    out[ambiguous] = policy.ambiguous_category(config)
+    if policy.ambiguous_to == LIKELIEST:
+        out[ambiguous] = best[ambiguous]
+    else:
+        out[ambiguous] = policy.ambiguous_category(config, "")
     return out
 
 

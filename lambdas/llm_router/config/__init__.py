@@ -70,6 +70,9 @@ CALLER_CATEGORY_POLICIES = ("trust", "check", "off")
 UNRECOGNISED_OUTPUT_POLICIES = ("out_of_scope", "default_category")
 
 
+DEFAULT_CLASSIFIER_INTRO = "You route questions to the assistant for their topic."
+
+
 class ConfigError(ValueError):
     """The routes configuration is missing, malformed or inconsistent."""
 
@@ -100,6 +103,9 @@ class ClassifierConfig:
     max_output_tokens: int
     temperature: float
     unrecognised_output: str = "out_of_scope"
+    # The classification prompt's first sentence (``classifier.prompt_intro``): who the router
+    # routes for, in the user's words, so no domain is written into code.
+    prompt_intro: str = DEFAULT_CLASSIFIER_INTRO
 
 
 @record(frozen=True)
@@ -226,6 +232,16 @@ class RoutesConfig:
 
         return min(self.categories, key=cost)
 
+    def dearest_category(self, tier: str | None = None) -> str:
+        """The category whose primary target has the highest price (unknown prices first out):
+        the premium one, that every question would go to without a router."""
+
+        def cost(category: str) -> float:
+            price = self.price_of(self.answerer_for(category, tier))
+            return price.output_per_1k + price.input_per_1k if price else -math.inf
+
+        return max(self.categories, key=cost)
+
     @property
     def request_budget_seconds(self) -> float:
         """What one request may take: API Gateway's integration timeout less a response margin."""
@@ -276,6 +292,13 @@ class RoutesConfig:
                 raise ConfigError(str(exc)) from exc
         payload = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _text(section: Mapping[str, Any], key: str, default: str, where: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}.{key} must be a non-empty string, got {value!r}")
+    return value.strip()
 
 
 def find_routes_file() -> Path:
@@ -447,6 +470,9 @@ def parse_routes(
                 max_output_tokens=int(raw["classifier"]["max_output_tokens"]),
                 temperature=float(raw["classifier"]["temperature"]),
                 unrecognised_output=unrecognised,
+                prompt_intro=_text(
+                    raw["classifier"], "prompt_intro", DEFAULT_CLASSIFIER_INTRO, "classifier"
+                ),
             ),
             embedding=embedding,
             semantic_k=semantic_k,

@@ -10,15 +10,17 @@ that names the key.
   counts F times a leaked off-topic question (rates, so the fit set's mix does not matter). A
   leak costs one answer from the cheapest target, whose system prompt declines off-topic topics
   anyway (about $0.0006 with Claude 3 Haiku at the blog's question size); a false refusal tells a
-  student with a real history or math question to go away, and likely loses them. 12 is the
+  user with a real in-domain question to go away, and likely loses them. 12 is the
   smallest round F at which the fit, on the reference prompts' topic-held-out predictions, keeps
   false refusals under the issue's 2% floor (measured with the stand-in's MiniLM: F 8 -> 3.1%,
   10 -> 2.6%, 12 -> 1.9%, 20 -> 1.2% held-out false refusals). It also sits above the trade-off's
   slope the issue measured on MMLU (2% -> 6% false refusals bought 29 points of off-topic
   declines, about 7 to 1), so the fit stays at the low-refusal end: when in doubt, answer.
-* ``ambiguous_to``: where a question that is legitimately either category goes (history of
-  mathematics, applied math in a history setting): a category name, or ``premium`` (the category
-  whose answer target is dearest). Such questions are never declined.
+* ``ambiguous_to``: where a question that is legitimately either of two categories goes:
+  ``likeliest`` (the default: the more probable of the two), a category name, or ``premium`` (the
+  category whose answer target is dearest). Such questions are never declined. The default is the
+  likeliest because ``premium`` answers every close call of every category with one model, which
+  on a domain whose categories are not ordered by difficulty is simply the wrong category.
 * ``ambiguous_min_probability`` (default 0.25): a question is ambiguous when its two likeliest
   categories each have at least this probability.
 * ``max_input_chars`` (default ``normalize.DEFAULT_MAX_CHARS``): the routing text's length limit.
@@ -40,6 +42,7 @@ from ..records import record
 from .normalize import DEFAULT_MAX_CHARS
 
 PREMIUM = "premium"
+LIKELIEST = "likeliest"
 DECISIONS = ("head", "knn")
 DEFAULT_FALSE_REFUSAL_COST = 12.0
 DEFAULT_AMBIGUOUS_MIN_PROBABILITY = 0.25
@@ -51,23 +54,23 @@ _ROUTING_KEYS = ("false_refusal_cost", "ambiguous_to", "ambiguous_min_probabilit
 @record(frozen=True)
 class RoutingPolicy:
     false_refusal_cost: float
-    ambiguous_to: str  # a category or PREMIUM
+    ambiguous_to: str  # a category, LIKELIEST or PREMIUM
     ambiguous_min_probability: float
     max_input_chars: int
     decision: str  # "head" or "knn"
     decline_probability: float
     hybrid_min_probability: float
 
-    def ambiguous_category(self, config: RoutesConfig, tier: str | None = None) -> str:
-        """The category an ambiguous question is answered by (``premium``: the dearest target)."""
+    def ambiguous_category(
+        self, config: RoutesConfig, likeliest: str, tier: str | None = None
+    ) -> str:
+        """The category an ambiguous question is answered by: ``likeliest`` (the more probable
+        candidate, passed in), the named category, or for ``premium`` the dearest target's."""
+        if self.ambiguous_to == LIKELIEST:
+            return likeliest
         if self.ambiguous_to != PREMIUM:
             return self.ambiguous_to
-
-        def cost(category: str) -> float:
-            price = config.price_of(config.answerer_for(category, tier))
-            return price.output_per_1k + price.input_per_1k if price else -math.inf
-
-        return max(config.categories, key=cost)
+        return config.dearest_category(tier)
 
 
 def _number(section: Mapping[str, Any], key: str, default: float, where: str) -> float:
@@ -98,10 +101,10 @@ def parse_routing(config: RoutesConfig) -> RoutingPolicy:
     cost = _number(routing, "false_refusal_cost", DEFAULT_FALSE_REFUSAL_COST, "routing")
     if cost <= 0:
         raise ConfigError(f"routing.false_refusal_cost must be positive, got {cost!r}")
-    ambiguous_to = routing.get("ambiguous_to", PREMIUM)
-    if ambiguous_to != PREMIUM and ambiguous_to not in config.categories:
+    ambiguous_to = routing.get("ambiguous_to", LIKELIEST)
+    if ambiguous_to not in (LIKELIEST, PREMIUM) and ambiguous_to not in config.categories:
         raise ConfigError(
-            f"routing.ambiguous_to must be {PREMIUM!r} or a category "
+            f"routing.ambiguous_to must be {LIKELIEST!r}, {PREMIUM!r} or a category "
             f"({', '.join(config.category_names)}), got {ambiguous_to!r}"
         )
     chars = routing.get("max_input_chars", DEFAULT_MAX_CHARS)

@@ -6,8 +6,8 @@ question's embedding goes through the logistic-regression head trained on the re
 at index-build time (``linear_head``), which gives a calibrated probability per label. The question
 is declined when P(off-topic) is at least ``semantic.decline_probability`` (fitted cost-aware:
 ``scripts/evaluation/fit.py``), unless it is *ambiguous*: its two likeliest categories each have
-at least ``routing.ambiguous_min_probability``. Ambiguous questions (history of mathematics, say)
-are never declined; the decision carries ``details["ambiguous"] = True`` and
+at least ``routing.ambiguous_min_probability``. Ambiguous questions (plainly about two
+categories) are never declined; the decision carries ``details["ambiguous"] = True`` and
 ``details["candidates"]`` (the categories, likeliest first) and ``details["ambiguous_to"]`` (the
 category ``routing.ambiguous_to`` names), so the core can answer them with that category.
 The decision is *confident* for the hybrid when the likeliest label's probability is at least
@@ -22,7 +22,7 @@ prompts labelled OUT_OF_SCOPE. Each of the k nearest neighbours votes for its la
 label with the larger summed similarity (k=1 reproduces the original sample). The question is out
 of scope when the off-topic label wins, when the winner's best similarity is below its fitted
 ``min_similarity``, or when it leads the best off-topic reference by less than ``min_margin``
-(a lead over the other category is not required: history-or-math ties still get an answer). The
+(a lead over the other category is not required: ties between categories still get an answer). The
 decision is *confident* when the winner leads the runner-up label by the
 hybrid margin and clears the hybrid similarity floor; the hybrid router escalates otherwise.
 """
@@ -116,7 +116,7 @@ def decide_by_head(
     )
     category, reason = best, None
     if ambiguous:
-        category = policy.ambiguous_category(config)
+        category = policy.ambiguous_category(config, best)
     elif p_off >= policy.decline_probability:
         category = OUT_OF_SCOPE
         reason = (
