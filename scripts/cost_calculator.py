@@ -5,6 +5,13 @@
     python scripts/cost_calculator.py --price amazon.titan-text-express-v1=0.0002/0.0006 \\
         --count-classifier-output --hybrid-escalation-rate 0.2 --format json
     python scripts/cost_calculator.py --scenario my-traffic.json   # a partial file is enough
+    python scripts/cost_calculator.py --routes examples/x/routes.json --traffic billing=20000
+
+Without ``--routes`` the figures are the blog's (its two categories, history and math: $618.75
+answering, $7,425 saved, $90 and $9 routing, $98.9 Lambda and API Gateway). ``--routes FILE``
+prices that routes file instead: its categories, their answer targets, its classifier and
+embedding models and its price table, with the blog's daily total split evenly across the
+categories unless ``--traffic CATEGORY=N`` sets a category's share (``costs.for_routes``).
 
 It reproduces the cost section of the AWS blog post "Multi-LLM routing strategies for generative
 AI applications on AWS": answer generation per category, routing per strategy (classifier LLM,
@@ -30,6 +37,7 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path: prices come from routes.json)
@@ -49,7 +57,8 @@ from costs import (
     validate_scenario,
 )
 from costs.cache_saving import cache_to_dict, compute_cache, render_cache_text
-from llm_router.config import load_routes
+from llm_router.config import ConfigError, load_routes
+from routes_file import use_routes_file
 
 EXIT_USAGE = 2
 
@@ -178,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help="a (partial) scenario deep-merged over the default; repeatable, applied in order",
     )
+    add(
+        "--routes",
+        type=Path,
+        metavar="FILE",
+        help="price this routes file's categories, targets and models (default: the blog's)",
+    )
     add("--format", choices=("text", "json"), default="text", help="output format (text)")
     add("--traffic", action="append", metavar="CATEGORY=N", help="questions a day; repeatable")
     add("--history-per-day", metavar="N", help="same as --traffic history=N")
@@ -249,11 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str] | None = None) -> str:
     """The report the command line prints; raises ``CostError`` on bad input."""
     args = build_parser().parse_args(argv)
-    scenario = load_scenario(args.scenario or ())
+    routes = None
+    if args.routes is not None:
+        try:
+            use_routes_file(args.routes)
+            routes = load_routes()
+        except ConfigError as exc:
+            raise CostError(str(exc)) from None
+    scenario = load_scenario(args.scenario or (), routes=routes)
     validate_scenario(scenario)
     scenario = apply_overrides(scenario, overrides_from_args(args, scenario))
     report = compute(scenario)
-    cache = compute_cache(scenario, load_routes())
+    cache = compute_cache(scenario, routes or load_routes())
     if args.format == "json":
         if cache is None:
             return render_json(report)

@@ -265,8 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {failure}", file=sys.stderr)
         return 1
     summary = summarise(outcomes, config.category_names)
-    cost = monthly_cost(summary, outcomes, args.router)
-    scenario = costs.load_scenario()
+    cost = monthly_cost(summary, outcomes, args.router, config)
+    scenario = costs.load_scenario(routes=config)
     tokens = scenario["tokens"]
     cost["out_of_scope_policies"] = policy_costs(
         outcomes,

@@ -14,10 +14,13 @@ import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CostError
 from .prices import price_key, routes_prices
+
+if TYPE_CHECKING:
+    from llm_router.config import RoutesConfig
 
 __all__ = ["CostError"]  # re-exported: callers import it from here and from the package
 
@@ -53,12 +56,73 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_scenario(paths: Iterable[str | Path] = ()) -> dict[str, Any]:
+def for_routes(
+    scenario: Mapping[str, Any],
+    config: RoutesConfig,
+    per_day: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``scenario`` priced for a routes configuration instead of the blog's two categories.
+
+    The categories are the configuration's (each answered by its preset's primary target), as
+    are the classifier and embedding models, the price table and the premium category (the
+    dearest target's, ``RoutesConfig.dearest_category``). Traffic is ``per_day`` per category
+    where given, else the scenario's daily total split evenly; each category's Lambda duration is
+    the scenario's mean (the blog measured 1 s and 3 s for its two; a duration per category is a
+    ``--duration`` or a scenario file away). The infrastructure prices stay the scenario's.
+    """
+    old = entries(_object(scenario, "categories"))
+    total = sum((to_decimal(c["questions_per_day"], "questions_per_day") for c in old.values()),
+                Decimal(0))
+    duration = sum(
+        (to_decimal(c["lambda_duration_seconds"], "lambda_duration_seconds") for c in old.values()),
+        Decimal(0),
+    ) / max(len(old), 1)
+    per_day = per_day or {}
+    unknown = sorted(set(per_day) - set(config.categories))
+    if unknown:
+        raise CostError(
+            f"unknown category {unknown[0]!r} in the traffic mix "
+            f"(known: {', '.join(config.category_names)})"
+        )
+    even = total / len(config.categories)
+    merged = deep_merge(scenario, {
+        "name": f"{scenario.get('name', 'custom')} on {_routes_name(config)}",
+        "description": "traffic and infrastructure of the scenario, categories, models and "
+                       "prices of the routes file",
+        "models": routes_prices(config.source_path),
+        "premium_category": config.dearest_category(),
+        "routing": {
+            "classifier_model": config.classifier.model_id,
+            "embedding_model": config.embedding.model_id,
+        },
+    })
+    merged["categories"] = {
+        name: {
+            "questions_per_day": to_decimal(per_day.get(name, even), f"traffic of {name}"),
+            "answerer": config.answerer_for(name),
+            "lambda_duration_seconds": duration,
+        }
+        for name in config.categories
+    }
+    return merged
+
+
+def _routes_name(config: RoutesConfig) -> str:
+    path = config.source_path
+    return f"{path.name if path else 'routes'} ({config.preset})"
+
+
+def load_scenario(
+    paths: Iterable[str | Path] = (), routes: RoutesConfig | None = None
+) -> dict[str, Any]:
     """The default scenario with each file of ``paths`` deep-merged over it, in order.
 
     Model prices come from routes.json's ``prices`` table; a scenario's ``models`` section, if
-    any, is laid over it (see ``costs.prices``)."""
+    any, is laid over it (see ``costs.prices``). With ``routes``, the default is first priced for
+    that configuration (:func:`for_routes`, even traffic), then the files are laid over it."""
     scenario = deep_merge({"models": routes_prices()}, read_scenario_file(DEFAULT_SCENARIO_PATH))
+    if routes is not None:
+        scenario = for_routes(scenario, routes)
     for path in paths:
         scenario = deep_merge(scenario, read_scenario_file(path))
     return scenario

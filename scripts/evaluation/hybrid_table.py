@@ -59,7 +59,7 @@ def hybrid_table(
         ]
         outcomes = [replace(o, escalated=bool(o.escalated)) for o in outcomes]
         summary = summarise(outcomes, config.category_names)
-        row["monthly_cost"] = monthly_cost(summary, outcomes, "hybrid")["total"]
+        row["monthly_cost"] = monthly_cost(summary, outcomes, "hybrid", config)["total"]
         row["out_of_scope_recall"] = summary["out_of_scope_recall"]
     return table
 

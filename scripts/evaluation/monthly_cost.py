@@ -1,7 +1,9 @@
 """What a month costs at the mix a router decided, against every question to the premium model.
 
-The traffic, tokens and prices are the cost calculator's scenario (``scripts/costs``), so the
-evaluation's dollars and the calculator's agree.
+The traffic, tokens and prices are the cost calculator's scenario (``scripts/costs``) priced for
+the evaluated routes file (``costs.for_routes``: its categories, answer targets, models and
+prices, the blog's daily total split evenly), so the evaluation's dollars and
+``cost_calculator.py --routes`` agree, whatever the categories.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import costs
+from llm_router.config import RoutesConfig
 
 from evaluation.metrics import Outcome
 
 
 def monthly_cost(
-    summary: dict[str, Any], outcomes: Sequence[Outcome], strategy: str
+    summary: dict[str, Any], outcomes: Sequence[Outcome], strategy: str, config: RoutesConfig
 ) -> dict[str, Any]:
     """The cost calculator's scenario, with the answers split as this router decided them.
 
@@ -25,7 +28,7 @@ def monthly_cost(
     of questions the router sent to it, and declined questions get no answer. The baseline sends
     every question to the premium answerer, as the calculator's own baseline does.
     """
-    scenario = costs.load_scenario()
+    scenario = costs.load_scenario(routes=config)
     if summary["escalation_rate"] is not None:
         scenario["routing"]["hybrid_escalation_rate"] = summary["escalation_rate"]
     full = costs.compute(scenario)

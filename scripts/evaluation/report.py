@@ -75,6 +75,16 @@ def policy_costs(
     return results
 
 
+def label_colours(categories: Sequence[str]) -> dict[str, str]:
+    """One colour per category, in the configuration's order, from matplotlib's default cycle
+    (``tab:``, ten colours, repeating beyond; grey is skipped: off-topic bars are grey)."""
+    cycle = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
+             "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    colours = {name: cycle[i % len(cycle)] for i, name in enumerate(categories)}
+    colours[OTHER] = "tab:gray"
+    return colours
+
+
 def plot(
     summary: dict[str, Any], sources: dict[str, dict[str, Any]], title: str, path: Path
 ) -> None:
@@ -99,11 +109,11 @@ def plot(
             left.text(j, i, str(value), ha="center", va="center")
     left.set_title("confusion")
     names = list(sources)
-    colours = {"history": "tab:blue", "math": "tab:orange", OTHER: "tab:gray"}
+    colours = label_colours([c for c in classes if c not in (OTHER, OUT_OF_SCOPE)])
     right.barh(
         range(len(names)),
         [sources[s]["correct"] * 100 for s in names],
-        color=[colours.get(sources[s]["label"], "tab:green") for s in names],
+        color=[colours.get(sources[s]["label"], "tab:gray") for s in names],
     )
     right.set_yticks(range(len(names)), [s.removeprefix("mmlu/") for s in names], fontsize=7)
     right.invert_yaxis()
