@@ -11,8 +11,11 @@ takes the same file as ``-c routesFile=FILE`` (``stacks/app_builder.py``), which
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.config import ROUTES_FILE_ENV, ConfigError
@@ -37,3 +40,9 @@ def use_routes_file(path: str | Path | None) -> Path | None:
         raise ConfigError(f"routes file {path} does not exist")
     os.environ[ROUTES_FILE_ENV] = str(resolved)
     return resolved
+
+
+def write_routes_json(path: Path, raw: Mapping[str, Any]) -> None:
+    """A routes document in the repository's layout (2-space indent, UTF-8 kept, final newline),
+    so that a rewritten file diffs only where it changed."""
+    path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -2,6 +2,9 @@
 
 Context (``cdk synth -c key=value``):
 
+* ``routesFile``: the routes file to build from; default ``ROUTES_FILE``, else the repository's
+  ``routes.json``: the same file, looked up the same way, as every script's ``--routes``. It is
+  also what the function ships (as ``routes.compiled.json``) and what the index is built from.
 * ``architecture``: ``arm64`` | ``x86_64``; default ``lambda.architecture`` of routes.json.
 * ``preset``: the routes.json model preset; default ``ROUTES_PRESET`` or ``active_preset``.
 * ``semanticIndexEmbeddings``: ``auto`` | ``bedrock`` | ``stand-in``; how the semantic index
@@ -21,6 +24,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Node
 from llm_router.config import ConfigError, load_routes
 from llm_router.pipeline.strategies import STRATEGIES
+from routes_file import use_routes_file
 
 from layers.build import LayerBuilder, LayerBuildError
 from stacks.deployment import context_flag, parse_deployment
@@ -28,6 +32,7 @@ from stacks.lambda_target import ARCHITECTURES, LambdaTarget, TargetError
 from stacks.model_access import ModelAccessError
 from stacks.router_stack import RouterStack
 
+CONTEXT_ROUTES_FILE = "routesFile"
 CONTEXT_ARCHITECTURE = "architecture"
 CONTEXT_PRESET = "preset"
 CONTEXT_EMBEDDINGS = "semanticIndexEmbeddings"
@@ -49,6 +54,7 @@ class AppSettings:
     preset: str | None = None  # None: ROUTES_PRESET or active_preset
     embeddings: str = "auto"
     waf: bool | None = None  # None: routes.json deployment.waf.enabled
+    routes_file: str | None = None  # None: ROUTES_FILE or the repository's routes.json
 
     @classmethod
     def from_context(cls, node: Node) -> AppSettings:
@@ -69,6 +75,7 @@ class AppSettings:
             node.try_get_context(CONTEXT_PRESET),
             embeddings,
             context_flag(node.try_get_context(CONTEXT_WAF), CONTEXT_WAF),
+            node.try_get_context(CONTEXT_ROUTES_FILE),
         )
 
 
@@ -77,6 +84,7 @@ def build_app(
 ) -> list[RouterStack]:
     """One stack per entry of STRATEGIES, checked by cdk-nag's AwsSolutions pack."""
     settings = settings or AppSettings.from_context(app.node)
+    use_routes_file(settings.routes_file)  # ROUTES_FILE: the index build reads the same file
     config = load_routes(preset=settings.preset)
     lam = config.lambda_settings
     target = LambdaTarget.of(lam.runtime, settings.architecture or lam.architecture)
