@@ -1,5 +1,20 @@
 """Shared fixtures: the Bedrock stand-in on loopback, real boto3 clients pointed at it, and a
-semantic index built through it. Nothing here reaches AWS."""
+semantic index built through it. Nothing here reaches AWS.
+
+Which routes file a test reads (``routes``, ``semantic_index_dir`` and ``ROUTES_FILE``, which
+``load_routes()``, the scripts and the CDK app read):
+
+* by default, the tutor example's own copy (``examples/tutor/routes.json``): most tests check
+  the tutor's categories, models and prompts, and must keep passing when a user replaces the
+  ``routes.json`` in place with their own;
+* in a module marked ``pytestmark = pytest.mark.generic`` (tests of the machinery, which hold for
+  any valid routes file), the routes file in place: ``ROUTES_FILE`` as the session started, else
+  the repository's ``routes.json``. ``scripts/setup.sh test`` also runs ``-m generic`` with
+  ``ROUTES_FILE`` set to each example (``EXAMPLE_ROUTES_FILES``) that differs from it.
+
+A module's routes file is set once for the module (``_module_routes_file``), so module-scoped
+fixtures see the same file as its tests.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +28,19 @@ from typing import Any
 
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
-from llm_router.config import RoutesConfig, load_routes
+from llm_router.config import ROUTES_FILE_ENV, RoutesConfig, load_routes
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.decision.semantic_index import build_index
 from llm_router.models.bedrock import runtime_client
 
 STANDIN_SOURCE = "offline-stand-in"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TUTOR_ROUTES_FILE = REPO_ROOT / "examples" / "tutor" / "routes.json"
+EXAMPLE_ROUTES_FILES = tuple(sorted(REPO_ROOT.glob("examples/*/routes.json")))
+ROUTES_IN_PLACE = Path(os.environ.get(ROUTES_FILE_ENV) or REPO_ROOT / "routes.json").resolve()
+GENERIC = "generic"  # the marker of configuration-generic test modules
+# Until a module says otherwise, everything reads the tutor's copy (see the module docstring).
+os.environ[ROUTES_FILE_ENV] = str(TUTOR_ROUTES_FILE)
 # The tests run the blog-2024 preset (the shipped default is `current`): the literals below are
 # its models, and its legacy models are what the doctor and failover tests need. Set at import,
 # so that session fixtures, subprocesses and synths all see it; a test about the file's own
@@ -72,9 +94,45 @@ def fresh_standin(standin: Any) -> Iterator[Any]:
     standin.reset()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{GENERIC}: configuration-generic tests, run against the routes file in place"
+    )
+
+
+def active_routes_file() -> Path:
+    """The routes file of the running module (the tutor's copy, or the one in place)."""
+    return Path(os.environ[ROUTES_FILE_ENV])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_routes_file(request: pytest.FixtureRequest) -> Iterator[Path]:
+    generic = request.node.get_closest_marker(GENERIC) is not None
+    path = ROUTES_IN_PLACE if generic else TUTOR_ROUTES_FILE
+    patch = pytest.MonkeyPatch()
+    patch.setenv(ROUTES_FILE_ENV, str(path))
+    if TEST_PRESET not in json.loads(path.read_text(encoding="utf-8")).get("presets", {}):
+        patch.delenv("ROUTES_PRESET", raising=False)  # a user's file: its own active preset
+    yield path
+    patch.undo()
+
+
+_CONFIGS: dict[Path, RoutesConfig] = {}
+_INDEXES: dict[Path, Path] = {}
+
+
+@pytest.fixture(scope="module")
+def routes(_module_routes_file: Path) -> RoutesConfig:
+    """The module's routes configuration (parsed once per file and session)."""
+    if _module_routes_file not in _CONFIGS:
+        _CONFIGS[_module_routes_file] = load_routes(_module_routes_file)
+    return _CONFIGS[_module_routes_file]
+
+
 @pytest.fixture(scope="session")
-def routes() -> RoutesConfig:
-    return load_routes()
+def tutor_routes() -> RoutesConfig:
+    """The tutor example's configuration, whatever routes file is in place."""
+    return load_routes(TUTOR_ROUTES_FILE)
 
 
 @pytest.fixture(scope="session")
@@ -84,13 +142,20 @@ def bedrock_client(standin: Any) -> Any:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def semantic_index_dir(
-    tmp_path_factory: pytest.TempPathFactory, routes: RoutesConfig, bedrock_client: Any
+    tmp_path_factory: pytest.TempPathFactory,
+    routes: RoutesConfig,
+    bedrock_client: Any,
+    _module_routes_file: Path,
 ) -> Path:
-    directory = tmp_path_factory.mktemp("semantic-index")
-    build_index(routes, TitanEmbedder(bedrock_client, routes.embedding), directory, STANDIN_SOURCE)
-    return directory
+    """The module's routes file's index, built once per file and session."""
+    if _module_routes_file not in _INDEXES:
+        directory = tmp_path_factory.mktemp("semantic-index")
+        embedder = TitanEmbedder(bedrock_client, routes.embedding)
+        build_index(routes, embedder, directory, STANDIN_SOURCE)
+        _INDEXES[_module_routes_file] = directory
+    return _INDEXES[_module_routes_file]
 
 
 def invoke(handler: Any, body: Any, raw: bool = False) -> tuple[int, dict[str, Any]]:

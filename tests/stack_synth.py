@@ -120,9 +120,14 @@ def synth(outdir: Path, bundling: bool = False, **context: Any) -> Synth:
     )
 
 
-@functools.cache
 def shared_synth(**context: Any) -> Synth:
-    """One synthesis per context for the whole session (test files share it; read-only)."""
+    """One synthesis per routes file and context for the whole session (test files share it;
+    read-only)."""
+    return _shared_synth(os.environ.get(ROUTES_FILE_ENV), **context)
+
+
+@functools.cache
+def _shared_synth(_routes_file: str | None, **context: Any) -> Synth:
     outdir = Path(tempfile.mkdtemp(prefix="cdk-out-"))
     atexit.register(shutil.rmtree, outdir, ignore_errors=True)
     return synth(outdir, **context)

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from budget_state import spend_state
-from conftest import HAIKU, SONNET
+from conftest import HAIKU, SONNET, active_routes_file
 from llm_router.config import ConfigError, RoutesConfig, parse_routes
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.budget import (
@@ -47,7 +47,7 @@ class Clock:
 
 
 def routes_raw() -> dict[str, Any]:
-    return json.loads((REPO_ROOT / "routes.json").read_text(encoding="utf-8"))
+    return json.loads(active_routes_file().read_text(encoding="utf-8"))
 
 
 def config_with(

@@ -12,7 +12,7 @@ from typing import Any
 import cost_calculator as cc
 import costs
 import pytest
-from conftest import HAIKU, SONNET
+from conftest import HAIKU, SONNET, active_routes_file
 from llm_router.config import load_routes
 from llm_router.config.settings import priced_model_id
 
@@ -129,7 +129,7 @@ def test_default_models_match_the_routes_json_blog_preset() -> None:
 def test_model_prices_are_the_routes_json_table() -> None:
     """One price table: the calculator's unit prices are routes.json's, exactly."""
     config = load_routes(preset="blog-2024")
-    table = json.loads((REPO_ROOT / "routes.json").read_text(), parse_float=Decimal)["prices"]
+    table = json.loads(active_routes_file().read_text(), parse_float=Decimal)["prices"]
     scenario = costs.load_scenario()
     assert "models" not in costs.read_scenario_file(costs.DEFAULT_SCENARIO_PATH)
     for model_id in config.all_model_ids():
@@ -143,7 +143,7 @@ def test_model_prices_are_the_routes_json_table() -> None:
 def test_a_price_change_in_routes_json_reaches_the_calculator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    raw = json.loads(active_routes_file().read_text())
     raw["prices"][HAIKU]["output_per_1k"] = 0.0025
     routes = tmp_path / "routes.json"
     routes.write_text(json.dumps(raw))
@@ -161,7 +161,7 @@ def test_a_price_change_in_routes_json_reaches_the_calculator(
 def test_a_model_without_a_price_is_refused_not_priced_at_zero(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    raw = json.loads(active_routes_file().read_text())
     del raw["prices"][SONNET]
     routes = tmp_path / "routes.json"
     routes.write_text(json.dumps(raw))

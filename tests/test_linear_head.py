@@ -82,12 +82,28 @@ def test_ambiguous_questions_are_never_declined_and_go_where_configured(
     assert decision["category"] == decision["ambiguous_to"] == expected
 
 
+@pytest.mark.parametrize("ambiguous_to", ["likeliest", None])  # None: the key left out
+def test_ambiguous_questions_go_to_the_likelier_category_by_default(
+    routes: RoutesConfig, ambiguous_to: str | None
+) -> None:
+    raw = copy.deepcopy(dict(routes.raw))
+    raw["routing"] = {k: v for k, v in raw["routing"].items() if k != "ambiguous_to"}
+    if ambiguous_to is not None:
+        raw["routing"]["ambiguous_to"] = ambiguous_to
+    config = parse_routes(raw)
+    policy = parse_routing(config)
+    for likelier, other in (("history", "math"), ("math", "history")):
+        decision = decide_by_head({likelier: 0.4, other: 0.3, OUT_OF_SCOPE: 0.3}, policy, config)
+        assert decision["ambiguous"] is True
+        assert decision["category"] == decision["ambiguous_to"] == likelier
+
+
 @pytest.mark.parametrize(
     ("routing", "message"),
     [
         ({"false_refusal_cost": 0}, "false_refusal_cost must be positive"),
         ({"false_refusal_cost": "high"}, "must be a number"),
-        ({"ambiguous_to": "art"}, "ambiguous_to must be 'premium' or a category"),
+        ({"ambiguous_to": "art"}, "ambiguous_to must be 'likeliest', 'premium' or a category"),
         ({"ambiguous_min_probability": 1.5}, "between 0 and 1"),
         ({"max_input_chars": 10}, "max_input_chars"),
         ({"fals_refusal_cost": 3}, "unknown keys"),

@@ -12,13 +12,13 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from conftest import active_routes_file
 from llm_router.config import ConfigError, RoutesConfig, parse_routes
 from llm_router.observability import metric_catalog as mc
 from llm_router.observability.telemetry import AUDIT_COST_QUERY
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import Synth, render_url, routes_file, shared_synth, synth
 
-from layers import REPO_ROOT
 from stacks.alarm_settings import DEFAULTS, parse_alarms
 from stacks.functions import METRICS_NAMESPACE
 from stacks.monitoring import alarm_email_from_context
@@ -43,7 +43,7 @@ def shipped() -> Synth:
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    raw = json.loads(active_routes_file().read_text())
     raw["alarms"] = {"_about": "test variant", **VARIANT_ALARMS}
     path = tmp_path_factory.mktemp("routes") / "routes.json"
     path.write_text(json.dumps(raw))
@@ -220,7 +220,7 @@ def test_cdk_nag_passes(shipped: Synth, variant: Synth) -> None:
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_variant_thresholds_and_sns_topic(variant: Synth, strategy: Strategy) -> None:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text())
+    raw = json.loads(active_routes_file().read_text())
     raw["alarms"] = VARIANT_ALARMS
     settings = parse_alarms(raw)
     found = alarms(variant, strategy)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import active_routes_file
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
 from llm_router.decision.conversation import parse_conversation
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
@@ -29,7 +30,6 @@ from stack_synth import (
     synth,
 )
 
-from layers import REPO_ROOT
 from stacks.api_keys import TIER_KEYS_ENV, tier_suffixes
 from stacks.deployment import context_flag, parse_deployment
 from stacks.tables import budget_enabled
@@ -46,7 +46,7 @@ def strategies() -> list[Strategy]:
 
 
 def variant_routes() -> dict[str, Any]:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text(encoding="utf-8"))
+    raw = json.loads(active_routes_file().read_text(encoding="utf-8"))
     raw["api"]["integration_timeout_seconds"] = 25
     raw["tiers"] = {
         "default": "basic",
@@ -236,7 +236,7 @@ def effective_preset(raw: dict[str, Any]) -> str:
 @pytest.mark.parametrize("preset", ["blog-2024", "current"])
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_policy_has_every_target_and_fallback_exactly(preset: str, strategy: Strategy) -> None:
-    raw = json.loads((REPO_ROOT / "routes.json").read_text(encoding="utf-8"))
+    raw = json.loads(active_routes_file().read_text(encoding="utf-8"))
     synthesized = shared_synth() if preset == effective_preset(raw) else shared_synth(preset=preset)
     rendered = bedrock_resources(synthesized, strategy)
     assert len(rendered) == len(set(rendered))
