@@ -68,7 +68,8 @@ def for_routes(
     dearest target's, ``RoutesConfig.dearest_category``). Traffic is ``per_day`` per category
     where given, else the scenario's daily total split evenly; each category's Lambda duration is
     the scenario's mean (the blog measured 1 s and 3 s for its two; a duration per category is a
-    ``--duration`` or a scenario file away). The infrastructure prices stay the scenario's.
+    ``--duration`` or a scenario file away). The infrastructure prices stay the scenario's; the
+    blog's own figures, which compare with its two categories, are left out.
     """
     old = entries(_object(scenario, "categories"))
     total = sum((to_decimal(c["questions_per_day"], "questions_per_day") for c in old.values()),
@@ -96,6 +97,7 @@ def for_routes(
             "embedding_model": config.embedding.model_id,
         },
     })
+    merged.pop("blog_figures", None)  # the blog's figures are for its categories, not these
     merged["categories"] = {
         name: {
             "questions_per_day": to_decimal(per_day.get(name, even), f"traffic of {name}"),
