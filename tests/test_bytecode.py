@@ -19,6 +19,8 @@ from layers.build import LayerBuilder, LayerSpec
 from layers.bytecode import Compiler, find_python
 from layers.function_asset import build_function_asset
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 HOST = Compiler(sys.executable, "{}.{}".format(*sys.version_info[:2]), MAGIC_NUMBER.hex())
 TAG = sys.implementation.cache_tag  # cpython-311
 

@@ -13,6 +13,8 @@ from bedrock_standin import embedding_cache, minilm
 from bedrock_standin.embedding_cache import EmbeddingCache, cache_key, configured_path
 from conftest import TITAN_EMBED
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 VECTOR = np.arange(4, dtype=np.float64) / 10
 
 

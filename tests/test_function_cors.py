@@ -15,6 +15,8 @@ from llm_router.edge.handler import RouterHandler
 from llm_router.pipeline.factory import build_service
 from test_routers import WW2
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 SITE = "https://tutor.example.org"
 
 

@@ -31,7 +31,10 @@ from llm_router.config import RoutesConfig
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 from local_api.routers import mount_routers
 
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+pytestmark = [
+    pytest.mark.generic,
+    pytest.mark.filterwarnings("ignore:No application metrics to publish"),
+]
 HANDLER_EXAMPLES = 700
 HTTP_EXAMPLES = 450
 KEY = "fuzz-key"
@@ -351,14 +354,14 @@ def test_explicit_bad_bodies_over_http_are_400(
 
 
 def test_a_model_answer_with_a_lone_surrogate_is_still_valid_json(
-    handlers: dict[str, Any], fresh_standin: Any
+    handlers: dict[str, Any], fresh_standin: Any, routes: RoutesConfig
 ) -> None:
     """The stand-in's JSON can carry an escaped lone surrogate; the response must still encode."""
-    fresh_standin.script("anthropic.claude-3-haiku-20240307-v1:0", ["broken \ud800 answer"])
-    fresh_standin.script("anthropic.claude-3-5-sonnet-20240620-v1:0", ["broken \ud800 answer"])
-    status, body = call_handler(
-        handlers["semantic"], proxy_event(json.dumps({"question": "What year did WW2 end?"}))
-    )
+    for model_id in routes.answerer_model_ids():
+        fresh_standin.script(model_id, ["broken \ud800 answer"])
+    question = next(iter(routes.categories.values())).reference_prompts[0]
+    event = proxy_event(json.dumps({"question": question}))
+    status, body = call_handler(handlers["semantic"], event)
     assert status == 200, body
     assert "\ufffd" in body["answer"]
 

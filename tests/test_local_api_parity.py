@@ -17,6 +17,8 @@ from llm_router.config import RoutesConfig
 from llm_router.edge.http_api import json_response
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 KEY = "parity-key"
 
 

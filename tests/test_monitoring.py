@@ -23,6 +23,8 @@ from stacks.alarm_settings import DEFAULTS, parse_alarms
 from stacks.functions import METRICS_NAMESPACE
 from stacks.monitoring import alarm_email_from_context
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 EMAIL = "ops@example.com"
 VARIANT_ALARMS = {
     "period_minutes": 1,

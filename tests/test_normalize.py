@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from llm_router.decision.normalize import routing_text, split_options, split_passage
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 MC = "Which of these numbers is prime?\nA) 21\nB) 23\nC) 25\nD) 27"
 
 

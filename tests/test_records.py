@@ -12,6 +12,8 @@ import pytest
 from llm_router.config import load_routes
 from llm_router.records import record
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 Decorator = Callable[..., Any]
 BOTH = pytest.mark.parametrize(
     "make", [dataclasses.dataclass, record], ids=["dataclass", "record"]

@@ -8,6 +8,7 @@ every example), plus a made-up beekeeping/cycling file built here from the skele
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,25 @@ import pytest
 import routes as routes_cli
 from build_index import default_index_dir
 from conftest import ROUTES_IN_PLACE, TUTOR_ROUTES_FILE
-from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, load_routes, parse_routes
+from llm_router.config import (
+    OUT_OF_SCOPE,
+    ROUTES_FILE_ENV,
+    ConfigError,
+    RoutesConfig,
+    load_routes,
+    parse_routes,
+)
 from llm_router.decision.classifiers.llm import build_prompt
 from made_up_routes import CATEGORIES, PROMPTS, made_up_routes, write_made_up_routes
 from routes_kit.conflicts import label_scores, off_topic_inside
 
 pytestmark = pytest.mark.generic
+
+
+@pytest.fixture(autouse=True)
+def _restore_routes_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--routes sets ROUTES_FILE for the process: restored after each test."""
+    monkeypatch.setenv(ROUTES_FILE_ENV, os.environ[ROUTES_FILE_ENV])
 
 
 @pytest.fixture(scope="module")
