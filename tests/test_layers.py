@@ -41,6 +41,8 @@ from stacks.bundling import copy_files, files_key, function_files
 from stacks.lambda_target import LambdaTarget, TargetError
 from stacks.router_layers import RUNTIME_REQUIREMENTS, SEMANTIC_REQUIREMENTS
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 ARM = Platform.for_lambda("python3.12", "arm64")
 X86 = Platform.for_lambda("python3.12", "x86_64")
 EM_AARCH64, EM_X86_64 = 183, 62

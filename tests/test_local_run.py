@@ -6,7 +6,7 @@ The gateway's rules in detail are ``tests/test_local_api.py``'s (in-process); he
 the real program: its start-up, its banner, every router mounted from ``STRATEGIES``, API Gateway's
 answers over a real socket, throttling from ``routes.json`` and a clean shutdown.
 
-The first start builds the semantic index into ``.build/local/`` (a few hundred stand-in
+The first start builds the semantic index into ``.build/semantic-index/`` (a few hundred stand-in
 embeddings, a couple of minutes on a small machine); later starts reuse it. Tests run in file
 order and share one server, so the throttling tests, which empty routers' token buckets, and the
 shutdown test come last.
@@ -44,6 +44,8 @@ from local_api.examples import (
     README_BASE_URL,
     README_CURLS,
     WW2_QUESTION,
+    banner_examples,
+    curl_line,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -323,9 +325,11 @@ def test_the_printed_feedback_command_lists_feedback(local_run: LocalRun) -> Non
     assert "Unable to locate credentials" not in done.stderr
 
 
-def test_banner_prints_the_readme_curl_lines(local_run: LocalRun) -> None:
+def test_banner_prints_curl_lines_of_the_routes_files_own_prompts(local_run: LocalRun) -> None:
     printed = [line.strip() for line in local_run.lines if line.strip().startswith("curl ")]
-    assert printed == [readme_line(local_run, line) for line in README_CURLS], local_run.output
+    examples = banner_examples(load_routes(), list(STRATEGIES))
+    expected = [curl_line(local_run.base_url, API_KEY, r, q) for r, q in examples]
+    assert printed == expected, local_run.output
 
 
 # --- the README's curl lines ------------------------------------------------------------------

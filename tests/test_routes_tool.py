@@ -260,3 +260,17 @@ def test_made_up_routes_share_nothing_domain_specific_with_the_tutor() -> None:
     raw = made_up_routes(TUTOR_ROUTES_FILE)
     text = json.dumps({k: raw[k] for k in ("categories", "answering", "classifier")}).casefold()
     assert "history" not in text and "math" not in text and "tutor" not in text
+
+
+def test_a_schema_version_1_file_from_before_keeps_working(tmp_path: Path) -> None:
+    """Files written before prompt_intro and ``likeliest`` existed parse and check as they did:
+    the new keys are optional, and an explicit ``ambiguous_to`` is kept."""
+    raw = json.loads(TUTOR_ROUTES_FILE.read_text())
+    del raw["classifier"]["prompt_intro"]
+    raw["routing"]["ambiguous_to"] = "premium"
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(raw))
+    config = load_routes(path)
+    assert raw["schema_version"] == 1
+    assert build_prompt(config, "q").startswith("You route questions to the assistant")
+    assert check(path, "--embeddings", "none")[1]["errors"] == 0
