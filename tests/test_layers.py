@@ -22,6 +22,7 @@ from llm_router.config import RoutesConfig, parse_routes
 from llm_router.decision.linear_head import HEAD_FILE
 from llm_router.decision.semantic_index import Manifest, manifest_problems
 
+from layers import REPO_ROOT
 from layers.build import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
     BuiltLayer,
@@ -263,7 +264,7 @@ def test_function_asset_follows_code_and_routes(tmp_path: Path, routes: RoutesCo
     assert "routes.json" in names and "llm_router/edge/handler.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     package = tmp_path / "llm_router"
-    link_tree(routes.source_path.parent / "lambdas" / "llm_router", package)
+    link_tree(REPO_ROOT / "lambdas" / "llm_router", package)
     routes_copy = tmp_path / "routes.json"
     routes_copy.write_text(routes.source_path.read_text())
     key = files_key(function_files(routes_copy, package))
