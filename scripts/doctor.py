@@ -1,7 +1,7 @@
 """Preflight for a first deploy: checks what usually fails it and names the fix for each problem.
 
-    python scripts/doctor.py [--region R] [--profile P] [--preset NAME ... | --all-presets]
-                             [--no-invoke] [--json]
+    python scripts/doctor.py [--routes FILE] [--region R] [--profile P]
+                             [--preset NAME ... | --all-presets] [--no-invoke] [--json]
 
 1. credentials and region: STS GetCallerIdentity;
 2. the CDK bootstrap: the ``CDKToolkit`` stack in a usable ``*_COMPLETE`` state and the bootstrap
@@ -43,6 +43,7 @@ from preflight.models import (
     model_uses,
     profile_prefix,
 )
+from routes_file import add_routes_argument, use_routes_file
 
 __all__ = [  # the checks, run and reported from here
     "BOOTSTRAP_STACK", "BOOTSTRAP_VERSION_PARAMETER", "FAIL", "OK", "SKIP", "WARN", "Catalogue",
@@ -135,10 +136,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-invoke", action="store_true", help="skip the model invocations")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_routes_argument(parser)
     return parser.parse_args(argv)
 
 
 def load_configs(args: argparse.Namespace) -> list[RoutesConfig]:
+    use_routes_file(args.routes)
     names = list(load_routes().raw["presets"]) if args.all_presets else args.preset or [None]
     return [load_routes(preset=name) for name in names]
 
