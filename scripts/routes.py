@@ -31,6 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
+import cli
 import numpy as np
 from build_index import IndexBuildError, default_index_dir, ensure_index, resolve_source
 from llm_router.config import OUT_OF_SCOPE, ConfigError, RoutesConfig, find_routes_file
@@ -128,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routes.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new", help="write a skeleton routes file for your categories")
-    new.add_argument("categories", nargs="+", metavar="CATEGORY")
-    new.add_argument("--out", type=Path, required=True, metavar="FILE")
+    new.add_argument("categories", nargs="+", metavar="CATEGORY",
+                     help="category names: lower-case letters, digits, '-' and '_'")
+    new.add_argument("--out", type=Path, required=True, metavar="FILE",
+                     help="where to write the new routes file")
     new.add_argument("--template", type=Path, metavar="FILE",
                      help="routes file whose models, prices and limits to keep "
                           "(default: $ROUTES_FILE, else the repository's routes.json)")
@@ -143,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--drop-inside", action="store_true",
                        help="remove off-topic prompts that sit inside a category from the file")
     check.add_argument("--strict", action="store_true", help="warnings fail too")
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="one line a problem, or one JSON object (text)")
     return parser
 
 
@@ -157,4 +161,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)
