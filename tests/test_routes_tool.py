@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import routes as routes_cli
 from build_index import default_index_dir
-from conftest import ROUTES_IN_PLACE, TUTOR_ROUTES_FILE
+from conftest import EXAMPLE_ROUTES_FILES, ROUTES_IN_PLACE, TUTOR_ROUTES_FILE
 from llm_router.config import (
     OUT_OF_SCOPE,
     ROUTES_FILE_ENV,
@@ -61,10 +61,25 @@ def check(path: Path, *extra: str) -> tuple[int, dict]:
     return code, json.loads(buffer.getvalue())
 
 
-def test_the_routes_file_in_place_has_no_errors(tmp_path: Path) -> None:
-    code, report = check(ROUTES_IN_PLACE, "--embeddings", "none")
+@pytest.mark.parametrize(
+    "path", sorted({ROUTES_IN_PLACE, *EXAMPLE_ROUTES_FILES}), ids=lambda p: p.parent.name
+)
+def test_every_shipped_routes_file_and_the_one_in_place_has_no_errors(path: Path) -> None:
+    code, report = check(path, "--embeddings", "none")
     assert report["errors"] == 0, report["problems"]
     assert code == 0
+
+
+def test_the_cdk_app_takes_the_routes_file_as_context(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from stacks.app_builder import AppSettings, build_app
+
+    missing = tmp_path / "nope.json"
+    app = cdk.App(context={"routesFile": str(missing)})
+    assert AppSettings.from_context(app.node).routes_file == str(missing)
+    with pytest.raises(ConfigError, match="nope.json does not exist"):
+        build_app(app)
 
 
 def test_a_fresh_skeleton_names_what_to_write(tmp_path: Path) -> None:
