@@ -15,7 +15,7 @@
   rule per client IP); off by default because a web ACL costs a monthly fee. ``cdk synth -c
   waf=true`` (or ``false``) overrides ``enabled``.
 * ``cors_allowed_origins``: the origins browsers may call the API from; ``["*"]`` suits the public
-  tutor demo, a real deployment should name its site's origin.
+  demo, a real deployment should name its site's origin.
 
 Only the stacks read this section, so it is parsed here rather than in ``llm_router``.
 """

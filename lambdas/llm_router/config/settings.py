@@ -58,7 +58,7 @@ def parse_tiers(
 ) -> tuple[dict[str, Tier], str]:
     """The tiers and the default tier's name. Without a ``tiers`` section: one tier, ``standard``.
 
-    A tier's ``answerers`` may be keyed by preset (``{"blog-2024": {"math": ...}}``) or directly by
+    A tier's ``answerers`` may be keyed by preset (``{"blog-2024": {"faq": ...}}``) or directly by
     category; limits it does not set are the ``api`` section's.
     """
     section = raw.get("tiers") or {"default": "standard", "definitions": {"standard": {}}}

@@ -1,6 +1,6 @@
 """``POST /feedback``: callers say whether an answer helped and which category it should have had.
 
-    {"feedback_token": "...", "helpful": false, "correct_category": "math",
+    {"feedback_token": "...", "helpful": false, "correct_category": "billing",
      "question": "...", "comment": "...", "answerer_LLM": "..."}
 
 ``feedback_token`` (required) is the one every ``/ask`` answer carries: it names the request and
