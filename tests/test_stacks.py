@@ -36,6 +36,8 @@ from layers.bytecode import find_python
 from stacks.app_builder import build_app
 from stacks.model_access import ArnScope, ModelAccessError, invoke_model_arns, model_resource_arns
 
+pytestmark = pytest.mark.generic  # holds for any valid routes file
+
 
 @pytest.fixture(scope="module")
 def skipped() -> Synth:
