@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TUTOR_ROUTES_FILE = REPO_ROOT / "examples" / "tutor" / "routes.json"
 EXAMPLE_ROUTES_FILES = tuple(sorted(REPO_ROOT.glob("examples/*/routes.json")))
 ROUTES_IN_PLACE = Path(os.environ.get(ROUTES_FILE_ENV) or REPO_ROOT / "routes.json").resolve()
-GENERIC = "generic"  # the marker of configuration-generic test modules
+GENERIC = "generic"  # the marker of configuration-generic test modules (pyproject.toml)
 # Until a module says otherwise, everything reads the tutor's copy (see the module docstring).
 os.environ[ROUTES_FILE_ENV] = str(TUTOR_ROUTES_FILE)
 # The tests run the blog-2024 preset (the shipped default is `current`): the literals below are
@@ -92,12 +92,6 @@ def fresh_standin(standin: Any) -> Iterator[Any]:
     standin.reset()
     yield standin
     standin.reset()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"{GENERIC}: configuration-generic tests, run against the routes file in place"
-    )
 
 
 def active_routes_file() -> Path:
