@@ -44,9 +44,8 @@ BOOTSTRAP_TEMPLATE = {
 
 @pytest.fixture(autouse=True)
 def _routes_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The repository's routes.json with the suite's preset (blog-2024, whose legacy models
-    these tests need), as ROUTES_PRESET gives it to doctor.py."""
-    monkeypatch.delenv("ROUTES_FILE", raising=False)
+    """The tutor's routes file (conftest's ROUTES_FILE) with the suite's preset (blog-2024, whose
+    legacy models these tests need), as ROUTES_PRESET gives it to doctor.py."""
     monkeypatch.setenv("ROUTES_PRESET", TEST_PRESET)
     monkeypatch.delenv("AWS_REGION", raising=False)
 
