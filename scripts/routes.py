@@ -66,12 +66,17 @@ def read_raw(path: Path) -> dict:
 def embedded_prompts(
     config: RoutesConfig, source: str, region: str | None
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """The reference prompts' vectors as the semantic index holds them, with labels and texts."""
+    """The file's own reference prompts' vectors as the semantic index holds them, with labels
+    and texts. The index's first rows are the file's, in ``reference_prompts()`` order; rows the
+    topic bank added after them are left out: the check judges what the user wrote."""
     directory = default_index_dir(config, source)
     ensure_index(config, directory, source, region, _say)
     loaded = load_index(directory, config, resolve_source(source))
-    vectors = loaded.index.reconstruct_n(0, loaded.index.ntotal)
-    rows = list(loaded.rows)
+    own = config.reference_prompts()
+    rows = list(loaded.rows[: len(own)])
+    if [(r.category, r.prompt) for r in rows] != own:
+        raise IndexBuildError(f"the index in {directory} does not start with the file's prompts")
+    vectors = loaded.index.reconstruct_n(0, len(own))
     return np.asarray(vectors), [r.category for r in rows], [r.prompt for r in rows]
 
 
