@@ -37,7 +37,8 @@ def build(config: RoutesConfig, directory: Path, source: str = "stand-in") -> li
 
 def test_an_index_is_built_once_then_reused(small: RoutesConfig, tmp_path: Path) -> None:
     said = build(small, tmp_path)
-    assert said[0].startswith("building semantic index: 9 reference prompts")
+    rows = 3 * len(small.categories) + 3
+    assert said[0].startswith(f"building semantic index: {rows} reference prompts")
     built = (tmp_path / INDEX_FILE).stat().st_mtime_ns
     assert build(small, tmp_path) == [f"semantic index in {tmp_path} is up to date"]
     assert (tmp_path / INDEX_FILE).stat().st_mtime_ns == built

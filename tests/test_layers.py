@@ -20,7 +20,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.decision.linear_head import HEAD_FILE
-from llm_router.decision.semantic_index import Manifest, manifest_problems
+from llm_router.decision.semantic_index import TOPIC_DECISIONS_FILE, Manifest, manifest_problems
 
 from layers import REPO_ROOT
 from layers.build import (
@@ -308,12 +308,14 @@ def test_real_semantic_layer_has_arm64_faiss_numpy_and_the_index(
     assert 0 < real_semantic.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT_BYTES
 
     index_dir = real_semantic.path / INDEX_DIR
+    bank = {TOPIC_DECISIONS_FILE} if routes.out_of_scope.topic_bank else set()
     assert {p.name for p in index_dir.iterdir()} == {
-        "index.faiss", "labels.json", "manifest.json", "embedding-probe.json", HEAD_FILE
+        "index.faiss", "labels.json", "manifest.json", "embedding-probe.json", HEAD_FILE, *bank
     }
     index = Manifest.read(index_dir)
     assert manifest_problems(index, routes, STANDIN) == []
-    assert index.vectors == len(routes.reference_prompts())
+    own = len(routes.reference_prompts())  # the topic bank, when used, adds rows after these
+    assert index.vectors >= own if bank else index.vectors == own
     assert index.dimensions == routes.embedding.dimensions
 
 

@@ -528,7 +528,10 @@ def test_real_routers_answer_through_the_gateway(
     mounted = mount_routers(routes, bedrock_client, semantic_index_dir, STANDIN_SOURCE)
     assert [m.strategy.name for m in mounted] == list(STRATEGIES)
     assert all(m.error is None for m in mounted)
-    url = serve(handlers={m.strategy.name: m.handler for m in mounted})
+    url = serve(
+        api_settings=settings(max_question_chars=routes.api.max_question_chars),
+        handlers={m.strategy.name: m.handler for m in mounted},
+    )
     category = next(iter(routes.categories.values()))  # its own first prompt routes to it
     for router in STRATEGIES:
         status, _, raw = ask(

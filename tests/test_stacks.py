@@ -19,6 +19,7 @@ import pytest
 from aws_cdk.assertions import Match
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.decision.linear_head import HEAD_FILE
+from llm_router.decision.semantic_index import TOPIC_DECISIONS_FILE
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import (
     CFN_LINT_IGNORED,
@@ -457,10 +458,12 @@ def test_bundled_assets_hold_code_layers_and_index(
         ]
         found = [d / index.name for d in layer_dirs if (d / index.name).is_dir()]
         assert len(found) == 1
+        bank = {TOPIC_DECISIONS_FILE} if routes.out_of_scope.topic_bank else set()
         assert {p.name for p in found[0].iterdir()} == {
             "index.faiss",
             "labels.json",
             "manifest.json",
             "embedding-probe.json",
             HEAD_FILE,
+            *bank,
         }
