@@ -5,9 +5,9 @@ alarms are not domain-specific, and a user replacing the tutor's categories shou
 rather than retype them. What is domain-specific is reset: the categories (description and
 prompts to write), every preset's answerers (each new category starts with the template's
 cheapest answer plan of that preset: edit the hard categories to a dearer model), tier overrides
-of the old categories, the fitted thresholds (``evaluate.py --fit`` writes new ones), the answer
-system prompt and the decline message. Text the user must write is marked with PLACEHOLDER, which
-``routes.py check`` reports as an error until it is gone.
+and response-cache entries of the old categories, the fitted thresholds (``evaluate.py --fit``
+writes new ones), the answer system prompt and the decline message. Text the user must write is
+marked with PLACEHOLDER, which ``routes.py check`` reports as an error until it is gone.
 
 The template's off-topic reference prompts are kept: a router needs negatives, and writing 400 is
 a chore. But some of them may be questions of the user's own domain (the tutor's include law,
@@ -90,5 +90,7 @@ def skeleton(template: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any
     routing["ambiguous_to"] = LIKELIEST
     for tier in raw.get("tiers", {}).get("definitions", {}).values():
         tier.pop("answerers", None)  # overrides of the template's categories
+    if isinstance(raw.get("cache"), dict):
+        raw["cache"]["categories"] = {}  # cached per category, opt-in: none until you list yours
     raw["prompt_router_targets"] = {}
     return raw
