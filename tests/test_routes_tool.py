@@ -7,6 +7,8 @@ every example), plus a made-up beekeeping/cycling file built here from the skele
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -50,14 +52,10 @@ def made_up(made_up_file: Path) -> RoutesConfig:
 
 
 def check(path: Path, *extra: str) -> tuple[int, dict]:
-    out = path.parent / "report.json"
-    import contextlib
-    import io
-
+    """``routes.py check --format json`` in-process: its exit code and its report."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         code = routes_cli.main(["check", "--routes", str(path), "--format", "json", *extra])
-    out.write_text(buffer.getvalue())
     return code, json.loads(buffer.getvalue())
 
 
