@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 import cli
 from llm_router.pipeline.strategies import STRATEGIES
 

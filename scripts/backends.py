@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.config import RoutesConfig
 from llm_router.models.bedrock import BEDROCK_ENDPOINT_ENV, runtime_client
 from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV

@@ -45,7 +45,6 @@ import sys
 import time
 from pathlib import Path
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 import cli
 from benchmarks.index_cache import DEFAULT_CACHE_DIR
 from benchmarks.scale import DEFAULT_QUERIES, DEFAULT_SIZES, run

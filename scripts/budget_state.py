@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from llm_router.governance.budget import LEVELS, spend_attribute, spend_key
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import _bootstrap  # (puts lambdas/ on sys.path)
 import cli
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 from llm_router.config.topic_bank import load_topic_bank
@@ -34,6 +33,8 @@ from llm_router.decision.normalize import routing_text
 from llm_router.decision.semantic_index import Manifest, build_index, is_fresh
 from llm_router.models.bedrock import BedrockFailure, runtime_client
 from routes_file import add_routes_argument, use_routes_file
+
+from layers import REPO_ROOT
 
 SOURCES = ("auto", "bedrock", "stand-in")
 # Embedded again before an existing index is reused, and compared with what it gave at build time.
@@ -44,7 +45,7 @@ STANDIN_SOURCE = "offline-stand-in"
 BEDROCK_SOURCE = "bedrock"
 
 
-INDEX_ROOT = _bootstrap.REPO_ROOT / ".build" / "semantic-index"
+INDEX_ROOT = REPO_ROOT / ".build" / "semantic-index"
 
 
 def default_index_dir(config: RoutesConfig, source: str) -> Path:

@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 
 BATCH = 25  # BatchWriteItem's limit

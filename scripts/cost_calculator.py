@@ -40,7 +40,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path: prices come from routes.json)
 import cli
 from costs import (
     ARCHITECTURES,

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 import cli
 from llm_router.config import ConfigError, RoutesConfig, load_routes
 from preflight.account import (

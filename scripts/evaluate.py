@@ -43,7 +43,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index

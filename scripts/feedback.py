@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 from evaluation.metrics import OTHER
 from llm_router.config import OUT_OF_SCOPE

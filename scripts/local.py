@@ -54,7 +54,6 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 from backends import (
     AWS,

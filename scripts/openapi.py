@@ -24,19 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import _bootstrap
 import cli
 from llm_router.config import RoutesConfig, load_routes
+from llm_router.edge.feedback import KINDS  # noqa: E402
 from routes_file import add_routes_argument, use_routes_file
 
-if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
-    sys.path.append(str(_bootstrap.REPO_ROOT))
-from llm_router.edge.feedback import KINDS  # noqa: E402
-
+from layers import REPO_ROOT
 from stacks.request_schemas import ask_body_schema, feedback_body_schema  # noqa: E402
 
 OPENAPI_VERSION = "3.0.3"  # the version API Gateway imports
-DOCUMENT = _bootstrap.REPO_ROOT / "docs" / "openapi.json"
+DOCUMENT = REPO_ROOT / "docs" / "openapi.json"
 API_KEY_HEADER = "x-api-key"
 REF = "#/components/schemas/"
 

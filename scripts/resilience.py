@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 import cli
 from apigw_events import LocalLambdaContext, proxy_event
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 import cli
 import numpy as np
 from build_index import IndexBuildError, default_index_dir, ensure_index, resolve_source

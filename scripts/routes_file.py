@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ on sys.path)
 from llm_router.config import ROUTES_FILE_ENV, ConfigError
 
 ROUTES_HELP = f"routes file (default: ${ROUTES_FILE_ENV}, else the repository's routes.json)"

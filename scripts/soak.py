@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import _bootstrap
 import cli
+
+from layers import REPO_ROOT
 
 LOCAL_PY = Path(__file__).with_name("local.py")
 API_KEY = "soak-key"
@@ -118,7 +119,7 @@ def start_server(ready_timeout: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, str(LOCAL_PY), "--port", "0", "--api-key", API_KEY,
          "--rate-limit", "1000000", "--burst-limit", "1000000", "--quota", "0"],
-        cwd=_bootstrap.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert process.stdout is not None
     deadline = time.monotonic() + ready_timeout

@@ -102,3 +102,13 @@ def test_a_closed_pipe_ends_quietly() -> None:
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_every_script_exits_through_cli_run(script: Path) -> None:
     assert "cli.run(main)" in script.read_text()
+
+
+def test_no_script_puts_paths_on_sys_path() -> None:
+    """Scripts import the core as an installed package (pyproject.toml), not through a shim."""
+    shims = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "scripts").rglob("*.py")
+        if re.search(r"^(import _bootstrap|if str\(.*\) not in sys\.path)", path.read_text(), re.M)
+    ]
+    assert not shims

@@ -59,8 +59,6 @@ TARGET_RATIO = 1.05
 DEFAULT_RUNS = 10
 FIGURES = ("init", "first_request", "total", "process", "cpu")
 ASSET_CACHE = REPO_ROOT / ".build" / "benchmark" / "cold-start-asset"
-if str(REPO_ROOT) not in sys.path:  # layers/ (the asset builder) is at the root
-    sys.path.append(str(REPO_ROOT))
 REGION = "us-east-1"
 # The blog's questions: one the semantic routers answer without escalating, one for the classifier.
 QUESTIONS = {

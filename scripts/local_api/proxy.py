@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from apigw_events import proxy_event
 
 from .messages import HttpRequest, HttpResponse

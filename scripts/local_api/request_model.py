@@ -13,16 +13,12 @@ A body too deep or with too large numbers for Python's parser is invalid, as it 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
-import _bootstrap
 from jsonschema import Draft4Validator
 from llm_router.config import RoutesConfig
 from llm_router.edge.http_api import ask_request_schema
 
-if str(_bootstrap.REPO_ROOT) not in sys.path:  # stacks/ is at the root, scripts run in scripts/
-    sys.path.append(str(_bootstrap.REPO_ROOT))
 from stacks.request_schemas import ask_body_schema, feedback_body_schema  # noqa: E402
 
 

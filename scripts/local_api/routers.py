@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import _bootstrap  # noqa: F401  (puts lambdas/ and scripts/ on sys.path)
 from llm_router.config import RoutesConfig
 from llm_router.edge.handler import _INIT_ERRORS
 from llm_router.edge.streaming import StreamingRouterHandler
