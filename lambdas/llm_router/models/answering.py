@@ -107,6 +107,7 @@ class ConverseAnswerer:
         the :class:`Answer` (its ``text`` is the whole answer). Failures before the first delta
         fail over as :meth:`answer_with_failover` does; after it they raise
         :class:`~llm_router.models.streaming.StreamInterrupted`."""
+        started = time.perf_counter()  # the answer's time covers every target tried
         opened, position = self._failover(
             attempt_order, lambda model_id: self.open_stream(question, model_id, history)
         )
@@ -125,8 +126,9 @@ class ConverseAnswerer:
             opened.close()
             raise
         return Answer(
-            "".join(parts), opened.model_id, result.invoked_model_id, result.seconds,
-            result.usage, result.stop_reason, fallback_used=bool(position),
+            "".join(parts), opened.model_id, result.invoked_model_id,
+            time.perf_counter() - started, result.usage, result.stop_reason,
+            fallback_used=bool(position),
         )
 
     def answer_with_failover(
@@ -139,13 +141,16 @@ class ConverseAnswerer:
 
         Raises the failure itself when it is not worth failing over for,
         :class:`~llm_router.models.request_context.DeadlineExceeded` when the budget cannot fit the
-        next
-        target, and :class:`AllTargetsFailed` otherwise.
+        next target, and :class:`AllTargetsFailed` otherwise. Its ``seconds`` cover every target
+        tried, so a slow failure before a fast fallback shows in the answer's time.
         """
+        started = time.perf_counter()  # the answer's time covers every target tried
         answer, position = self._failover(
             attempt_order, lambda model_id: self.answer(question, model_id, history)
         )
-        return replace(answer, fallback_used=True) if position else answer
+        return replace(
+            answer, seconds=time.perf_counter() - started, fallback_used=bool(position)
+        )
 
     @staticmethod
     def _failover(attempt_order: Sequence[str], call: Callable[[str], T]) -> tuple[T, int]:
