@@ -74,10 +74,3 @@ def tier_keys(api: apigw.RestApi, strategy: Strategy, config: RoutesConfig) -> l
         keys.append(TierKey(tier, key, plan, DEFAULT_KEY_OUTPUT + suffix))
     return keys
 
-
-def stage_throttle(config: RoutesConfig) -> tuple[float, int]:
-    """The stage's method throttle: at least every tier's, so no tier is capped below its plan."""
-    tiers = config.tiers.values()
-    rate = max([config.api.throttle_rate_limit, *(t.throttle_rate_limit for t in tiers)])
-    burst = max([config.api.throttle_burst_limit, *(t.throttle_burst_limit for t in tiers)])
-    return rate, burst

@@ -83,10 +83,14 @@ def dashboard_rows(
             title="Alarms", alarms=list(alarms), width=24, height=3)])
     outcomes = (mc.REQUESTS, mc.ANSWERED, mc.DECLINED, mc.DEGRADED, mc.FALLBACK_USED,
                 mc.STATUS_4XX, mc.STATUS_5XX, mc.STATUS_504, mc.OVER_BUDGET)
+    # The per-category and per-target graphs only when routes.json metrics.breakdowns publishes
+    # those dimensions; the Logs Insights table at the bottom breaks cost down either way.
     rows.append([
         _graph("Requests by outcome", [m.router(s, label=s.name) for s in outcomes], width=8),
-        _graph("Routing mix by category", m.per_category(mc.REQUESTS), stacked=True, width=8),
-        _graph("Routing mix by answer target", m.per_target(mc.ANSWERED), stacked=True, width=8),
+        *([_graph("Routing mix by category", m.per_category(mc.REQUESTS), stacked=True, width=8)]
+          if m.categories else []),
+        *([_graph("Routing mix by answer target", m.per_target(mc.ANSWERED), stacked=True,
+                  width=8)] if m.targets else []),
     ])
     latency = [
         m.router(spec, statistic=stat, label=f"{spec.name} {stat}")
@@ -112,10 +116,12 @@ def dashboard_rows(
             title="Cost over the time range (USD; pick 'today' for the daily total)",
             metrics=[m.router(mc.COST, period=ONE_DAY, label="USD")],
             set_period_to_time_range=True, full_precision=True, width=4, height=HEIGHT),
-        _graph("Cost per category (USD/h)", m.per_category(mc.COST, period=ONE_HOUR),
-               stacked=True, width=6),
-        _graph("Answer cost per target and classification cost (USD/h)",
-               [*m.per_target(mc.ANSWER_COST, period=ONE_HOUR),
+        *([_graph("Cost per category (USD/h)", m.per_category(mc.COST, period=ONE_HOUR),
+                  stacked=True, width=6)] if m.categories else []),
+        _graph("Answer cost per target and classification cost (USD/h)" if m.targets
+               else "Answer and classification cost (USD/h)",
+               [*(m.per_target(mc.ANSWER_COST, period=ONE_HOUR) if m.targets
+                  else [m.router(mc.ANSWER_COST, period=ONE_HOUR, label="answers")]),
                 m.router(mc.CLASSIFICATION_COST, period=ONE_HOUR, label="classification")],
                stacked=True, width=6),
     ])
@@ -129,9 +135,17 @@ def dashboard_rows(
             for spec, kind in ((mc.CLASSIFIER_INPUT_TOKENS, "input"),
                                (mc.CLASSIFIER_OUTPUT_TOKENS, "output"))
         ]
+    answer_tokens = (
+        [_graph("Answer tokens per model: input", m.per_target(mc.ANSWER_INPUT_TOKENS), width=8),
+         _graph("Answer tokens per model: output", m.per_target(mc.ANSWER_OUTPUT_TOKENS),
+                width=8)]
+        if m.targets
+        else [_graph("Answer tokens", [m.router(mc.ANSWER_INPUT_TOKENS, label="input"),
+                                       m.router(mc.ANSWER_OUTPUT_TOKENS, label="output")],
+                     width=8)]
+    )
     rows.append([
-        _graph("Answer tokens per model: input", m.per_target(mc.ANSWER_INPUT_TOKENS), width=8),
-        _graph("Answer tokens per model: output", m.per_target(mc.ANSWER_OUTPUT_TOKENS), width=8),
+        *answer_tokens,
         _graph("Classification tokens per model", classification_tokens, width=8),
     ])
     rows.append([

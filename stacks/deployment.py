@@ -3,14 +3,20 @@
 .. code-block:: json
 
     "deployment": {
-      "reserved_concurrency": 10,
+      "reserved_concurrency": "usage_plan",
+      "p99_answer_seconds": 10,
       "waf": {"enabled": false, "rate_limit_per_5_minutes": 1000},
       "cors_allowed_origins": ["*"]
     }
 
 * ``reserved_concurrency``: reserved concurrent executions of each function of a router stack, a
-  cap on concurrent Bedrock spend if a key leaks; ``null`` reserves nothing (needed in accounts
-  whose Lambda concurrency quota is still the new-account 10).
+  cap on concurrent Bedrock spend if a key leaks. ``"usage_plan"`` derives it from the stage's
+  throttle (burst + rate × ``p99_answer_seconds``, :mod:`stacks.concurrency`), so API Gateway
+  throttles with a 429 before Lambda would (which API Gateway reports as a 500); an integer must
+  be at least that; ``null`` reserves nothing (needed in accounts whose Lambda concurrency quota
+  is still the new-account 10).
+* ``p99_answer_seconds``: the 99th percentile of the router's answer time (the dashboard's
+  "Latency seen by callers" p99); the one figure the derived concurrency rests on.
 * ``waf``: an AWS WAF web ACL on the API stage (the AWS managed common rule set plus a rate-based
   rule per client IP); off by default because a web ACL costs a monthly fee. ``cdk synth -c
   waf=true`` (or ``false``) overrides ``enabled``.
@@ -28,7 +34,10 @@ from typing import Any
 
 from llm_router.config import ConfigError
 
-DEFAULT_RESERVED_CONCURRENCY = 10
+from stacks.concurrency import FROM_USAGE_PLAN
+
+DEFAULT_RESERVED_CONCURRENCY = FROM_USAGE_PLAN
+DEFAULT_P99_ANSWER_SECONDS = 10.0
 DEFAULT_WAF_RATE_LIMIT = 1000  # requests per client IP per 5 minutes
 WAF_RATE_LIMIT_RANGE = (10, 2_000_000_000)  # what AWS WAF accepts for a rate-based rule
 DEFAULT_CORS_ORIGINS = ("*",)
@@ -43,7 +52,8 @@ class WafSettings:
 
 @dataclass(frozen=True)
 class DeploymentSettings:
-    reserved_concurrency: int | None
+    reserved_concurrency: int | str | None  # str: FROM_USAGE_PLAN (stacks.concurrency)
+    p99_answer_seconds: float
     waf: WafSettings
     cors_allowed_origins: tuple[str, ...]
 
@@ -68,19 +78,30 @@ def parse_deployment(
         reserved_concurrency=_reserved_concurrency(
             section.get("reserved_concurrency", DEFAULT_RESERVED_CONCURRENCY)
         ),
+        p99_answer_seconds=_p99(section.get("p99_answer_seconds", DEFAULT_P99_ANSWER_SECONDS)),
         waf=_waf(section.get("waf") or {}, waf_override),
         cors_allowed_origins=_origins(section.get("cors_allowed_origins", DEFAULT_CORS_ORIGINS)),
     )
 
 
-def _reserved_concurrency(value: Any) -> int | None:
-    if value is None:
-        return None
+def _reserved_concurrency(value: Any) -> int | str | None:
+    if value is None or value == FROM_USAGE_PLAN:
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
-            f"deployment.reserved_concurrency must be a positive integer or null, got {value!r}"
+            f'deployment.reserved_concurrency must be "{FROM_USAGE_PLAN}", a positive integer '
+            f"or null, got {value!r}"
         )
     return value
+
+
+def _p99(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 900:
+        raise ConfigError(
+            f"deployment.p99_answer_seconds must be seconds, above 0 and at most 900, "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 def _waf(section: Any, override: bool | None) -> WafSettings:

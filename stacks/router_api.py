@@ -28,8 +28,9 @@ from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
-from stacks.api_keys import TIER_KEYS_ENV, stage_throttle, tier_keys
+from stacks.api_keys import TIER_KEYS_ENV, tier_keys
 from stacks.bundling import function_code
+from stacks.concurrency import THROTTLED_RETRY_AFTER_SECONDS, reserved_concurrency, stage_throttle
 from stacks.deployment import DeploymentSettings
 from stacks.functions import (
     METRICS_NAMESPACE,
@@ -115,7 +116,9 @@ class RouterApi(Construct):
             target=target,
             code=code,
             log_retention_days=config.lambda_settings.log_retention_days,
-            reserved_concurrency=deployment.reserved_concurrency,
+            reserved_concurrency=reserved_concurrency(
+                config, deployment.reserved_concurrency, deployment.p99_answer_seconds
+            ),
         )
         self.cors_options = apigw.CorsOptions(
             allow_origins=list(deployment.cors_allowed_origins),
@@ -192,7 +195,7 @@ class RouterApi(Construct):
             retention=retention(config.lambda_settings.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        rate, burst = stage_throttle(config)
+        throttle = stage_throttle(config)
         api = apigw.RestApi(
             self,
             "Api",
@@ -224,8 +227,8 @@ class RouterApi(Construct):
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
                 # Per-key limits are the tiers' usage plans; the stage lets the highest through.
-                throttling_rate_limit=rate,
-                throttling_burst_limit=burst,
+                throttling_rate_limit=throttle.rate,
+                throttling_burst_limit=throttle.burst,
             ),
         )
         # RestApi adds an "Endpoint" output (the stage URL); the stack outputs ApiUrl instead.
@@ -239,6 +242,14 @@ class RouterApi(Construct):
         )
         api.add_gateway_response(
             "Default5xx", type=apigw.ResponseType.DEFAULT_5_XX, response_headers=cors
+        )
+        # The stage's (and the usage plans') throttle: 429 with when to retry. The functions'
+        # reserved concurrency holds this throttle (stacks.concurrency), so it trips first.
+        api.add_gateway_response(
+            "Throttled",
+            type=apigw.ResponseType.THROTTLED,
+            status_code="429",
+            response_headers={**cors, "Retry-After": f"'{THROTTLED_RETRY_AFTER_SECONDS}'"},
         )
         model = api.add_model(
             "AskRequestModel",

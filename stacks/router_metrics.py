@@ -13,6 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
 from llm_router.observability import metric_catalog as mc
+from llm_router.observability.telemetry import telemetry_settings
 from llm_router.pipeline.strategies import Strategy
 
 from stacks.functions import METRICS_NAMESPACE, base_environment
@@ -30,8 +31,14 @@ class RouterMetrics:
         self.config = config
         # Powertools adds the function's service name to the first dimension set.
         self.service = base_environment(strategy, config, "router")["POWERTOOLS_SERVICE_NAME"]
-        self.categories: tuple[str, ...] = (*config.category_names, OUT_OF_SCOPE)
-        self.targets: tuple[str, ...] = config.answerer_model_ids()
+        # A breakdown the function does not publish (routes.json metrics.breakdowns) has no values.
+        breakdowns = telemetry_settings(config).breakdowns
+        self.categories: tuple[str, ...] = (
+            (*config.category_names, OUT_OF_SCOPE) if mc.CATEGORY in breakdowns else ()
+        )
+        self.targets: tuple[str, ...] = (
+            config.answerer_model_ids() if mc.ANSWER_TARGET in breakdowns else ()
+        )
         self.tiers: tuple[str, ...] = tuple(config.tiers)
 
     def router(

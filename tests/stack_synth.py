@@ -31,6 +31,7 @@ from stacks.synthesis import synth_app
 PLACEHOLDERS = ArnScope("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}")
 # CDK puts an explicit DependsOn on a function's role next to the GetAtt; harmless and generated.
 CFN_LINT_IGNORED = {"W3005"}
+CFN_LINT_REGIONS = ["us-east-1", "eu-west-1"]
 
 
 @dataclass
@@ -99,6 +100,15 @@ class Synth:
                         r.removeprefix("Annotation::") for r in entry["data"]
                     )
         return rules
+
+    def lint(self, stack_name: str) -> list[str]:
+        """cfn-lint's findings on one synthesized template (errors and warnings), less the
+        ignored ones."""
+        from cfnlint.api import ManualArgs, lint_file
+
+        path = self.outdir / f"{stack_name}.template.json"
+        matches = lint_file(path, config=ManualArgs(regions=CFN_LINT_REGIONS))
+        return [str(m) for m in matches if m.rule.id not in CFN_LINT_IGNORED]
 
     def nag_errors(self) -> list[tuple[str, str]]:
         """(rule, construct path) of every error in the validation report."""

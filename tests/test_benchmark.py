@@ -86,6 +86,16 @@ def test_overhead_and_cold_start_figures_are_positive(result: dict[str, Any]) ->
         assert row["fits_lambda_250mb_limit"]
 
 
+def test_requests_run_with_the_stacks_environment(result: dict[str, Any]) -> None:
+    """As shipped: the router's variables from the synthesized stack, the budget guard's table
+    among them, so every request makes the guard's DynamoDB round trips; traced."""
+    for row in result["rows"]:
+        assert {"BUDGET_TABLE_NAME", "ROUTER_TIER_API_KEYS"} <= set(row["stack_variables"])
+        assert row["traced"] is True
+        assert row["aws_calls_per_request"] >= 1
+        assert 0 < row["aws_round_trip_ms"]["p50"] <= row["overhead_ms"]["p99"]
+
+
 def test_json_output_has_the_expected_keys(result: dict[str, Any]) -> None:
     parsed = json.loads(json.dumps(result))
     assert {"machine", "settings", "rows", "simplifications", "total_seconds"} <= set(parsed)

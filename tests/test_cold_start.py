@@ -39,6 +39,18 @@ def test_each_router_is_measured_against_a_floor_with_the_same_calls(
         assert row["compiled"] == {"handler": 0, "floor": 0}
 
 
+def test_the_handler_runs_with_its_stacks_environment(result: dict[str, Any]) -> None:
+    """As shipped: the variables the synthesized template gives the router, the budget guard's
+    table among them (routes.json ships a daily budget), and the guard writes to it."""
+    for row in result["rows"]:
+        assert {"BUDGET_TABLE_NAME", "ROUTER_TIER_API_KEYS", "ROUTER_STRATEGY"} <= set(
+            row["stack_variables"]
+        )
+        assert row["traced"] is True
+        (items,) = row["table_items"].values()
+        assert items >= 1  # the spend the guard recorded
+
+
 def test_the_table_names_every_router_and_its_verdict(result: dict[str, Any]) -> None:
     text = cold_start.format_cold_start(result)
     for row in result["rows"]:
@@ -50,3 +62,13 @@ def test_the_table_names_every_router_and_its_verdict(result: dict[str, Any]) ->
 def test_the_cli_rejects_zero_runs() -> None:
     with pytest.raises(SystemExit):
         benchmark.main(["--cold", "--runs", "0"])
+
+
+def test_the_request_log_lines_are_measured(result: dict[str, Any]) -> None:
+    """The audit line and the EMF blob of the first request, as CloudWatch Logs would ingest
+    them: what scripts/cost_scenarios prices the deployment's logs with."""
+    for row in result["rows"]:
+        assert 500 < row["request_log_bytes"] < 20_000
+    assert cold_start.request_log_bytes(
+        ['{"message": "audit", "x": 1}', '{"_aws": {}}', "not json", '{"message": "ready"}']
+    ) == len('{"message": "audit", "x": 1}') + 1 + len('{"_aws": {}}') + 1

@@ -385,3 +385,20 @@ def test_subsegments_reach_the_xray_daemon(tmp_path: Path) -> None:
     finally:
         daemon.close()
     assert names == {"## classification", "## embedding", "## search", "## answer"}
+
+
+def test_breakdowns_are_opt_in(routes: RoutesConfig, emit: Callable[..., Any]) -> None:
+    """As shipped, every metric is published by the router's totals only: the Category and
+    AnswerTarget dimension sets multiply the stack's custom metrics, so routes.json opts in."""
+    assert telemetry_settings(routes).breakdowns == ()
+    [blob], _ = emit(answered_record(), breakdowns=())
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Strategy", "service"]]
+    assert "Category" not in blob and "AnswerTarget" not in blob
+    [blob], _ = emit(answered_record(), breakdowns=("AnswerTarget",))
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Strategy", "service"], ["Strategy", "AnswerTarget"]]
+    both = {"metrics": {"breakdowns": ["AnswerTarget", "Category"]}}
+    assert telemetry.parse_breakdowns(both) == ("Category", "AnswerTarget")
+    for bad in ({"breakdowns": ["Model"]}, {"breakdowns": "Category"}, {"breakdown": []}):
+        with pytest.raises(ConfigError, match="metrics"):
+            telemetry.parse_breakdowns({"metrics": bad})

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -98,9 +99,7 @@ class MiniLM:
         self._tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_SEQ_LENGTH)
-        self._counter = Tokenizer.from_str(tokenizer.decode("utf-8"))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        self._counter = _counting(Tokenizer.from_str(tokenizer.decode("utf-8")))
         self._lock = threading.Lock()  # tokenizers objects are not documented as thread-safe
         self._memory: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
         self._memory_lock = threading.Lock()
@@ -111,7 +110,7 @@ class MiniLM:
     def count_tokens(self, text: str) -> int:
         """WordPiece tokens in ``text`` (no truncation, no special tokens): a token estimate."""
         with self._lock:
-            return len(self._counter.encode(_tokenizable(text), add_special_tokens=False).ids)
+            return _count(self._counter, text)
 
     def embed(self, text: str, normalize: bool = True) -> np.ndarray:
         """The sentence embedding (read-only): from memory, from the disk cache, or computed."""
@@ -238,6 +237,31 @@ def model_fingerprint(weights: bytes, tokenizer: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+class TokenCounter:
+    """The stand-in's token estimate (:meth:`MiniLM.count_tokens`) without loading the model's
+    weights: only its tokenizer, for callers that count tokens and embed nothing (the cost
+    calculator). Not thread-safe."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        path = (directory or model_dir()) / "tokenizer.json"
+        self._counter = _counting(Tokenizer.from_str(path.read_text(encoding="utf-8")))
+
+    def count(self, text: str) -> int:
+        return _count(self._counter, text)
+
+
+def _counting(tokenizer: Any) -> Any:
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def _count(counter: Any, text: str) -> int:
+    return len(counter.encode(_tokenizable(text), add_special_tokens=False).ids)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

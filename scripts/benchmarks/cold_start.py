@@ -12,6 +12,10 @@ processes (``cold_probe.py``):
   embed), create the client, load the index, and make the *same* Bedrock calls, replayed from the
   stand-in's call log of a warm-up handler run, so both pay for the same model work.
 
+The handler runs with the environment its stack gives the function, read from the synthesized
+template (``benchmarks.stack_env``): the daily budget guard's table (in moto's DynamoDB on
+loopback) and tracing as configured. The floor has neither, as the original sample had neither.
+
 Both run as they would ship: the handler imports ``llm_router`` from a function asset built by
 ``layers.function_asset`` (the deployment's own builder) with bytecode of this interpreter, as the
 deployed asset carries the runtime's (unchecked-hash ``.pyc``, ``layers/bytecode.py``); boto3,
@@ -47,10 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from llm_router.config import RoutesConfig, load_routes
+from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV
 from llm_router.pipeline.strategies import STRATEGIES
 from text_table import table
 
 from .fresh_process import run_fresh
+from .stack_env import StackEnvironment, placed, router_environment, synthesized_templates
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "cold_probe.py"
@@ -115,7 +121,22 @@ def run_probe(mode: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str,
         os.unlink(handle.name)
     if figures.get("status") != 200:
         raise RuntimeError(f"{mode} probe's first request answered {figures.get('status')}")
+    figures["request_log_bytes"] = request_log_bytes(figures.pop("output"))
     return figures
+
+
+def request_log_bytes(lines: Sequence[str]) -> int:
+    """Bytes of the request's own log lines: the audit line and the EMF blob (what CloudWatch
+    Logs ingests per request besides Lambda's START/END/REPORT lines); init lines excluded."""
+    total = 0
+    for line in lines:
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and ("_aws" in parsed or parsed.get("message") == "audit"):
+            total += len(line.encode()) + 1  # the newline
+    return total
 
 
 def _median(runs: Sequence[dict[str, float]], key: str) -> float:
@@ -128,29 +149,30 @@ def measure_router(
     index_dir: Path,
     config: RoutesConfig,
     runs: int,
-    extra_env: dict[str, str] | None = None,
+    stack_env: StackEnvironment,
     asset: Path | None = None,
 ) -> dict[str, Any]:
-    """Medians of ``runs`` handler and floor cold starts, and their ratio."""
+    """Medians of ``runs`` handler and floor cold starts, and their ratio.
+
+    The handler runs with the variables the stack gives the router function (``stack_env``: its
+    budget table included, in moto's DynamoDB), placed locally: the index the layer would mount,
+    the asset as the task root, and a sampled trace header when the function is traced.
+    """
     asset = asset or function_asset(config)
     uses_index = STRATEGIES[strategy].needs_index
     question = QUESTIONS.get(strategy, DEFAULT_QUESTION)
     env = probe_env(
         standin.url,
         {
+            **placed(stack_env, {SEMANTIC_INDEX_DIR_ENV: str(index_dir)}),
             "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-router",
             # What the Lambda runtime sets too: without LAMBDA_TASK_ROOT the X-Ray SDK believes it
             # runs outside Lambda and creates two botocore sessions and clients for centralised
-            # sampling at import (aws-xray-sdk-python#273, #311), a cost no function pays. The
-            # trace header is a sampled one, so the stage subsegments are recorded and counted.
+            # sampling at import (aws-xray-sdk-python#273, #311), a cost no function pays.
             "LAMBDA_TASK_ROOT": str(asset),
-            "_X_AMZN_TRACE_ID": TRACE_HEADER,
-            "ROUTER_STRATEGY": strategy,
-            "ROUTES_PRESET": config.preset,
-            "SEMANTIC_INDEX_DIR": str(index_dir),
-            "POWERTOOLS_SERVICE_NAME": "multi-llm-router",
-            "POWERTOOLS_METRICS_NAMESPACE": "MultiLlmRouter",
-            **(extra_env or {}),
+            # Tracing as the stack configures it: a sampled request's header, so the stage
+            # subsegments are recorded and sent.
+            **({"_X_AMZN_TRACE_ID": TRACE_HEADER} if stack_env.traced else {}),
         },
     )
     from llm_router.edge import STREAM_ENTRY_POINT
@@ -202,6 +224,9 @@ def measure_router(
             "handler": max(r["compiled"] for r in handler_runs),
             "floor": max(r["compiled"] for r in floor_runs),
         },
+        "request_log_bytes": max(r["request_log_bytes"] for r in handler_runs),
+        "stack_variables": sorted(stack_env.variables),
+        "traced": stack_env.traced,
     }
 
 
@@ -253,9 +278,9 @@ def run_cold_start(
     routers: Sequence[str] | None = None,
     runs: int = DEFAULT_RUNS,
     say: Callable[[str], None] | None = None,
-    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The cold-start table's figures for ``routers`` (default: every router)."""
+    """The cold-start table's figures for ``routers`` (default: every router), each handler with
+    the environment its stack gives it (:mod:`benchmarks.stack_env`)."""
     from bedrock_standin import StandInServer
 
     say = say or (lambda _message: None)
@@ -263,14 +288,28 @@ def run_cold_start(
     routers = list(routers or STRATEGIES)
     rows = []
     asset = function_asset(config)
-    with StandInServer() as standin:
+    say("synthesizing the stacks for the functions' environment")
+    templates = synthesized_templates(config.preset)
+    with StandInServer() as standin, contextlib.ExitStack() as stack:
         index_dir = ensure_cold_index(config, standin.url, lambda _m: None)
         for strategy in routers:
+            stack_env = router_environment(strategy, templates, stack)
             say(f"cold start: {strategy}, {runs} handler and {runs} floor processes")
-            rows.append(
-                measure_router(strategy, standin, index_dir, config, runs, extra_env, asset)
-            )
+            row = measure_router(strategy, standin, index_dir, config, runs, stack_env, asset)
+            row["table_items"] = table_items(stack, stack_env)
+            rows.append(row)
     return {"runs": runs, "target_ratio": TARGET_RATIO, "rows": rows}
+
+
+def table_items(stack: contextlib.ExitStack, stack_env: StackEnvironment) -> dict[str, int]:
+    """Items in each table the function's variables name: proof that it wrote where it ships."""
+    from backends import local_dynamodb
+
+    started = local_dynamodb(stack)
+    if started is None or not stack_env.tables:
+        return {}
+    client, _ = started
+    return {t: client.scan(TableName=t, Select="COUNT")["Count"] for t in stack_env.tables}
 
 
 def format_cold_start(result: dict[str, Any]) -> str:
@@ -344,4 +383,13 @@ def format_cold_start(result: dict[str, Any]) -> str:
         )
     for row in result["rows"]:
         lines.append(f"  {row['router']}: floor replays {', '.join(row['calls'])}")
+    for row in result["rows"]:
+        items = ", ".join(f"{t} {n} items" for t, n in row.get("table_items", {}).items())
+        lines.append(
+            f"  {row['router']}: handler with its stack's variables "
+            f"({', '.join(row['stack_variables'])}), "
+            f"{'traced' if row['traced'] else 'untraced'}; "
+            f"{row['request_log_bytes']:,} bytes of audit line and EMF metrics a request"
+            + (f"; DynamoDB stand-in (moto): {items}" if items else "")
+        )
     return "\n".join(lines) + "\n"

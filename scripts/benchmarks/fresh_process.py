@@ -18,7 +18,8 @@ def run_fresh(
     command: Sequence[str], env: Mapping[str, str], timeout: float, what: str
 ) -> dict[str, Any]:
     """Run ``command`` with exactly ``env``; its last stdout line parsed as JSON, plus
-    ``process``: the whole process's wall time (interpreter start-up included).
+    ``process``: the whole process's wall time (interpreter start-up included), and ``output``:
+    the lines it printed before (a handler's log lines).
 
     Raises RuntimeError, naming ``what`` and the tail of its stderr, when it exits non-zero.
     """
@@ -34,6 +35,8 @@ def run_fresh(
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = result.stdout.strip().splitlines()
+    figures: dict[str, Any] = json.loads(lines[-1])
     figures["process"] = wall
+    figures["output"] = [line for line in lines[:-1] if line]  # what the process printed before
     return figures

@@ -4,6 +4,12 @@ The time the router's own code spends per request: the wall time of ``RouterHand
 an API Gateway proxy event, minus the time spent inside the bedrock-runtime client. The client is
 an in-process fake that answers at once and times itself, so model time is ~0 and is subtracted
 exactly.
+
+The service is built with the environment the stack gives the router function
+(:mod:`benchmarks.stack_env`): the budget guard's table (moto's DynamoDB on loopback, a thread of
+this process, so its time and CPU count in the overhead; in AWS a DynamoDB round trip is a network
+call instead) and tracing as configured (a sampled trace header, segments sent over UDP to the
+daemon address, as in Lambda).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 from apigw_events import LocalLambdaContext, proxy_event
 
 from .index_cache import EMBEDDING_SOURCE, PreparedIndex
+from .stack_env import StackEnvironment, applied, placed
 
 STRATEGY = "semantic"
 WARMUP_REQUESTS = 5
@@ -78,6 +85,47 @@ class FakeBedrockRuntime:
         return response
 
 
+class AwsRoundTrips:
+    """Times every HTTP round trip botocore makes (``Endpoint._send``: the request on the wire
+    until the response is read) while active; the fake Bedrock client makes none, so this is the
+    AWS APIs the function calls besides Bedrock (DynamoDB). Patches a private botocore method
+    because botocore's public events do not bracket the send of a client one does not own."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self.operations: dict[str, int] = {}  # e.g. DynamoDB_20120810.UpdateItem -> calls
+        self._patch: Any = None
+
+    def restart(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+    def __enter__(self) -> AwsRoundTrips:
+        from unittest import mock
+
+        from botocore.endpoint import Endpoint
+
+        original = Endpoint._send
+
+        def timed(endpoint: Any, request: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(endpoint, request)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+                target = request.headers.get("X-Amz-Target", "other")
+                name = target.decode() if isinstance(target, bytes) else str(target)
+                self.operations[name] = self.operations.get(name, 0) + 1
+
+        self._patch = mock.patch.object(Endpoint, "_send", timed)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._patch.stop()
+
+
 @contextlib.contextmanager
 def stdout_to_devnull() -> Iterator[None]:
     """Send file descriptor 1 to /dev/null: Powertools' log lines and metrics are still formatted
@@ -101,8 +149,32 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
     return {"p50": float(p50), "p99": float(p99), "mean": float(values.mean())}
 
 
-def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
-    """Handler time minus model time per request, through the real handler and service."""
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+def measure_overhead(
+    prepared: PreparedIndex, requests: int, stack_env: StackEnvironment
+) -> dict[str, Any]:
+    """Handler time minus model time per request, through the real handler and service, with
+    the stack's environment for the router function."""
+    # Imported first: with AWS_LAMBDA_FUNCTION_NAME set, importing the handler module builds the
+    # module-level router (the Lambda init phase), which this benchmark replaces by its own.
+    import llm_router.edge.handler  # noqa: F401
+    from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV
+
+    variables = placed(stack_env, {SEMANTIC_INDEX_DIR_ENV: str(prepared.directory)})
+    lambda_env = {"AWS_LAMBDA_FUNCTION_NAME": f"{STRATEGY}-router"}
+    if stack_env.traced:
+        lambda_env["_X_AMZN_TRACE_ID"] = TRACE_HEADER
+    with applied({**variables, **lambda_env}):
+        return {
+            **_measure(prepared, requests),
+            "stack_variables": sorted(variables),
+            "traced": stack_env.traced,
+        }
+
+
+def _measure(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
     from llm_router.edge.handler import RouterHandler
     from llm_router.pipeline.factory import build_service
 
@@ -127,11 +199,14 @@ def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
     handler_seconds: list[float] = []
     overhead: list[float] = []
     model: list[float] = []
+    aws: list[float] = []
+    aws_calls = 0
     statuses: dict[int, int] = {}
     decisions: dict[str, int] = {}
-    with stdout_to_devnull():
+    with stdout_to_devnull(), AwsRoundTrips() as trips:
         for i in range(total):
             fake.select(i)
+            trips.restart()
             started = time.perf_counter()
             response = handler(events[i], contexts[i])
             elapsed = time.perf_counter() - started
@@ -144,6 +219,8 @@ def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
             handler_seconds.append(elapsed)
             model.append(fake.model_seconds)
             overhead.append(elapsed - fake.model_seconds)
+            aws.append(trips.seconds)
+            aws_calls += trips.calls
     if set(statuses) != {200}:
         raise RuntimeError(f"the handler did not answer every request with 200: {statuses}")
     return {
@@ -152,6 +229,14 @@ def measure_overhead(prepared: PreparedIndex, requests: int) -> dict[str, Any]:
         "overhead_ms": percentiles_ms(overhead),
         "handler_ms": percentiles_ms(handler_seconds),
         "model_ms": percentiles_ms(model),
+        # HTTP round trips to AWS APIs (the budget guard's DynamoDB, to moto here) inside the
+        # overhead: a network call in AWS, a thread of this process here.
+        "aws_round_trip_ms": percentiles_ms(aws),
+        "overhead_without_aws_round_trips_ms": percentiles_ms(
+            [o - a for o, a in zip(overhead, aws, strict=True)]
+        ),
+        "aws_calls_per_request": aws_calls / requests,
+        "aws_operations": trips.operations,  # warm-up requests included
         "decisions": decisions,
         "bedrock_calls": fake.calls,
         "in_process_index_load_seconds": load_seconds,

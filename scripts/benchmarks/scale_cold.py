@@ -55,4 +55,6 @@ def measure_cold_start(directory: Path) -> dict[str, float]:
         str(directory),
         EMBEDDING_SOURCE,
     ]
-    return run_fresh(command, env, timeout=900, what="cold-start probe")
+    figures = run_fresh(command, env, timeout=900, what="cold-start probe")
+    figures.pop("output")
+    return figures

@@ -40,6 +40,9 @@ def format_text(result: dict[str, Any]) -> str:
                 f"{r['search_ms']['p50']:.3f}",
                 f"{r['overhead_ms']['p50']:.3f}",
                 f"{r['overhead_ms']['p99']:.3f}",
+                f"{r['aws_calls_per_request']:g}",
+                f"{r['aws_round_trip_ms']['p50']:.3f}",
+                f"{r['overhead_without_aws_round_trips_ms']['p50']:.3f}",
             ]
         )
     lines += table(
@@ -52,9 +55,17 @@ def format_text(result: dict[str, Any]) -> str:
             "search p50",
             "overhead p50",
             "overhead p99",
+            "AWS calls",
+            "AWS p50",
+            "without AWS p50",
         ],
         per_request,
         left=0,
+    )
+    lines.append(
+        "  AWS calls: HTTP round trips per request to AWS APIs other than Bedrock (the budget "
+        "guard's DynamoDB, moto on loopback here), inside the overhead; without AWS: the "
+        "overhead less them"
     )
     lines += ["", "Cold start (s, fresh process) and index size"]
     cold_rows = []

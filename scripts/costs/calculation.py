@@ -345,4 +345,14 @@ def compute(scenario: Mapping[str, Any]) -> Report:
         baseline=baseline,
         blog_figures=entries(scenario.get("blog_figures") or {}),
         notes=tuple(_notes(scenario, routing, infra)),
+        deployment=_deployment(scenario),
     )
+
+
+def _deployment(scenario: Mapping[str, Any]) -> Any:
+    """This deployment's own costs, when the scenario has their inputs."""
+    if not isinstance(scenario.get("deployment"), Mapping):
+        return None
+    from .deployment import compute_deployment  # reads routes.json and the stand-in tokenizer
+
+    return compute_deployment(scenario)

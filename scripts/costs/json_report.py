@@ -145,6 +145,27 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         },
         "blog_figures": _plain(report.blog_figures),
         "notes": list(report.notes),
+        **({"deployment": _deployment_dict(report.deployment)} if report.deployment else {}),
+    }
+
+
+def _deployment_dict(costs: Any) -> dict[str, Any]:
+    """This deployment's own costs, one named line each (e.g. ``cloudwatch_metrics``)."""
+    return {
+        "about": "one router stack of this repository at the scenario's traffic, routes.json "
+        f"as configured (preset {costs.preset})",
+        "classifier_prompt_tokens": costs.classifier_prompt_tokens,
+        "lines": {
+            line.key: {
+                "what": line.what, "how": line.how, "monthly_cost": _money(line.monthly_cost)
+            }
+            for line in costs.lines
+        },
+        "routing_with_measured_prompt": {k: _money(v) for k, v in costs.routing.items()},
+        "monitoring": {
+            "lines": list(costs.monitoring_keys),
+            "monthly_cost": _money(costs.monitoring),
+        },
     }
 
 

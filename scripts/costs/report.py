@@ -170,6 +170,9 @@ class Report:
     baseline: Baseline
     blog_figures: Mapping[str, Any]
     notes: tuple[str, ...]
+    # This deployment's own costs (costs.deployment.DeploymentCosts), when the scenario has its
+    # inputs (a ``deployment`` section); typed loosely to keep this module free of that one.
+    deployment: Any = None
 
     @property
     def questions(self) -> Decimal:

@@ -269,6 +269,8 @@ def render_text(report: Report) -> str:
             blog_parts.append(f"{STRATEGY_LABELS[strategy]} routing {fmt_usd(figure)}")
     if blog is not None:
         blog_parts.append(f"Lambda + API Gateway {fmt_usd(blog)}")
+    if report.deployment is not None:
+        out += render_deployment(report.deployment)
     notes = list(report.notes)
     if blog_parts:
         notes.insert(0, "The blog's figures: " + ", ".join(blog_parts) + ".")
@@ -277,3 +279,21 @@ def render_text(report: Report) -> str:
         for note in notes:
             out += wrap(note, initial="- ", subsequent="  ")
     return "\n".join(out) + "\n"
+
+
+def render_deployment(costs: Any) -> list[str]:
+    """Section 5: this deployment's own costs, one line each, with the monitoring subtotal."""
+    out = ["", f"5. This deployment's own costs: one router stack at this traffic (preset "
+           f"{costs.preset}, routes.json as configured)"]
+    # No total: the classifier line is the LLM-assisted stack's alone, the others every stack's.
+    rows = [[line.key, line.how, fmt_usd(line.monthly_cost)] for line in costs.lines]
+    out += table(["line", "how", "monthly cost"], rows, left=2)
+    semantic = costs.routing.get("semantic")
+    out += wrap(
+        f"Monitoring ({', '.join(costs.monitoring_keys)}): {fmt_usd(costs.monitoring)} a month"
+        + (f", against {fmt_usd(semantic)} of semantic routing it watches" if semantic else "")
+        + f". The classifier prompt adds {costs.classifier_prompt_tokens} tokens to each "
+        "question (measured on the prompt builder with the stand-in's tokenizer). The app "
+        "deploys one stack per router; each serves only the traffic sent to it."
+    )
+    return out

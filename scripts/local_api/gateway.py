@@ -4,8 +4,11 @@
 anything not defined (API Gateway answers an undefined method the same way, never 405), and the
 CORS preflight (``OPTIONS``, no key) the stack defines; any method, TRACE and CONNECT and unknown
 ones included, reaches this step, so every refusal has API Gateway's JSON shape;
-3. ``x-api-key`` → 403 "Forbidden"; 4. the usage plan's throttle and quota → 429;
-5. the request model → 400 "Invalid request body"; 6. the Lambda proxy integration, whose errors
+3. ``x-api-key`` → 403 "Forbidden"; 4. the usage plan's throttle and quota, and the stage's
+method throttle → 429 (with ``Retry-After``, as the stack's THROTTLED gateway response);
+5. the request model → 400 "Invalid request body"; 6. the Lambda proxy integration: an invocation
+beyond the function's reserved concurrency is refused by Lambda, which API Gateway answers with a
+500 "Internal server error" (the stack sizes the reservation so that step 4 trips first); errors
 and malformed results are a 502 "Internal server error", and whose answer must come within the
 integration timeout (``api.integration_timeout_seconds``, 29 s by default): later, the caller gets
 API Gateway's 504 ``{"message": "Endpoint request timed out"}`` while the function runs on in the
@@ -34,11 +37,15 @@ from typing import Any
 from apigw_events import LocalLambdaContext
 from llm_router.config import RoutesConfig
 
+from stacks.concurrency import reserved_concurrency, stage_throttle
+from stacks.deployment import parse_deployment
+
 from .messages import (
     BAD_REQUEST_BODY,
     FORBIDDEN,
     INTEGRATION_FAILURE,
     INTEGRATION_TIMEOUT,
+    INVOCATION_THROTTLED,
     MISSING_AUTHENTICATION_TOKEN,
     PREFLIGHT_HEADERS,
     QUOTA_EXCEEDED,
@@ -56,13 +63,14 @@ from .proxy import (
     to_event,
 )
 from .request_model import RequestModel, deployed_feedback_schema, deployed_schema, request_schema
-from .throttle import UsagePlan
+from .throttle import ReservedConcurrency, TokenBucket, UsagePlan
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 API_KEY_HEADER = "x-api-key"
 HEALTH_PATH = "/health"
 LOCAL_API_KEY_ID = "local-api-key"  # the default tier's key id
+NO_RESERVATION = ReservedConcurrency(None)
 
 
 def local_key_id(tier: str, default_tier: str | None = None) -> str:
@@ -101,6 +109,11 @@ class ApiSettings:
     # Tiers besides the default one (whose key and plan are the fields above), by tier name.
     tiers: Mapping[str, TierPlan] = field(default_factory=dict)
     default_tier: str | None = None
+    # Each function's reserved concurrency (None: unlimited) and the stage's method throttle
+    # (None: none), as stacks.concurrency derives them for the stack.
+    reserved_concurrency: int | None = None
+    stage_rate_limit: float | None = None
+    stage_burst_limit: int | None = None
 
     @classmethod
     def from_config(cls, config: RoutesConfig, api_key: str) -> ApiSettings:
@@ -113,7 +126,14 @@ class ApiSettings:
             for name, t in config.tiers.items()
             if name != config.default_tier
         }
+        deployment = parse_deployment(config.raw)
+        throttle = stage_throttle(config)
         return cls(
+            reserved_concurrency=reserved_concurrency(
+                config, deployment.reserved_concurrency, deployment.p99_answer_seconds
+            ),
+            stage_rate_limit=throttle.rate,
+            stage_burst_limit=throttle.burst,
             tiers=tiers,
             default_tier=config.default_tier,
             api_key=api_key,
@@ -190,6 +210,17 @@ class LocalGateway:
         self._model = RequestModel(
             settings.body_schema or request_schema(settings.max_question_chars)
         )
+        # One reservation per function (each router's, and the feedback function of its stack)
+        # and one stage throttle per method, across every key.
+        self._reserved = {
+            path: ReservedConcurrency(settings.reserved_concurrency) for path in self._routes
+        }
+        self._stage_buckets = (
+            {path: TokenBucket(settings.stage_rate_limit, settings.stage_burst_limit or 1)
+             for path in self._routes}
+            if settings.stage_rate_limit is not None
+            else {}
+        )
 
     @property
     def paths(self) -> list[str]:
@@ -219,10 +250,21 @@ class LocalGateway:
         refusal = usage_plan.admit(name, key or "")
         if refusal is not None:
             return gateway_error(QUOTA_EXCEEDED if refusal == "quota" else THROTTLED, request_id)
+        stage_bucket = self._stage_buckets.get(path)
+        if stage_bucket is not None and not stage_bucket.try_take():
+            return gateway_error(THROTTLED, request_id)
         if not self._route_models.get(path, self._model).accepts(request.body):
             return gateway_error(BAD_REQUEST_BODY, request_id)
+        # Modelled for the buffered integration; a stream's execution ends when the server has
+        # written it, which this pipeline does not see, so streams are not counted.
+        reservation = self._reserved[path] if path not in self._streams else NO_RESERVATION
+        if not reservation.try_acquire():
+            log.warning("%s: reserved concurrency %s reached: Lambda throttles, API Gateway "
+                        "answers 500", path, reservation.limit)
+            return gateway_error(INVOCATION_THROTTLED, request_id)
         return self._integrate(
-            name, handler, request, request_id, key or "", tier, streamed=path in self._streams
+            name, handler, request, request_id, key or "", tier, reservation,
+            streamed=path in self._streams,
         )
 
     def _match_key(self, key: str | None) -> tuple[str | None, UsagePlan] | None:
@@ -243,6 +285,7 @@ class LocalGateway:
         request_id: str,
         api_key: str,
         tier: str | None,
+        reservation: ReservedConcurrency,
         streamed: bool = False,
     ) -> HttpResponse:
         event = to_event(
@@ -260,7 +303,7 @@ class LocalGateway:
             function_name=f"local-{name}-router",
             timeout_seconds=self.settings.lambda_timeout_seconds,
         )
-        invocation = _Invocation(handler, event, context, name)
+        invocation = _Invocation(handler, event, context, name, reservation.release)
         if not invocation.finished.wait(self.settings.integration_timeout_seconds):
             log.warning(
                 "%s: no answer within the %g s integration timeout: 504 (the function runs on)",
@@ -305,8 +348,16 @@ class LocalGateway:
 class _Invocation:
     """One Lambda invocation on its own daemon thread, so the gateway can stop waiting for it."""
 
-    def __init__(self, handler: LambdaHandler, event: dict[str, Any], context: Any, name: str):
+    def __init__(
+        self,
+        handler: LambdaHandler,
+        event: dict[str, Any],
+        context: Any,
+        name: str,
+        on_return: Callable[[], None],
+    ) -> None:
         self.finished = threading.Event()
+        self._on_return = on_return
         self.result: Any = None
         self.failed = False
         self._call = (handler, event, context, name)
@@ -320,4 +371,5 @@ class _Invocation:
             log.exception("%s: the Lambda handler raised", name)
             self.failed = True
         finally:
+            self._on_return()  # the execution ends here, not when the gateway stops waiting
             self.finished.set()

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacks.concurrency import THROTTLED_RETRY_AFTER_SECONDS
+
 
 @dataclass(frozen=True)
 class HttpRequest:
@@ -65,6 +67,8 @@ QUOTA_EXCEEDED = (429, "Limit Exceeded", "LimitExceededException")
 BAD_REQUEST_BODY = (400, "Invalid request body", "BadRequestException")
 REQUEST_TOO_LARGE = (413, "Request Too Long", "RequestTooLargeException")
 INTEGRATION_FAILURE = (502, "Internal server error", "InternalServerErrorException")
+# Lambda refused the invocation (reserved concurrency reached): API Gateway answers 500.
+INVOCATION_THROTTLED = (500, "Internal server error", "InternalServerErrorException")
 # INTEGRATION_TIMEOUT: the function has not answered within the integration timeout (29 s).
 INTEGRATION_TIMEOUT = (504, "Endpoint request timed out", "InternalServerErrorException")
 
@@ -80,6 +84,7 @@ def protocol_error(status: int, reason: str) -> bytes:
 def gateway_error(kind: tuple[int, str, str], request_id: str) -> HttpResponse:
     """A response API Gateway produces without calling the Lambda function."""
     status, message, error_type = kind
+    extra = [("Retry-After", str(THROTTLED_RETRY_AFTER_SECONDS))] if kind == THROTTLED else []
     return HttpResponse(
         status=status,
         body=json.dumps({"message": message}).encode(),
@@ -88,5 +93,6 @@ def gateway_error(kind: tuple[int, str, str], request_id: str) -> HttpResponse:
             ("x-amzn-RequestId", request_id),
             ("x-amzn-ErrorType", error_type),
             *GATEWAY_RESPONSE_HEADERS,
+            *extra,
         ],
     )

@@ -1,4 +1,5 @@
-"""Usage plan limits: the token bucket behind rate and burst, and the daily request quota.
+"""Usage plan limits (the token bucket behind rate and burst, the daily request quota), and a
+function's reserved concurrency.
 
 API Gateway throttles each API key of a usage plan with a token bucket: the bucket holds at most
 ``burst`` tokens, refills at ``rate`` tokens a second and every request takes one; an empty bucket
@@ -94,3 +95,28 @@ class UsagePlan:
         if quota is not None and not quota.try_take():
             return "quota"
         return None
+
+
+class ReservedConcurrency:
+    """At most ``limit`` executions of one function at a time (None: no reservation).
+
+    Lambda refuses an invocation beyond the function's reserved concurrency at once (the Invoke
+    API's ``TooManyRequestsException``); it does not queue it. The local API holds a slot from
+    the invocation's start to the handler's return, even after the gateway stopped waiting.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self.limit is not None and self._running >= self.limit:
+                return False
+            self._running += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._running -= 1

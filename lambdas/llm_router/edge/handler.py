@@ -251,7 +251,9 @@ class RouterHandler:
         )
         record.update(extra or {})
         settings = self._telemetry or TelemetrySettings()
-        publish(record, metrics, logger, settings.include_text, settings.by_tier)
+        publish(
+            record, metrics, logger, settings.include_text, settings.by_tier, settings.breakdowns
+        )
 
     def _admit(
         self,

@@ -14,10 +14,10 @@ cannot say "12 tokens for model A, 300 for model B" with a ``Model`` dimension. 
 
   - ``Strategy`` (+ ``service``, which Powertools adds to the first set; one per function): the
     router's totals. Values: the three strategies.
-  - ``Strategy, Category``: when the request got a category. Values: the configured categories
-    plus ``out_of_scope``.
-  - ``Strategy, AnswerTarget``: when a model answered. Values: ``config.answerer_model_ids()``
-    (every pool member and fallback of every tier).
+  - ``Strategy, Category`` (opt-in, ``metrics.breakdowns``): when the request got a category.
+    Values: the configured categories plus ``out_of_scope``.
+  - ``Strategy, AnswerTarget`` (opt-in, ``metrics.breakdowns``): when a model answered. Values:
+    ``config.answerer_model_ids()`` (every pool member and fallback of every tier).
   - ``Strategy, Tier``: only when ``routes.json`` defines more than one tier. Values: its tiers.
 
 * per-model values carry the *stage* in the metric name (``EmbeddingInputTokens``,
@@ -28,8 +28,11 @@ cannot say "12 tokens for model A, 300 for model B" with a ``Model`` dimension. 
 
 * counts are published only when non-zero (a rate is ``FILL(count, 0) / Requests``), so a metric
   that never happens never exists and costs nothing. CloudWatch bills each name x dimension-set
-  combination that receives data in an hour; at most ``len(METRICS)`` x (1 + categories +
-  targets [+ tiers]) per stack.
+  combination that receives data in an hour; at most ``len(METRICS)`` x (1 [+ categories]
+  [+ targets] [+ tiers]) per stack. The two breakdowns are opt-in because they multiply that
+  count (27 metrics become 270 with 3 categories and 6 targets, about $81 a month per stack at
+  $0.30 a metric, against $9 of semantic routing at the blog's traffic); the audit log's Logs
+  Insights query (``telemetry.AUDIT_COST_QUERY``) gives cost by category and model without them.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ CATEGORY_SET: tuple[str, ...] = (STRATEGY, CATEGORY)
 TARGET_SET: tuple[str, ...] = (STRATEGY, ANSWER_TARGET)
 TIER_SET: tuple[str, ...] = (STRATEGY, TIER)
 DIMENSION_SETS: tuple[tuple[str, ...], ...] = (ROUTER_SET, CATEGORY_SET, TARGET_SET, TIER_SET)
+# Dimensions routes.json metrics.breakdowns may turn on (each adds its dimension set).
+BREAKDOWNS: tuple[str, ...] = (CATEGORY, ANSWER_TARGET)
 
 COUNT = "Count"
 MILLISECONDS = "Milliseconds"

@@ -36,6 +36,7 @@ AUDIT_KEY = "audit"
 TEXT_FIELDS = ("question", "answer")
 CLASSIFICATION_STAGES = ("classification", "embedding")
 _LOGGING_KEYS = {"include_text"}
+_METRICS_KEYS = {"breakdowns"}
 # CloudWatch Logs Insights over the function's log group: what routing cost, by category and the
 # model that answered (classification cost in its own column: one model per stack). Requests with
 # an unpriced model count in `requests` but not in `priced`. Run it over yesterday (UTC).
@@ -55,10 +56,12 @@ filter message = "audit"
 @record(frozen=True)
 class TelemetrySettings:
     """``include_text``: ``logging.include_text``; ``by_tier``: a Tier dimension set is useful
-    (more than one tier), so per-tier metrics are published."""
+    (more than one tier), so per-tier metrics are published; ``breakdowns``: the opt-in dimension
+    sets of ``metrics.breakdowns`` (:data:`metric_catalog.BREAKDOWNS`), none by default."""
 
     include_text: bool = False
     by_tier: bool = False
+    breakdowns: tuple[str, ...] = ()
 
 
 def parse_telemetry(raw: Mapping[str, Any], tier_count: int = 1) -> TelemetrySettings:
@@ -74,7 +77,30 @@ def parse_telemetry(raw: Mapping[str, Any], tier_count: int = 1) -> TelemetrySet
     include_text = section.get("include_text", False)
     if not isinstance(include_text, bool):
         raise ConfigError(f"logging.include_text must be true or false, got {include_text!r}")
-    return TelemetrySettings(include_text=include_text, by_tier=tier_count > 1)
+    return TelemetrySettings(
+        include_text=include_text, by_tier=tier_count > 1, breakdowns=parse_breakdowns(raw)
+    )
+
+
+def parse_breakdowns(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """``metrics.breakdowns`` of routes.json: which of :data:`metric_catalog.BREAKDOWNS` every
+    metric is also published by. Each multiplies the stack's custom metrics (CloudWatch bills
+    each name x dimension value), so none is on unless asked for; the audit log's Logs Insights
+    query gives the same breakdown without a metric."""
+    section = raw.get("metrics")
+    if section is None:
+        section = {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"metrics must be an object, got {section!r}")
+    unknown = sorted(k for k in section if not str(k).startswith("_") and k not in _METRICS_KEYS)
+    if unknown:
+        raise ConfigError(f"metrics: unknown keys {unknown}; known: {sorted(_METRICS_KEYS)}")
+    breakdowns = section.get("breakdowns", [])
+    if not isinstance(breakdowns, list) or not set(breakdowns) <= set(mc.BREAKDOWNS):
+        raise ConfigError(
+            f"metrics.breakdowns must be a list of {list(mc.BREAKDOWNS)}, got {breakdowns!r}"
+        )
+    return tuple(b for b in mc.BREAKDOWNS if b in breakdowns)
 
 
 def telemetry_settings(config: RoutesConfig) -> TelemetrySettings:
@@ -87,17 +113,21 @@ def publish(
     logger: Logger,
     include_text: bool = False,
     by_tier: bool = False,
+    breakdowns: tuple[str, ...] = mc.BREAKDOWNS,
 ) -> None:
     """Add the request's metrics to ``metrics`` (``log_metrics`` flushes them as one blob when the
-    handler returns) and log its one audit line."""
-    add_metrics(record, metrics, by_tier=by_tier)
+    handler returns) and log its one audit line. ``breakdowns``: the dimension sets beyond the
+    router's totals (the handler passes routes.json's ``metrics.breakdowns``)."""
+    add_metrics(record, metrics, by_tier=by_tier, breakdowns=breakdowns)
     logger.info(AUDIT_MESSAGE, extra={AUDIT_KEY: audit_fields(record, include_text)})
 
 
 def publish_with(
     record: Mapping[str, Any], metrics: Metrics, logger: Logger, settings: TelemetrySettings
 ) -> None:
-    publish(record, metrics, logger, settings.include_text, settings.by_tier)
+    publish(
+        record, metrics, logger, settings.include_text, settings.by_tier, settings.breakdowns
+    )
 
 
 def instrumented(
@@ -144,12 +174,17 @@ def _is_lambda_context(context: Any) -> bool:
 # -- metrics ---------------------------------------------------------------------------------------
 
 
-def add_metrics(record: Mapping[str, Any], metrics: Metrics, by_tier: bool = False) -> None:
+def add_metrics(
+    record: Mapping[str, Any],
+    metrics: Metrics,
+    by_tier: bool = False,
+    breakdowns: tuple[str, ...] = mc.BREAKDOWNS,
+) -> None:
     strategy = str(record.get("strategy") or "unknown")
     metrics.add_dimension(name=mc.STRATEGY, value=strategy)
     extra_sets = (
-        (mc.CATEGORY, record.get("category")),
-        (mc.ANSWER_TARGET, record.get("answer_target")),
+        (mc.CATEGORY, record.get("category") if mc.CATEGORY in breakdowns else None),
+        (mc.ANSWER_TARGET, record.get("answer_target") if mc.ANSWER_TARGET in breakdowns else None),
         (mc.TIER, record.get("tier") if by_tier else None),
     )
     for name, value in extra_sets:

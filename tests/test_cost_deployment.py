@@ -1,0 +1,73 @@
+"""The cost calculator's section 5: this deployment's own costs beside the blog's, each line named
+in the JSON and derived from the code or configuration that causes it."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import cost_calculator as cc
+import costs
+from bedrock_standin.minilm import TokenCounter
+from costs.deployment import PROBE_QUESTION, classifier_prompt_tokens, custom_metrics
+from llm_router.config import load_routes
+from llm_router.decision.classifiers.llm import build_prompt
+from llm_router.observability import metric_catalog as mc
+
+LINES = {"classifier_prompt", "cloudwatch_metrics", "cloudwatch_logs", "xray", "dynamodb",
+         "lambda", "api_gateway"}
+
+
+def test_json_names_each_line_beside_the_blogs_unchanged_figures() -> None:
+    report = json.loads(cc.run(["--format", "json"]))
+    own = report["deployment"]
+    assert set(own["lines"]) == LINES
+    for line in own["lines"].values():
+        assert line["monthly_cost"] >= 0 and line["how"]
+    monitoring = sum(own["lines"][k]["monthly_cost"] for k in own["monitoring"]["lines"])
+    assert abs(own["monitoring"]["monthly_cost"] - monitoring) <= 0.01
+    # The blog's tables are what they were.
+    answers = {a["category"]: a["monthly_cost"] for a in report["answers"]["categories"]}
+    assert answers == {"history": 618.75, "math": 7425.0}
+    assert report["routing"]["llm-assisted"]["monthly_cost"] == 90.0
+    assert report["routing"]["semantic"]["monthly_cost"] == 9.0
+
+
+def test_the_classifier_prompt_is_measured_on_the_real_builder() -> None:
+    config = load_routes()
+    counter = TokenCounter()
+    longer = "word " * 50 + PROBE_QUESTION
+    # The overhead is the prompt's own: the same whatever the question.
+    expected = counter.count(build_prompt(config, longer)) - counter.count(longer)
+    assert abs(classifier_prompt_tokens(config.preset) - expected) <= 2
+    assert classifier_prompt_tokens(config.preset) > 100  # instructions, categories, examples
+    report = costs.compute(costs.load_scenario())
+    line = report.deployment.line("classifier_prompt")
+    tokens = Decimal(3_000_000) * (150 + classifier_prompt_tokens(config.preset))
+    titan_in, titan_out = Decimal("0.0002"), Decimal("0.0006")
+    assert line.monthly_cost == tokens * titan_in / 1000 + Decimal(3_000_000) * titan_out / 1000
+
+
+def test_metric_cardinality_is_opt_in_and_costs_no_more_than_routing() -> None:
+    config = load_routes()
+    shipped, everything = custom_metrics(config.raw, len(config.tiers))
+    assert shipped == len(mc.METRICS)  # the router's totals only
+    categories = len(config.category_names) + 1
+    targets = len(config.answerer_model_ids())
+    assert everything == len(mc.METRICS) * (1 + categories + targets)
+    opted = {"metrics": {"breakdowns": ["Category"]}}
+    assert custom_metrics(opted, 1) == (len(mc.METRICS) * (1 + categories), everything)
+    report = costs.compute(costs.load_scenario())
+    metrics_cost = report.deployment.line("cloudwatch_metrics").monthly_cost
+    assert metrics_cost <= report.deployment.routing["semantic"]  # the blog's $9 at its traffic
+
+
+def test_lines_follow_the_traffic_and_the_budget() -> None:
+    base = costs.compute(costs.load_scenario()).deployment
+    double = cc.run(["--format", "json", "--math-per-day", "150000"])  # 2x the questions
+    lines = json.loads(double)["deployment"]["lines"]
+    doubled = float(base.line("dynamodb").monthly_cost * 2)
+    assert abs(lines["dynamodb"]["monthly_cost"] - doubled) <= 0.005
+    # Metrics are billed per metric, not per request.
+    same = float(base.line("cloudwatch_metrics").monthly_cost)
+    assert abs(lines["cloudwatch_metrics"]["monthly_cost"] - same) <= 0.005
