@@ -64,12 +64,13 @@ def synthesized_templates(preset: str | None = None) -> dict[str, dict[str, Any]
 
 def router_function(template: dict[str, Any]) -> dict[str, Any]:
     """The properties of the stack's router function (the one whose handler is the router's)."""
-    from stacks.router_api import HANDLER
+    from llm_router.edge import ROUTER_ENTRY_POINT
 
     found = [
         r["Properties"]
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["Handler"] == HANDLER
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Handler"] == ROUTER_ENTRY_POINT
     ]
     if len(found) != 1:
         raise RuntimeError(f"expected one router function in the template, found {len(found)}")
