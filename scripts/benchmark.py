@@ -39,7 +39,6 @@ prints figures (with the machine and every simplification) for the README.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -63,15 +62,13 @@ def parse_sizes(text: str) -> list[int]:
 
 def run_cold(args: argparse.Namespace) -> int:
     """``--cold``: the cold-start benchmark, in its own module."""
-    from benchmarks.cold_start import format_cold_start, policies_env, run_cold_start
+    from benchmarks.cold_start import format_cold_start, run_cold_start
 
     if args.runs < 1:
         raise SystemExit("benchmark.py: error: --runs must be at least 1")
     routers = [r.strip() for r in args.routers.split(",") if r.strip()] if args.routers else None
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    with contextlib.ExitStack() as stack:
-        extra_env = policies_env(stack) if args.policies else None
-        result = run_cold_start(routers, args.runs, say, extra_env)
+    result = run_cold_start(routers, args.runs, say)
     print(json.dumps(result, indent=2) if args.format == "json" else format_cold_start(result))
     return 0
 
@@ -111,11 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="--cold: processes per figure (10)")
     parser.add_argument(
         "--routers", default=None, help="--cold: comma-separated routers (default: all)"
-    )
-    parser.add_argument(
-        "--policies", action="store_true",
-        help="--cold: with the daily budget guard and feedback tokens on, their DynamoDB table "
-        "and secret in moto on loopback (default: both off, as in the original sample)",
     )
     args = parser.parse_args(argv)
     if args.cold:

@@ -246,34 +246,6 @@ def ensure_cold_index(config: RoutesConfig, standin_url: str, say: Callable[[str
     return INDEX_DIR
 
 
-def policies_env(stack: contextlib.ExitStack) -> dict[str, str]:
-    """The probe environment that turns the budget guard and feedback tokens on: a budget table
-    and a token secret in moto's server (started on ``stack``, on loopback), reached through
-    botocore's per-service endpoint variables, so the handler pays for exactly what it would in
-    Lambda: no call at init, one UpdateItem before the models, one after, the secret read once."""
-    from backends import create_local_table, local_dynamodb
-    from llm_router.config.settings import BUDGET_TABLE_ENV
-    from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
-    from llm_router.models.bedrock import aws_client
-
-    started = local_dynamodb(stack)
-    if started is None:
-        raise RuntimeError("--policies needs moto: pip install -r requirements-dev.txt")
-    client, url = started
-    create_local_table(client, "cold-start-budget", "pk")
-    secrets = aws_client(
-        "secretsmanager", endpoint_url=url, region_name=REGION,
-        aws_access_key_id="stand-in", aws_secret_access_key="stand-in",
-    )
-    arn = secrets.create_secret(Name="cold-start-feedback", SecretString="s" * 64)["ARN"]
-    return {
-        BUDGET_TABLE_ENV: "cold-start-budget",
-        FEEDBACK_SECRET_ENV: arn,
-        "AWS_ENDPOINT_URL_DYNAMODB": url,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": url,
-    }
-
-
 def run_cold_start(
     routers: Sequence[str] | None = None,
     runs: int = DEFAULT_RUNS,

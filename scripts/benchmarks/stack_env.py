@@ -9,6 +9,9 @@ function, whatever it sets today, and the resources they name are stood in for o
   moto's DynamoDB server (the local run's, :func:`backends.local_dynamodb`), which the function's
   own boto3 client reaches through ``AWS_ENDPOINT_URL_DYNAMODB`` (botocore's per-service
   endpoint variable), as it reaches DynamoDB in AWS without being told;
+* a ``Ref`` to an ``AWS::SecretsManager::Secret`` becomes a secret in the same server, reached
+  through ``AWS_ENDPOINT_URL_SECRETS_MANAGER``; any other resource the environment names fails
+  the run (rather than let the function call AWS), except ids nothing calls (API keys);
 * every other intrinsic is resolved as the local run resolves it (``offline_iam.templates``: an
   API key id becomes its logical id, ``Fn::Join`` is joined);
 * ``TracingConfig: Active`` is reported as ``traced``: the caller passes a sampled trace header,
@@ -32,10 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from backends import STANDIN_CREDENTIALS, STANDIN_REGION, local_dynamodb
+from llm_router.models.bedrock import aws_client
 from llm_router.pipeline.strategies import STRATEGIES
 from offline_iam.templates import LocalScope, resolve
 
-ENDPOINT_ENV = "AWS_ENDPOINT_URL_DYNAMODB"
+# The resources a function's environment may name that are stood in for in moto (the one server
+# serves them all), with botocore's per-service endpoint variable that reaches it.
+STAND_INS = {
+    "AWS::DynamoDB::Table": "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS::SecretsManager::Secret": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+}
+# Resources named only by id (the tier keys' ids): nothing is called.
+INERT_TYPES = frozenset({"AWS::ApiGateway::ApiKey"})
 # Where the function's layers are mounted: such paths are the caller's to place locally.
 LAYER_ROOT = "/opt/"
 
@@ -85,28 +96,51 @@ def router_environment(
     function = router_function(template)
     raw = function.get("Environment", {}).get("Variables", {})
     resources = template["Resources"]
-    names: dict[str, str] = {}  # table logical id -> the stand-in table's name
+    names: dict[str, str] = {}  # logical id -> the stand-in table's name
+    arns: dict[str, str] = {}  # secret logical id -> the stand-in secret's ARN
     url = ""
     for logical_id in sorted(_refs(raw)):
         resource = resources.get(logical_id, {})
-        if resource.get("Type") != "AWS::DynamoDB::Table":
+        kind = resource.get("Type")
+        if kind in INERT_TYPES or kind is None:  # an id the function never calls, or a parameter
             continue
+        if kind not in STAND_INS:
+            raise RuntimeError(
+                f"{logical_id} ({kind}) is named in the function's environment and has no local "
+                "stand-in: the benchmark would call AWS"
+            )
         started = local_dynamodb(stack)
         if started is None:
             raise RuntimeError("moto is missing: pip install -r requirements-dev.txt")
         client, url = started
-        # moto keeps its tables per process, across servers: a fresh name per run.
-        names[logical_id] = f"{logical_id}-{uuid.uuid4().hex[:8]}"
-        client.create_table(
-            TableName=names[logical_id],
-            KeySchema=resource["Properties"]["KeySchema"],
-            AttributeDefinitions=resource["Properties"]["AttributeDefinitions"],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        # moto keeps its resources per process, across servers: a fresh name per run.
+        name = f"{logical_id}-{uuid.uuid4().hex[:8]}"
+        if kind == "AWS::DynamoDB::Table":
+            names[logical_id] = name
+            client.create_table(
+                TableName=name,
+                KeySchema=resource["Properties"]["KeySchema"],
+                AttributeDefinitions=resource["Properties"]["AttributeDefinitions"],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        else:  # a secret, with a generated value as Secrets Manager would generate it
+            secrets = aws_client(
+                "secretsmanager", endpoint_url=url, region_name=STANDIN_REGION,
+                aws_access_key_id=STANDIN_CREDENTIALS[0],
+                aws_secret_access_key=STANDIN_CREDENTIALS[1],
+            )
+            arns[logical_id] = secrets.create_secret(
+                Name=name, SecretString=uuid.uuid4().hex * 2
+            )["ARN"]
     scope = LocalScope(region=STANDIN_REGION, names=names)
-    variables = {name: str(resolve(value, template, scope)) for name, value in raw.items()}
-    if url:
-        variables[ENDPOINT_ENV] = url
+    variables = {
+        name: arns[value["Ref"]]
+        if isinstance(value, dict) and value.get("Ref") in arns
+        else str(resolve(value, template, scope))
+        for name, value in raw.items()
+    }
+    if url:  # every stand-in is moto's one server
+        variables.update({STAND_INS[kind]: url for kind in STAND_INS})
     return StackEnvironment(
         variables=variables,
         traced=function.get("TracingConfig", {}).get("Mode") == "Active",
