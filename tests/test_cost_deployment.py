@@ -50,16 +50,21 @@ def test_the_classifier_prompt_is_measured_on_the_real_builder() -> None:
 
 def test_metric_cardinality_is_opt_in_and_costs_no_more_than_routing() -> None:
     config = load_routes()
-    shipped, everything = custom_metrics(config.raw, len(config.tiers))
-    assert shipped == len(mc.METRICS)  # the router's totals only
+    counts = custom_metrics(config.raw, len(config.tiers))
+    semantic = len(mc.router_metrics(uses_classifier_llm=False, uses_embeddings=True))
+    assert semantic < len(mc.METRICS)  # no classifier tokens, no escalations
+    shipped, everything = counts["semantic"]
+    assert shipped == semantic  # the router's totals only
     categories = len(config.category_names) + 1
     targets = len(config.answerer_model_ids())
-    assert everything == len(mc.METRICS) * (1 + categories + targets)
+    assert everything == semantic * (1 + categories + targets)
     opted = {"metrics": {"breakdowns": ["Category"]}}
-    assert custom_metrics(opted, 1) == (len(mc.METRICS) * (1 + categories), everything)
+    assert custom_metrics(opted, 1)["semantic"] == (semantic * (1 + categories), everything)
     report = costs.compute(costs.load_scenario())
-    metrics_cost = report.deployment.line("cloudwatch_metrics").monthly_cost
-    assert metrics_cost <= report.deployment.routing["semantic"]  # the blog's $9 at its traffic
+    own = report.deployment
+    # At the blog's traffic, each stack's metrics cost no more than the routing they watch.
+    assert own.metrics_cost["semantic"] <= own.routing["semantic"]
+    assert own.metrics_cost["llm-assisted"] <= own.routing["llm-assisted"]
 
 
 def test_lines_follow_the_traffic_and_the_budget() -> None:

@@ -56,6 +56,7 @@ class DeploymentCosts:
     classifier_prompt_tokens: int
     lines: tuple[CostLine, ...]
     routing: Mapping[str, Decimal]  # strategy -> routing cost with the measured prompt
+    metrics_cost: Mapping[str, Decimal]  # strategy -> its stack's custom metrics a month
     monitoring_keys: tuple[str, ...] = ("cloudwatch_metrics", "cloudwatch_logs", "xray")
 
     def line(self, key: str) -> CostLine:
@@ -78,11 +79,12 @@ def classifier_prompt_tokens(preset: str | None = None) -> int:
     return counter.count(build_prompt(config, PROBE_QUESTION)) - counter.count(PROBE_QUESTION)
 
 
-def custom_metrics(raw_routes: Mapping[str, Any], tiers: int) -> tuple[int, int]:
-    """(metrics as configured, metrics with every breakdown on) a stack can publish."""
+def custom_metrics(raw_routes: Mapping[str, Any], tiers: int) -> dict[str, tuple[int, int]]:
+    """Router -> (metrics as configured, metrics with every breakdown on) its stack can publish."""
     from llm_router.config import OUT_OF_SCOPE, load_routes
     from llm_router.observability import metric_catalog as mc
     from llm_router.observability.telemetry import parse_breakdowns
+    from llm_router.pipeline.strategies import STRATEGIES
 
     config = load_routes()
     values = {
@@ -91,9 +93,14 @@ def custom_metrics(raw_routes: Mapping[str, Any], tiers: int) -> tuple[int, int]
     }
     tier_sets = tiers if tiers > 1 else 0
     on = parse_breakdowns(raw_routes)
-    configured = len(mc.METRICS) * (1 + sum(values[b] for b in on) + tier_sets)
-    everything = len(mc.METRICS) * (1 + sum(values.values()) + tier_sets)
-    return configured, everything
+    counts = {}
+    for name, strategy in STRATEGIES.items():
+        metrics = len(mc.router_metrics(strategy.uses_classifier_llm, strategy.uses_embeddings))
+        counts[name] = (
+            metrics * (1 + sum(values[b] for b in on) + tier_sets),
+            metrics * (1 + sum(values.values()) + tier_sets),
+        )
+    return counts
 
 
 def compute_deployment(scenario: Mapping[str, Any]) -> DeploymentCosts:
@@ -128,16 +135,20 @@ def compute_deployment(scenario: Mapping[str, Any]) -> DeploymentCosts:
         llm_routing,
     ))
 
-    # CloudWatch custom metrics.
-    metrics, all_metrics = custom_metrics(config.raw, len(config.tiers))
+    # CloudWatch custom metrics: each router's stack publishes its own; the line is the largest.
+    counts = custom_metrics(config.raw, len(config.tiers))
     per_metric = to_decimal(d["cloudwatch"]["price_per_metric_month"], "price_per_metric_month")
+    largest = max(configured for configured, _ in counts.values())
+    most = max(everything for _, everything in counts.values())
     lines.append(CostLine(
         "cloudwatch_metrics",
-        "CloudWatch custom metrics (EMF)",
-        f"at most {metrics} metrics x {fmt_usd(per_metric)} (metrics.breakdowns as configured; "
-        f"{all_metrics} with every breakdown on: {fmt_usd(all_metrics * per_metric)})",
-        metrics * per_metric,
+        "CloudWatch custom metrics (EMF), per stack",
+        "at most " + ", ".join(f"{n} {c[0]}" for n, c in counts.items())
+        + f" metrics x {fmt_usd(per_metric)} (metrics.breakdowns as configured; up to {most} "
+        f"with every breakdown on: {fmt_usd(most * per_metric)})",
+        largest * per_metric,
     ))
+    metrics_cost = {name: c[0] * per_metric for name, c in counts.items()}
 
     # CloudWatch Logs: the request's audit line and EMF blob, ingested and stored.
     log_bytes = to_decimal(d["request_log_bytes"], "deployment.request_log_bytes")
@@ -209,4 +220,5 @@ def compute_deployment(scenario: Mapping[str, Any]) -> DeploymentCosts:
         classifier_prompt_tokens=overhead,
         lines=tuple(lines),
         routing={"llm-assisted": llm_routing, "semantic": semantic_routing},
+        metrics_cost=metrics_cost,
     )

@@ -162,6 +162,7 @@ def _deployment_dict(costs: Any) -> dict[str, Any]:
             for line in costs.lines
         },
         "routing_with_measured_prompt": {k: _money(v) for k, v in costs.routing.items()},
+        "cloudwatch_metrics_per_stack": {k: _money(v) for k, v in costs.metrics_cost.items()},
         "monitoring": {
             "lines": list(costs.monitoring_keys),
             "monthly_cost": _money(costs.monitoring),

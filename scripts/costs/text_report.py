@@ -289,9 +289,12 @@ def render_deployment(costs: Any) -> list[str]:
     rows = [[line.key, line.how, fmt_usd(line.monthly_cost)] for line in costs.lines]
     out += table(["line", "how", "monthly cost"], rows, left=2)
     semantic = costs.routing.get("semantic")
+    metrics = costs.metrics_cost.get("semantic")
     out += wrap(
         f"Monitoring ({', '.join(costs.monitoring_keys)}): {fmt_usd(costs.monitoring)} a month"
-        + (f", against {fmt_usd(semantic)} of semantic routing it watches" if semantic else "")
+        + (f"; the semantic stack's metrics {fmt_usd(metrics)} against the {fmt_usd(semantic)} "
+           "of semantic routing they watch" if semantic is not None and metrics is not None
+           else "")
         + f". The classifier prompt adds {costs.classifier_prompt_tokens} tokens to each "
         "question (measured on the prompt builder with the stand-in's tokenizer). The app "
         "deploys one stack per router; each serves only the traffic sent to it."

@@ -127,6 +127,19 @@ TOKEN_METRICS: dict[str, tuple[MetricSpec, MetricSpec | None]] = {
 THROTTLE_CODES = frozenset({"ThrottlingException", "ServiceQuotaExceededException"})
 
 
+def router_metrics(uses_classifier_llm: bool, uses_embeddings: bool) -> tuple[MetricSpec, ...]:
+    """The metrics a router can publish: classifier tokens need the classifier LLM, embedding
+    tokens the embeddings, escalations both (the hybrid router). What bounds a stack's bill."""
+    never = set()
+    if not uses_classifier_llm:
+        never |= {CLASSIFIER_INPUT_TOKENS, CLASSIFIER_OUTPUT_TOKENS}
+    if not uses_embeddings:
+        never.add(EMBEDDING_INPUT_TOKENS)
+    if not (uses_classifier_llm and uses_embeddings):
+        never.add(ESCALATED)
+    return tuple(m for m in METRICS if m not in never)
+
+
 def metric_names() -> tuple[str, ...]:
     return tuple(m.name for m in METRICS)
 
