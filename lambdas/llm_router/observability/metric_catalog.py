@@ -30,9 +30,9 @@ cannot say "12 tokens for model A, 300 for model B" with a ``Model`` dimension. 
   that never happens never exists and costs nothing. CloudWatch bills each name x dimension-set
   combination that receives data in an hour; at most ``len(METRICS)`` x (1 [+ categories]
   [+ targets] [+ tiers]) per stack. The two breakdowns are opt-in because they multiply that
-  count (27 metrics become 270 with 3 categories and 6 targets, about $81 a month per stack at
-  $0.30 a metric, against $9 of semantic routing at the blog's traffic); the audit log's Logs
-  Insights query (``telemetry.AUDIT_COST_QUERY``) gives cost by category and model without them.
+  count by 1 + categories + targets, several times the $9 a month of semantic routing at the
+  blog's traffic (``scripts/cost_calculator.py`` prints both); the audit log's Logs Insights query
+  (``telemetry.AUDIT_COST_QUERY``) gives cost by category and model without them.
 """
 
 from __future__ import annotations
