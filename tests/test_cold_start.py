@@ -47,8 +47,8 @@ def test_the_handler_runs_with_its_stacks_environment(result: dict[str, Any]) ->
             row["stack_variables"]
         )
         assert row["traced"] is True
-        (items,) = row["table_items"].values()
-        assert items >= 1  # the spend the guard recorded
+        budget = [n for t, n in row["table_items"].items() if t.startswith("RouterBudgetTable")]
+        assert budget and budget[0] >= 1  # the spend the guard recorded
 
 
 def test_the_table_names_every_router_and_its_verdict(result: dict[str, Any]) -> None:
