@@ -15,6 +15,11 @@ The bound: the stage admits at most ``burst`` requests at once and ``rate`` a se
 ``T`` is routes.json ``deployment.p99_answer_seconds``: beyond it, only the slowest 1 % of answers
 arriving at the full rate could push the function past its cap.
 
+Only the functions that call models (the router and the streaming router) reserve: the cap is also
+a bound on concurrent Bedrock spend. The feedback function calls no model; reserving for it too
+would put three stacks over what an account with the default quota of 1,000 may reserve (all but
+100): 3 stacks x 2 functions x 120 = 720 does not.
+
 Pure arithmetic on routes.json (no CDK import), so the local API models the same caps.
 """
 
@@ -27,6 +32,8 @@ from llm_router.config import ConfigError, RoutesConfig
 
 # The value of routes.json deployment.reserved_concurrency that derives it from the usage plan.
 FROM_USAGE_PLAN = "usage_plan"
+# Lambda's default concurrency quota less the 100 executions an account must leave unreserved.
+DEFAULT_RESERVABLE = 900
 # What the THROTTLED gateway response tells clients: the bucket refills `rate` tokens a second.
 THROTTLED_RETRY_AFTER_SECONDS = 1
 

@@ -9,6 +9,8 @@ Gateway validates the body (:func:`stacks.request_schemas.feedback_body_schema`)
 
 from __future__ import annotations
 
+import dataclasses
+
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -56,8 +58,13 @@ class FeedbackEndpoint(Construct):
             environment=environment,
         )
         self.function: lambda_.Function
+        # No reservation: it calls no model, so it needs no cap on spend, and reserving for it
+        # too would take a third of what a default account can reserve (stacks.concurrency).
         self.function, self.function_role = stack_function(
-            self, spec, router.function_settings, [router.runtime_layer.version]
+            self,
+            spec,
+            dataclasses.replace(router.function_settings, reserved_concurrency=None),
+            [router.runtime_layer.version],
         )
         self.table.grant(self.function_role, *FEEDBACK_ACTIONS)
         grant_secret_value(router.feedback_secret, self.function_role)

@@ -18,6 +18,7 @@ from stack_synth import Synth, shared_synth
 from test_local_api import KEY, ask, settings
 
 from stacks.concurrency import (
+    DEFAULT_RESERVABLE,
     FROM_USAGE_PLAN,
     THROTTLED_RETRY_AFTER_SECONDS,
     StageThrottle,
@@ -46,14 +47,29 @@ def test_every_function_can_run_all_the_stage_admits(default: Synth, strategy: S
     p99 = parse_deployment(load_routes().raw).p99_answer_seconds
     # The most requests in flight when each takes p99: the bucket's burst plus rate x p99.
     in_flight = throttle.burst + throttle.rate * p99
-    functions = default.resources(strategy, "AWS::Lambda::Function").values()
-    assert len(functions) == 2  # the router and the feedback function
-    for function in functions:
-        assert function["Properties"]["ReservedConcurrentExecutions"] >= in_flight
+    reserved = [
+        f["Properties"]["ReservedConcurrentExecutions"]
+        for f in default.resources(strategy, "AWS::Lambda::Function").values()
+        if "ReservedConcurrentExecutions" in f["Properties"]
+    ]
+    _, router = default.function(strategy)
+    _, feedback = default.feedback_function(strategy)
+    assert router["Properties"]["ReservedConcurrentExecutions"] >= in_flight
+    assert "ReservedConcurrentExecutions" not in feedback["Properties"]  # calls no model
+    assert all(r >= in_flight for r in reserved)
     for plan in default.resources(strategy, "AWS::ApiGateway::UsagePlan").values():
         plan_throttle = plan["Properties"]["Throttle"]
         assert plan_throttle["RateLimit"] <= throttle.rate
         assert plan_throttle["BurstLimit"] <= throttle.burst
+
+
+def test_a_default_account_can_reserve_what_the_app_reserves(default: Synth) -> None:
+    total = sum(
+        f["Properties"].get("ReservedConcurrentExecutions", 0)
+        for strategy in STRATEGIES.values()
+        for f in default.resources(strategy, "AWS::Lambda::Function").values()
+    )
+    assert 0 < total <= DEFAULT_RESERVABLE  # else a deploy fails at the default quota of 1,000
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES.values(), ids=lambda s: s.name)

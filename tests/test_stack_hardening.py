@@ -261,15 +261,19 @@ def test_policy_covers_tier_overrides(variant: Synth, strategy: Strategy) -> Non
 
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
-def test_reserved_concurrency_caps_every_function_unless_null(
+def test_reserved_concurrency_caps_every_model_caller_unless_null(
     default: Synth, variant: Synth, strategy: Strategy
 ) -> None:
     routes = load_routes()
     settings = parse_deployment(routes.raw)
     cap = reserved_concurrency(routes, settings.reserved_concurrency, settings.p99_answer_seconds)
     assert cap == 120  # burst 20 + 10 requests/s x p99 10 s (routes.json api.*, deployment.*)
+    _, feedback = default.feedback_function(strategy)
     for function in default.resources(strategy, "AWS::Lambda::Function").values():
-        assert function["Properties"]["ReservedConcurrentExecutions"] == cap
+        if function is feedback:  # calls no model: no spend to cap (stacks.concurrency)
+            assert "ReservedConcurrentExecutions" not in function["Properties"]
+        else:
+            assert function["Properties"]["ReservedConcurrentExecutions"] == cap
     for function in variant.resources(strategy, "AWS::Lambda::Function").values():
         assert "ReservedConcurrentExecutions" not in function["Properties"]
 
