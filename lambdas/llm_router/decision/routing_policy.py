@@ -24,6 +24,12 @@ that names the key.
 * ``ambiguous_min_probability`` (default 0.25): a question is ambiguous when its two likeliest
   categories each have at least this probability.
 * ``max_input_chars`` (default ``normalize.DEFAULT_MAX_CHARS``): the routing text's length limit.
+* ``degraded_target`` (default ``cheapest``): the dearest answer target a request may reach when
+  its classification is unavailable or part of what the answer model would read is off-topic
+  (``llm_router.decision.coverage``): ``cheapest`` (the cheapest category's primary target, by
+  price) or a model id that answers some category. Its price is the cap.
+* ``segment_min_words`` (default 3) and ``max_segments`` (default 12): how the coverage check cuts
+  a text into separately classified segments (``llm_router.decision.coverage``).
 
 ``semantic.decision`` (``head``, the default when the index ships a head, or ``knn``),
 ``semantic.decline_probability`` (decline when P(off-topic) is at least this) and
@@ -47,8 +53,12 @@ DECISIONS = ("head", "knn")
 DEFAULT_FALSE_REFUSAL_COST = 12.0
 DEFAULT_AMBIGUOUS_MIN_PROBABILITY = 0.25
 DEFAULT_DECLINE_PROBABILITY = 0.93
+CHEAPEST = "cheapest"
+DEFAULT_SEGMENT_MIN_WORDS = 3
+DEFAULT_MAX_SEGMENTS = 12
 _ROUTING_KEYS = ("false_refusal_cost", "ambiguous_to", "ambiguous_min_probability",
-                 "max_input_chars", "_about")
+                 "max_input_chars", "degraded_target", "segment_min_words", "max_segments",
+                 "_about")
 
 
 @record(frozen=True)
@@ -60,6 +70,15 @@ class RoutingPolicy:
     decision: str  # "head" or "knn"
     decline_probability: float
     hybrid_min_probability: float
+    degraded_target: str = CHEAPEST  # CHEAPEST or an answer model id
+    segment_min_words: int = DEFAULT_SEGMENT_MIN_WORDS
+    max_segments: int = DEFAULT_MAX_SEGMENTS
+
+    def degraded_model(self, config: RoutesConfig, tier: str | None = None) -> str:
+        """The answer target whose price caps a degraded or partly off-topic request."""
+        if self.degraded_target != CHEAPEST:
+            return self.degraded_target
+        return config.answerer_for(config.cheapest_category(tier), tier)
 
     def ambiguous_category(
         self, config: RoutesConfig, likeliest: str, tier: str | None = None
@@ -110,6 +129,14 @@ def parse_routing(config: RoutesConfig) -> RoutingPolicy:
     chars = routing.get("max_input_chars", DEFAULT_MAX_CHARS)
     if isinstance(chars, bool) or not isinstance(chars, int) or chars < 50:
         raise ConfigError(f"routing.max_input_chars must be an integer >= 50, got {chars!r}")
+    degraded = routing.get("degraded_target", CHEAPEST)
+    if degraded != CHEAPEST and degraded not in config.answerer_model_ids():
+        raise ConfigError(
+            f"routing.degraded_target must be {CHEAPEST!r} or a model that answers a category, "
+            f"got {degraded!r}"
+        )
+    if degraded != CHEAPEST and config.price_of(degraded) is None:
+        raise ConfigError(f"routing.degraded_target {degraded!r} has no price in prices")
     semantic = raw.get("semantic", {})
     hybrid = raw.get("hybrid", {})
     decision = semantic.get("decision", "head")
@@ -127,4 +154,14 @@ def parse_routing(config: RoutesConfig) -> RoutingPolicy:
             semantic, "decline_probability", DEFAULT_DECLINE_PROBABILITY, "semantic"
         ),
         hybrid_min_probability=_probability(hybrid, "min_probability", 0.0, "hybrid"),
+        degraded_target=degraded,
+        segment_min_words=_count(routing, "segment_min_words", DEFAULT_SEGMENT_MIN_WORDS),
+        max_segments=_count(routing, "max_segments", DEFAULT_MAX_SEGMENTS),
     )
+
+
+def _count(section: Mapping[str, Any], key: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"routing.{key} must be a whole number >= 1, got {value!r}")
+    return value

@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..config.targets import AnswerTarget, TargetPlan
+from ..decision import coverage
 from ..decision.classification import Classification, Classifier, ModelUsage
 from ..decision.conversation import Turn, history_messages, route_followup
+from ..decision.cost_cap import capped_plan, within_cap
 from ..decision.normalize import routing_text
-from ..decision.routing_policy import parse_routing
+from ..decision.routing_policy import RoutingPolicy, parse_routing
 from ..errors import CIRCUIT_OPEN, RoutingError
 from ..governance.pricing import cost_usd
 from ..models.answering import AllTargetsFailed, Answer, ConverseAnswerer
@@ -201,7 +203,8 @@ class RouterService:
         self.budget = budget
         self.cache = cache
         self._rng = rng or random.Random()
-        self._max_routing_chars = parse_routing(config).max_input_chars
+        self._policy: RoutingPolicy = parse_routing(config)
+        self._max_routing_chars = self._policy.max_input_chars
 
     @property
     def strategy(self) -> str:
@@ -314,6 +317,71 @@ class RouterService:
             details={**checked.details, "decided_by": "caller", "classified_as": checked.category},
         )
 
+    # -- the cost cap (llm_router.decision.coverage and cost_cap) ----------------------------
+
+    @staticmethod
+    def unavailable(classification: Classification) -> bool:
+        """Whether no classifier read the text: the decision is the configured default."""
+        return classification.degraded is not None and classification.used_fallback
+
+    def cost_safe(
+        self,
+        question: str,
+        history: Sequence[Turn],
+        classification: Classification,
+        plan: TargetPlan,
+        tier: str | None = None,
+    ) -> tuple[Classification, TargetPlan]:
+        """The plan capped at the degraded target when the decision cannot be trusted with it.
+
+        Capped when classification was unavailable, or when a segment of the question or of the
+        history is declined alone (:mod:`llm_router.decision.coverage`); the check runs only
+        when ``plan`` has a target dearer than the degraded target, since below it there is
+        nothing to cap. The returned classification carries the check's classifier calls (their
+        usage and time) and ``details["cost_cap"]``; a caller-trusted category (``trust``) is
+        not checked.
+        """
+        cap_model = self._policy.degraded_model(self.config, tier)
+        details = classification.details
+        trusted = details.get("decided_by") == "caller" and "classified_as" not in details
+        if trusted or within_cap(self.config, plan, cap_model):
+            return classification, plan
+        if self.unavailable(classification):
+            note = {"capped": True, "reason": "classification unavailable", "target": cap_model}
+            return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
+        items = coverage.segments(
+            question,
+            history,
+            self._max_routing_chars,
+            self._policy.segment_min_words,
+            self._policy.max_segments,
+        )
+        whole = {routing_text(question, self._max_routing_chars)}
+        checked = coverage.check(items, self.classify, self._max_routing_chars, whole)
+        note: dict[str, Any] = {"capped": False, **checked.details()}
+        if checked.partly_off_topic or checked.failed:
+            note |= {
+                "capped": True,
+                "reason": "part of the input is off-topic" if checked.partly_off_topic
+                else "classification unavailable",
+                "target": cap_model,
+            }
+            plan = capped_plan(self.config, plan, cap_model)
+        return self._noted(classification, note, checked.calls), plan
+
+    @staticmethod
+    def _noted(
+        classification: Classification,
+        note: dict[str, Any],
+        calls: Sequence[Classification],
+    ) -> Classification:
+        return replace(
+            classification,
+            seconds=classification.seconds + sum(call.seconds for call in calls),
+            usages=classification.usages + tuple(u for call in calls for u in call.usages),
+            details={**classification.details, "cost_cap": note},
+        )
+
     # -- answering ---------------------------------------------------------------------------
 
     def cheapest_plan(self, plan: TargetPlan) -> TargetPlan:
@@ -352,6 +420,8 @@ class RouterService:
             plan = self.config.plan_for(classification.category, tier)
             if budget_level == "soft":
                 plan = self.cheapest_plan(plan)
+            classification, plan = self.cost_safe(question, history, classification, plan, tier)
+            exchange.classification = classification
             exchange.plan = plan
             exchange.attempt_order = tuple(plan.attempt_order(self._rng))
             cached = exchange.cache_request = self._cache_request(

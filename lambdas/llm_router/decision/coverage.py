@@ -1,0 +1,162 @@
+"""Coverage: every part of what the answer model reads is classified on its own.
+
+The routing decision reads one window of text (``routing.max_input_chars`` of the question, stem
+first: :mod:`.normalize`), while the answer model reads the whole question and every turn of the
+history. Text outside that window, or off-topic text next to an in-scope sentence ("Math
+question: which Netflix series should I binge?"), would ride on the window's decision to whatever
+target it names. So before a request goes to a target dearer than the degraded target, the core
+cuts everything the answer model will read into **segments** and classifies each one alone; a
+segment the classifier declines on its own marks the request *partly off-topic*, and the core
+caps its answer target (:mod:`.cost_cap`). The decision's category is not changed: a question
+whose passage merely looks off-topic to the classifier keeps its category and is answered by the
+cheap target instead of being refused, so passage questions keep working.
+
+Segments (:func:`segments`):
+
+* the question is split at sentence ends (``.``, ``?``, ``!``, ``:`` followed by space) and line
+  breaks; multiple-choice options stay with the text before them (the options of a math question
+  are numbers, which alone read as nothing);
+* every turn of the history is split the same way, the assistant turns included: a client writes
+  them, so an assistant turn offering an off-topic task must not widen the scope of "yes please";
+* a fragment of fewer than ``routing.segment_min_words`` words is not classified alone ("Math
+  question:" says nothing by itself); it is still inside the whole question, which is classified;
+* a sentence longer than ``routing.max_input_chars`` is cut into windows of that size, so no
+  character is outside every classified text;
+* at most ``routing.max_segments`` classifier calls per text: beyond that, consecutive sentences
+  are classified in groups (a bounded cost per request; the limit is stated in docs/policies.md).
+
+Hand-written because no maintained library defines "the parts of a prompt a classifier must see";
+the sentence rule is a regular expression, each case tested in ``tests/test_coverage.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..config import OUT_OF_SCOPE
+from ..records import record
+from .classification import Classification
+from .normalize import routing_text, split_options
+
+_SENTENCE_END = re.compile(r"(?<=[.?!:])\s+|\s*\n+\s*")
+
+
+@record(frozen=True)
+class Segment:
+    source: str  # "question" or "history[i]"
+    text: str
+
+
+@record(frozen=True)
+class Coverage:
+    """The segments classified and the ones declined alone (empty: the whole input is in scope)."""
+
+    classified: int
+    off_topic: tuple[Segment, ...]
+    calls: tuple[Classification, ...]
+    failed: str | None = None  # a classifier failure while checking: coverage unknown
+
+    @property
+    def partly_off_topic(self) -> bool:
+        return bool(self.off_topic)
+
+    def details(self) -> dict[str, Any]:
+        """What the response says about the check (no segment text: it is the caller's own)."""
+        out: dict[str, Any] = {
+            "segments": self.classified,
+            "off_topic": [segment.source for segment in self.off_topic],
+        }
+        if self.failed:
+            out["failed"] = self.failed
+        return out
+
+
+def _windows(text: str, max_chars: int) -> list[str]:
+    """``text`` in pieces of at most ``max_chars``, cut at a space when one is near the end."""
+    pieces = []
+    while len(text) > max_chars:
+        cut = text.rfind(" ", 0, max_chars + 1)
+        cut = cut if cut > max_chars // 2 else max_chars
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip()
+    return [*pieces, text] if text.strip() else pieces
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``; trailing multiple-choice options stay with the sentence before."""
+    body, options = split_options(text)
+    parts = [part.strip() for part in _SENTENCE_END.split(body) if part and part.strip()]
+    if options:
+        joined = "; ".join(options)
+        parts = [*parts[:-1], f"{parts[-1]} {joined}"] if parts else [joined]
+    return parts
+
+
+def text_segments(text: str, max_chars: int, min_words: int, max_segments: int) -> list[str]:
+    """The pieces of one text that are classified alone (see the module docstring)."""
+    pieces = [
+        window
+        for sentence in sentences(text)
+        if len(sentence.split()) >= min_words
+        for window in _windows(sentence, max_chars)
+    ]
+    if len(pieces) <= max_segments:
+        return pieces
+    size = math.ceil(len(pieces) / max_segments)
+    grouped = [" ".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
+    return [window for group in grouped for window in _windows(group, max_chars)][:max_segments]
+
+
+def segments(
+    question: str,
+    history: Iterable[Any],
+    max_chars: int,
+    min_words: int,
+    max_segments: int,
+) -> list[Segment]:
+    """Every segment of the question and of each history turn (objects with ``content``)."""
+    out = [
+        Segment("question", piece)
+        for piece in text_segments(question, max_chars, min_words, max_segments)
+    ]
+    for index, turn in enumerate(history):
+        out.extend(
+            Segment(f"history[{index}]", piece)
+            for piece in text_segments(turn.content, max_chars, min_words, max_segments)
+        )
+    return out
+
+
+def check(
+    items: Sequence[Segment],
+    classify: Callable[[str], Classification],
+    max_chars: int,
+    already: Iterable[str] = (),
+) -> Coverage:
+    """Classify each segment alone; a segment declined alone is off-topic.
+
+    ``classify`` is the router's own decision for a text (it degrades on a classifier failure:
+    such a segment counts as unchecked, and the check reports ``failed``). ``already`` holds
+    routing texts the request has classified whole; a segment identical to one is not asked
+    twice.
+    """
+    seen = set(already)
+    off_topic: list[Segment] = []
+    calls: list[Classification] = []
+    failed = None
+    for segment in items:
+        text = routing_text(segment.text, max_chars)
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        decision = classify(segment.text)
+        calls.append(decision)
+        if decision.degraded and decision.details.get("decided_by") == "default":
+            failed = decision.degraded
+            break
+        if decision.category == OUT_OF_SCOPE:
+            off_topic.append(segment)
+    return Coverage(len(calls), tuple(off_topic), tuple(calls), failed)
