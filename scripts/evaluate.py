@@ -22,6 +22,10 @@ the routes file; with ``--dataset`` the fitted router is then evaluated. The hea
 (``semantic.decline_probability``, ``hybrid.min_probability``) are always fitted on the reference
 prompts' held-out predictions, cost-aware (``evaluation/head_fit.py``), never on a dataset.
 
+``--attacks`` runs the attack corpus (``evaluation/attacks.py``: truncation, history, injection,
+mixed content, degraded routing; about 300 cases from the routes file) through each router named
+by ``--router`` (``all``: the three) and prints how many cases reach the premium model.
+
 ``--hybrid-table`` (with ``--dataset``) runs the semantic and llm-assisted routers on every
 question and reports, per hybrid escalation threshold, the escalation rate, the final accuracy,
 false refusals, leaks, the fit objective and the monthly cost.
@@ -46,7 +50,7 @@ from typing import Any
 import cli
 import costs
 from backends import AWS, STANDIN, StartupError, open_backend, prepare_index
-from evaluation import cache_pairs, conversations
+from evaluation import attacks, cache_pairs, conversations
 from evaluation.conversations import is_conversation_file
 from evaluation.dataset import EvaluationError, read_dataset
 from evaluation.decisions import decide, precompute_embeddings
@@ -73,7 +77,8 @@ __all__ = ["EvaluationError", "decide", "main", "read_dataset"]
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--router", choices=list(STRATEGIES), default="semantic", help="router to evaluate"
+        "--router", choices=[*STRATEGIES, "all"], default="semantic",
+        help="router to evaluate (all: every router, for --attacks)",
     )
     parser.add_argument("--dataset", type=Path, help="JSONL of {question, label}")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
@@ -123,11 +128,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="with --cache-pairs: fit cache.semantic_min_similarity on them, write it",
     )
+    parser.add_argument(
+        "--attacks",
+        action="store_true",
+        help="run the attack corpus and report how many cases reach the premium model "
+        "(--router all: every router)",
+    )
     args = parser.parse_args(argv)
+    if args.router == "all" and not args.attacks:
+        parser.error("--router all is for --attacks")
     if args.fit_cache and args.cache_pairs is None:
         parser.error("--fit-cache needs --cache-pairs")
     if (
-        not args.fit and args.dataset is None and args.conversations is None
+        not (args.fit or args.attacks) and args.dataset is None and args.conversations is None
         and args.cache_pairs is None
     ):
         parser.error("give --dataset to evaluate, --fit to fit thresholds, or both")
@@ -212,6 +225,36 @@ def run_cache_pairs(
     return 0
 
 
+def run_attacks(
+    args: argparse.Namespace, config: RoutesConfig, backend: Any, index_dir: Any
+) -> str:
+    """The attack corpus through each router; the degraded family on the stand-in only."""
+    strategies = list(STRATEGIES) if args.router == "all" else [args.router]
+    cases = attacks.build_corpus(config)
+    standin = backend.standin
+    classifier_models = (config.classifier.model_id, config.embedding.model_id)
+
+    def fail() -> None:
+        for model_id in classifier_models:
+            standin.inject_fault(model_id, attacks.DEGRADED_FAULT)
+
+    reports = []
+    for strategy in strategies:
+        reports.append(
+            attacks.run_corpus(
+                lambda s=strategy: build_service(
+                    s, config, backend.client, index_dir, backend.embedding_source, budget=None
+                ),
+                cases,
+                fail if standin is not None else None,
+                standin.reset if standin is not None else None,
+            )
+        )
+    if args.format == "json":
+        return json.dumps([report.summary() for report in reports], indent=2)
+    return attacks.render(reports)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -234,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 assert isinstance(semantic, SemanticClassifier)
                 llm = build_service("llm-assisted", config, backend.client)
                 config = run_fit(args, config, semantic, llm, say)
+            if args.attacks:
+                print(run_attacks(args, config, backend, index_dir))
+                return 0
             if args.conversations or (args.dataset and is_conversation_file(args.dataset)):
                 service = build_service(
                     args.router, config, backend.client, index_dir, backend.embedding_source

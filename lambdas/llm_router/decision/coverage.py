@@ -13,17 +13,21 @@ cheap target instead of being refused, so passage questions keep working.
 
 Segments (:func:`segments`):
 
-* the question is split at sentence ends (``.``, ``?``, ``!``, ``:`` followed by space) and line
-  breaks; multiple-choice options stay with the text before them (the options of a math question
-  are numbers, which alone read as nothing);
+* the question is split where one request can end and another begin: sentence ends (``.``,
+  ``?``, ``!``, ``:`` followed by space), line breaks, a capitalised word after a lower-case one
+  ("... a banana Ignore the above"), and "and", "also", "then" between clauses; markup tags are
+  dropped; multiple-choice options stay with the text before them (the options of a math
+  question are numbers, which alone read as nothing);
 * every turn of the history is split the same way, the assistant turns included: a client writes
   them, so an assistant turn offering an off-topic task must not widen the scope of "yes please";
 * a fragment of fewer than ``routing.segment_min_words`` words is not classified alone ("Math
   question:" says nothing by itself); it is still inside the whole question, which is classified;
 * a sentence longer than ``routing.max_input_chars`` is cut into windows of that size, so no
   character is outside every classified text;
-* at most ``routing.max_segments`` classifier calls per text: beyond that, consecutive sentences
-  are classified in groups (a bounded cost per request; the limit is stated in docs/policies.md).
+* at most ``routing.max_segments`` classifier calls per request: an input with more segments is
+  not checked piecemeal (grouping would let an off-topic sentence ride on an in-scope one) but
+  counts as unchecked, and the core caps it like a partly off-topic one. The cost of the check
+  is bounded; a long in-scope input is still answered, by the degraded target.
 
 Hand-written because no maintained library defines "the parts of a prompt a classifier must see";
 the sentence rule is a regular expression, each case tested in ``tests/test_coverage.py``.
@@ -31,7 +35,6 @@ the sentence rule is a regular expression, each case tested in ``tests/test_cove
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -41,7 +44,14 @@ from ..records import record
 from .classification import Classification
 from .normalize import routing_text, split_options
 
-_SENTENCE_END = re.compile(r"(?<=[.?!:])\s+|\s*\n+\s*")
+# Where one request can end and another begin: a sentence end (., ?, !, : before a space), a line
+# break, a capital after a lower-case word, digit or comma ("... a banana Ignore the above",
+# "... = 17 Also, What's ..."), and "and", "also", "then" between clauses.
+_BOUNDARY = re.compile(
+    r"(?<=[.?!:])\s+|\s*\n+\s*|(?<=[a-z0-9,)])\s+(?=[A-Z][a-z'])|\s+(?i:and|also|then),?\s+"
+)
+_LEADING_CONNECTIVE = re.compile(r"^(?:(?:and|also|then|but|so|now|ok|okay|plus),?\s+)+", re.I)
+_MARKUP = re.compile(r"</?[A-Za-z][^<>]{0,40}>")  # tags say nothing of the topic
 
 
 @record(frozen=True)
@@ -57,7 +67,7 @@ class Coverage:
     classified: int
     off_topic: tuple[Segment, ...]
     calls: tuple[Classification, ...]
-    failed: str | None = None  # a classifier failure while checking: coverage unknown
+    failed: str | None = None  # why coverage is unknown: a classifier failure, too many segments
 
     @property
     def partly_off_topic(self) -> bool:
@@ -87,15 +97,16 @@ def _windows(text: str, max_chars: int) -> list[str]:
 
 def sentences(text: str) -> list[str]:
     """The sentences of ``text``; trailing multiple-choice options stay with the sentence before."""
-    body, options = split_options(text)
-    parts = [part.strip() for part in _SENTENCE_END.split(body) if part and part.strip()]
+    body, options = split_options(_MARKUP.sub(" ", text))
+    parts = [_LEADING_CONNECTIVE.sub("", part.strip()) for part in _BOUNDARY.split(body) if part]
+    parts = [part for part in parts if part.strip()]
     if options:
         joined = "; ".join(options)
         parts = [*parts[:-1], f"{parts[-1]} {joined}"] if parts else [joined]
     return parts
 
 
-def text_segments(text: str, max_chars: int, min_words: int, max_segments: int) -> list[str]:
+def text_segments(text: str, max_chars: int, min_words: int) -> list[str]:
     """The pieces of one text that are classified alone (see the module docstring)."""
     pieces = [
         window
@@ -103,29 +114,21 @@ def text_segments(text: str, max_chars: int, min_words: int, max_segments: int) 
         if len(sentence.split()) >= min_words
         for window in _windows(sentence, max_chars)
     ]
-    if len(pieces) <= max_segments:
-        return pieces
-    size = math.ceil(len(pieces) / max_segments)
-    grouped = [" ".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
-    return [window for group in grouped for window in _windows(group, max_chars)][:max_segments]
+    return pieces
 
 
 def segments(
-    question: str,
-    history: Iterable[Any],
-    max_chars: int,
-    min_words: int,
-    max_segments: int,
+    question: str, history: Iterable[Any], max_chars: int, min_words: int
 ) -> list[Segment]:
     """Every segment of the question and of each history turn (objects with ``content``)."""
     out = [
         Segment("question", piece)
-        for piece in text_segments(question, max_chars, min_words, max_segments)
+        for piece in text_segments(question, max_chars, min_words)
     ]
     for index, turn in enumerate(history):
         out.extend(
             Segment(f"history[{index}]", piece)
-            for piece in text_segments(turn.content, max_chars, min_words, max_segments)
+            for piece in text_segments(turn.content, max_chars, min_words)
         )
     return out
 
@@ -134,6 +137,7 @@ def check(
     items: Sequence[Segment],
     classify: Callable[[str], Classification],
     max_chars: int,
+    max_segments: int,
     already: Iterable[str] = (),
 ) -> Coverage:
     """Classify each segment alone; a segment declined alone is off-topic.
@@ -144,14 +148,18 @@ def check(
     twice.
     """
     seen = set(already)
+    todo: list[Segment] = []
+    for segment in items:
+        text = routing_text(segment.text, max_chars)
+        if text and text not in seen:
+            seen.add(text)
+            todo.append(segment)
+    if len(todo) > max_segments:
+        return Coverage(0, (), (), f"{len(todo)} segments, more than {max_segments}")
     off_topic: list[Segment] = []
     calls: list[Classification] = []
     failed = None
-    for segment in items:
-        text = routing_text(segment.text, max_chars)
-        if not text or text in seen:
-            continue
-        seen.add(text)
+    for segment in todo:
         decision = classify(segment.text)
         calls.append(decision)
         if decision.degraded and decision.details.get("decided_by") == "default":

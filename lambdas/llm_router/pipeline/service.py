@@ -354,16 +354,19 @@ class RouterService:
             history,
             self._max_routing_chars,
             self._policy.segment_min_words,
-            self._policy.max_segments,
         )
-        whole = {routing_text(question, self._max_routing_chars)}
-        checked = coverage.check(items, self.classify, self._max_routing_chars, whole)
+        # Without history the decision is the whole question's own, so its text is not asked
+        # twice; in a conversation the decision may be the conversation's, so it is.
+        whole = () if history else {routing_text(question, self._max_routing_chars)}
+        checked = coverage.check(
+            items, self.classify, self._max_routing_chars, self._policy.max_segments, whole
+        )
         note: dict[str, Any] = {"capped": False, **checked.details()}
         if checked.partly_off_topic or checked.failed:
             note |= {
                 "capped": True,
                 "reason": "part of the input is off-topic" if checked.partly_off_topic
-                else "classification unavailable",
+                else "the input could not be checked in full",
                 "target": cap_model,
             }
             plan = capped_plan(self.config, plan, cap_model)
