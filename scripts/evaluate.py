@@ -24,7 +24,9 @@ prompts' held-out predictions, cost-aware (``evaluation/head_fit.py``), never on
 
 ``--attacks`` runs the attack corpus (``evaluation/attacks.py``: truncation, history, injection,
 mixed content, degraded routing; about 300 cases from the routes file) through each router named
-by ``--router`` (``all``: the three) and prints how many cases reach the premium model.
+by ``--router`` (``all``: the three) and prints how many cases reach the premium model; with
+``--dataset`` and/or ``--conversations`` it also counts false caps: in-scope questions sent to a
+premium target that the cost cap moves to the degraded target.
 
 ``--hybrid-table`` (with ``--dataset``) runs the semantic and llm-assisted routers on every
 question and reports, per hybrid escalation threshold, the escalation rate, the final accuracy,
@@ -250,9 +252,40 @@ def run_attacks(
                 standin.reset if standin is not None else None,
             )
         )
+    caps = {}
+    if args.dataset or args.conversations:
+        items = _cap_items(args, config)
+        for strategy in strategies:
+            service = build_service(
+                strategy, config, backend.client, index_dir, backend.embedding_source, budget=None
+            )
+            caps[strategy] = attacks.cap_rates(service, items)
     if args.format == "json":
-        return json.dumps([report.summary() for report in reports], indent=2)
-    return attacks.render(reports)
+        return json.dumps(
+            {"attacks": [report.summary() for report in reports], "false_caps": caps}, indent=2
+        )
+    lines = [attacks.render(reports)]
+    for strategy, rates in caps.items():
+        for label, row in rates.items():
+            lines.append(
+                f"false caps, {strategy}: of {row['to_premium']} in-scope {label!r} questions "
+                f"sent to a premium target, {row['capped']} capped ({row['capped_share']:.1%}); "
+                f"{row['extra_calls_per_question']} extra classifier calls per question"
+            )
+    return "\n".join(lines)
+
+
+def _cap_items(args: argparse.Namespace, config: RoutesConfig) -> list[tuple[str, Any, str]]:
+    """(question, history, label) of --dataset and --conversations, for the false-cap count."""
+    items: list[tuple[str, Any, str]] = []
+    if args.dataset:
+        items += [(row["question"], (), row["label"]) for row in read_dataset(args.dataset, config)]
+    if args.conversations:
+        items += [
+            (item.question, item.history, item.label)
+            for item in conversations.read_conversations(args.conversations, config)
+        ]
+    return items
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -249,3 +249,40 @@ def render(reports: Sequence[AttackReport]) -> str:
         "whose off-topic payload the router declines when asked alone (target: 0)"
     )
     return "\n".join(lines)
+
+
+def cap_rates(
+    service: RouterService, items: Sequence[tuple[str, Sequence[Turn], str]]
+) -> dict[str, Any]:
+    """The price of the check on real questions: of the in-scope ``(question, history, label)``
+    items the router sends to a premium target, how many the cost cap moves to the degraded
+    target (a false cap: a legitimate question answered by the cheaper model), per label.
+
+    No answer model is called: the decision, the plan and the cap are the core's own.
+    """
+    premium = premium_models(service.config)
+    counts: dict[str, Counter[str]] = {}
+    for question, history, label in items:
+        if label not in service.config.categories:
+            continue
+        with serving(RequestContext()):
+            decision = service.decide(question, history=history)
+            if decision.category == OUT_OF_SCOPE:
+                continue
+            plan = service.config.plan_for(decision.category)
+            if not set(plan.model_ids()) & premium:
+                continue
+            checked, _ = service.cost_safe(question, history, decision, plan)
+        row = counts.setdefault(label, Counter())
+        row["to_premium"] += 1
+        note = checked.details.get("cost_cap", {})
+        row["capped"] += bool(note.get("capped"))
+        row["segments"] += int(note.get("segments", 0))
+    return {
+        label: {
+            **dict(row),
+            "capped_share": round(row["capped"] / row["to_premium"], 4),
+            "extra_calls_per_question": round(row["segments"] / row["to_premium"], 2),
+        }
+        for label, row in counts.items()
+    }

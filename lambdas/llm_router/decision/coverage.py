@@ -139,13 +139,15 @@ def check(
     max_chars: int,
     max_segments: int,
     already: Iterable[str] = (),
+    clear: Callable[[Classification, str], bool | None] | None = None,
 ) -> Coverage:
     """Classify each segment alone; a segment declined alone is off-topic.
 
     ``classify`` is the router's own decision for a text (it degrades on a classifier failure:
     such a segment counts as unchecked, and the check reports ``failed``). ``already`` holds
     routing texts the request has classified whole; a segment identical to one is not asked
-    twice.
+    twice. ``clear`` (optional) says whether a decline stands on its own
+    (:func:`.conversation.is_clear`); a decline it calls unclear (False) does not count.
     """
     seen = set(already)
     todo: list[Segment] = []
@@ -165,6 +167,8 @@ def check(
         if decision.degraded and decision.details.get("decided_by") == "default":
             failed = decision.degraded
             break
-        if decision.category == OUT_OF_SCOPE:
+        if decision.category == OUT_OF_SCOPE and (
+            clear is None or clear(decision, segment.text) is not False
+        ):
             off_topic.append(segment)
     return Coverage(len(calls), tuple(off_topic), tuple(calls), failed)

@@ -30,7 +30,13 @@ from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..config.targets import AnswerTarget, TargetPlan
 from ..decision import coverage
 from ..decision.classification import Classification, Classifier, ModelUsage
-from ..decision.conversation import Turn, history_messages, route_followup
+from ..decision.conversation import (
+    Turn,
+    history_messages,
+    is_clear,
+    parse_conversation,
+    route_followup,
+)
 from ..decision.cost_cap import capped_plan, within_cap
 from ..decision.normalize import routing_text
 from ..decision.routing_policy import RoutingPolicy, parse_routing
@@ -205,6 +211,7 @@ class RouterService:
         self._rng = rng or random.Random()
         self._policy: RoutingPolicy = parse_routing(config)
         self._max_routing_chars = self._policy.max_input_chars
+        self._conversation = parse_conversation(config.raw)
 
     @property
     def strategy(self) -> str:
@@ -359,7 +366,8 @@ class RouterService:
         # twice; in a conversation the decision may be the conversation's, so it is.
         whole = () if history else {routing_text(question, self._max_routing_chars)}
         checked = coverage.check(
-            items, self.classify, self._max_routing_chars, self._policy.max_segments, whole
+            items, self.classify, self._max_routing_chars, self._policy.max_segments, whole,
+            self._clear_decline,
         )
         note: dict[str, Any] = {"capped": False, **checked.details()}
         if checked.partly_off_topic or checked.failed:
@@ -371,6 +379,9 @@ class RouterService:
             }
             plan = capped_plan(self.config, plan, cap_model)
         return self._noted(classification, note, checked.calls), plan
+
+    def _clear_decline(self, decision: Classification, text: str) -> bool | None:
+        return is_clear(decision, self.config.category_names, self._conversation, text)
 
     @staticmethod
     def _noted(
