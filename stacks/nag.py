@@ -38,7 +38,8 @@ PINNED_RUNTIME = (
     "one-line change there, and the layers rebuild for it."
 )
 NO_PITR = (
-    "Sample data that expires by TTL within days (daily spend counters, user feedback): "
+    "Sample data that expires by TTL within days (daily spend counters, conversations, user "
+    "feedback): "
     "point-in-time recovery would cost more than the data is worth; the table is removed with "
     "the stack."
 )
@@ -73,7 +74,9 @@ def acknowledge_router_findings(
         _acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_ONLY_WILDCARD)
     for function in (router.function, feedback.function, stream.function):
         _acknowledge(function, "AwsSolutions-L1", PINNED_RUNTIME)
-    for table in (router.budget_table, router.cache_table, feedback.table):
+    for table in (
+        router.budget_table, router.cache_table, router.conversation_table, feedback.table
+    ):
         if table is not None:
             _acknowledge(table, "AwsSolutions-DDB3", NO_PITR)
     _acknowledge(

@@ -21,8 +21,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.config.cache import CACHE_TABLE_ENV
+from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
 from llm_router.edge import ROUTER_ENTRY_POINT
-from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
@@ -45,7 +45,13 @@ from stacks.model_access import invoke_statement
 from stacks.request_schemas import ask_body_schema
 from stacks.router_layers import RouterLayer, runtime_layer
 from stacks.secrets import feedback_signing_secret, grant_secret_value
-from stacks.tables import budget_enabled, budget_table, cache_enabled, cache_table
+from stacks.tables import (
+    budget_enabled,
+    budget_table,
+    cache_enabled,
+    cache_table,
+    conversation_table,
+)
 
 __all__ = [
     "CACHE_ACTIONS", "METRICS_NAMESPACE", "RouterApi", "cdk_json_schema", "question_schema",
@@ -60,6 +66,8 @@ BUDGET_ACTIONS = ("dynamodb:UpdateItem",)  # reserve and settle: nothing else on
 # key: the key actions of the CDK's grantReadWriteData, without the wildcard ReEncrypt*, which a
 # function that only gets, puts and queries never causes.
 CACHE_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey")
+# What llm_router.governance.conversation_store calls: GetItem to read, a conditional PutItem.
+CONVERSATION_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 
 def question_schema(config: RoutesConfig) -> apigw.JsonSchema:
@@ -150,6 +158,11 @@ class RouterApi(Construct):
             if self.cache_key is not None:
                 self.cache_key.grant(self.function_role, *CACHE_KEY_ACTIONS)
             self.function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
+        self.conversation_table = conversation_table(self)
+        self.conversation_table.grant(self.function_role, *CONVERSATION_ACTIONS)
+        self.function.add_environment(
+            CONVERSATION_TABLE_ENV, self.conversation_table.table_name
+        )
         self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
 
     def _function(

@@ -1,5 +1,5 @@
-"""The routers' DynamoDB tables: the daily budget's spend counters, the callers' feedback and the
-response cache.
+"""The routers' DynamoDB tables: the daily budget's spend counters, the server-kept
+conversations, the callers' feedback and the response cache.
 
 All are small on-demand tables whose items expire through a TTL attribute (``expires_at``), so
 they cost nothing while idle and never need cleaning. They are sample data: removed with the
@@ -25,6 +25,7 @@ from llm_router.governance.budget import parse_budget
 TTL_ATTRIBUTE = "expires_at"
 BUDGET_PARTITION_KEY = "pk"
 FEEDBACK_PARTITION_KEY = "request_id"
+CONVERSATION_PARTITION_KEY = "conversation_id"  # llm_router.governance.conversation_store
 
 
 def budget_enabled(config: RoutesConfig) -> bool:
@@ -91,3 +92,9 @@ def cache_table(scope: Construct, config: RoutesConfig) -> tuple[dynamodb.Table,
         removal_policy=RemovalPolicy.DESTROY,
     )
     return table, key
+
+
+def conversation_table(scope: Construct) -> dynamodb.Table:
+    """One item per server-kept conversation, expiring ``conversation.ttl_hours`` after its last
+    turn (``llm_router.governance.conversation_store``)."""
+    return expiring_table(scope, "ConversationTable", CONVERSATION_PARTITION_KEY)

@@ -392,14 +392,40 @@ def test_budget_table_with_ttl_and_scoped_iam(default: Synth, strategy: Strategy
 
 
 @pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
+def test_conversation_table_with_ttl_and_getitem_putitem_only(
+    default: Synth, strategy: Strategy
+) -> None:
+    """The server-kept conversations: expiring like the other tables, and the function may
+    only read an item and (conditionally) write one: what conversation_store calls."""
+    table_id, table = table_with_key(default, strategy, "conversation_id")
+    assert_expiring_on_demand(table, "conversation_id")
+    _, function = default.function(strategy)
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["CONVERSATION_TABLE_NAME"] == {"Ref": table_id}
+    on_table = [
+        s
+        for s in dynamodb_statements(default.statements(strategy))
+        if s["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    ]
+    assert on_table == [
+        {
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [table_id, "Arn"]},
+        }
+    ]
+
+
+@pytest.mark.parametrize("strategy", strategies(), ids=lambda s: s.name)
 def test_no_budget_no_table(variant: Synth, strategy: Strategy) -> None:
     tables = variant.resources(strategy, "AWS::DynamoDB::Table")
-    assert len(tables) == 2  # feedback and the response cache
+    assert len(tables) == 3  # feedback, the response cache and conversations
     _, function = variant.function(strategy)
     assert "BUDGET_TABLE_NAME" not in function["Properties"]["Environment"]["Variables"]
     cache_id, _ = cache_table_of(variant, strategy)
+    conversations, _ = table_with_key(variant, strategy, "conversation_id")
     assert all(
-        s["Resource"] == {"Fn::GetAtt": [cache_id, "Arn"]}
+        s["Resource"] in ({"Fn::GetAtt": [cache_id, "Arn"]}, {"Fn::GetAtt": [conversations, "Arn"]})
         for s in dynamodb_statements(variant.statements(strategy))
     )
 

@@ -24,6 +24,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "category_not_allowed": (
         400, "category not allowed", "This router decides the category itself; leave it out.",
     ),
+    "conversation_not_found": (
+        404, "conversation not found",
+        "No conversation of yours has this conversation_id (it may have expired); leave it out "
+        "to start a new one.",
+    ),
     "over_budget": (
         429, "daily budget exhausted",
         "The router's daily spending limit is reached; retry after Retry-After seconds.",
@@ -56,6 +61,10 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         502, "answer interrupted",
         "The model stopped after it had begun answering (streams only: the answer is not "
         "switched to another model mid-way); ask again.",
+    ),
+    "conversation_unavailable": (
+        503, "conversation unavailable",
+        "The conversation's turns could not be read; retry after Retry-After seconds.",
     ),
     "router_unavailable": (
         503, "router unavailable",

@@ -21,6 +21,8 @@ GEO_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 # in llm_router.governance.budget, so the factory can tell whether a guard is wanted without
 # importing it.
 BUDGET_TABLE_ENV = "BUDGET_TABLE_NAME"
+# The server-kept conversations' table (llm_router.governance.conversation_store), set by the stack.
+CONVERSATION_TABLE_ENV = "CONVERSATION_TABLE_NAME"
 
 
 class SettingsError(ValueError):

@@ -69,6 +69,7 @@ _KEYS = frozenset(
         "clear_min_similarity",
         "clear_min_margin",
         "clear_min_words",
+        "ttl_hours",  # server-kept conversations: llm_router.governance.conversation_store
     }
 )
 

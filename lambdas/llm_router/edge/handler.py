@@ -30,6 +30,7 @@ from aws_lambda_powertools import Logger, Metrics
 from ..config import ConfigError, RoutesConfig, load_routes
 from ..errors import ERRORS, RoutingError
 from ..governance.audit import audit_record
+from ..governance.conversation_store import owner_scope
 from ..governance.provenance import FeedbackTokens, SecretUnavailable
 from ..models.request_context import Deadline, RequestContext, serving
 from ..observability.telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
@@ -317,9 +318,7 @@ class RouterHandler:
             tokens.prefetch()  # the secret is read while the models work (first request only)
         with serving(request_context):
             try:
-                body = admitted.service.ask(
-                    request.question, request.category, tier=seen.tier, history=request.history
-                )
+                body = self._ask(admitted.service, request, tier, event)
             except (UnknownCategory, RoutingError) as exc:
                 return self.refusal(exc, admitted, request_id)
         self._log_attempts(request_context)
@@ -333,6 +332,17 @@ class RouterHandler:
         if isinstance(self._tokens, str):
             self._tokens = FeedbackTokens.from_env(config.raw)
         return self._tokens
+
+    @staticmethod
+    def _ask(service: RouterService, request: AskRequest, tier: str, event: Any) -> dict[str, Any]:
+        """The server-kept conversation when the router keeps them and the client sent no
+        history; else the request alone or with the client's (untrusted) history."""
+        if request.conversation_id or (service.conversations and not request.history):
+            owner = owner_scope(api_key_id_of(event))
+            return service.ask_in_conversation(
+                request.question, request.category, tier, request.conversation_id, owner
+            )
+        return service.ask(request.question, request.category, tier=tier, history=request.history)
 
     @staticmethod
     def _log_attempts(request_context: RequestContext) -> None:

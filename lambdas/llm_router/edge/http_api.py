@@ -44,6 +44,7 @@ from ..records import record
 MAX_JSON_DEPTH = 32  # nesting levels of objects and arrays in a request body
 MAX_INTEGER_DIGITS = 100  # digits of one JSON integer (Python's own limit raises at 4,300)
 CATEGORY_MAX_CHARS = 64
+CONVERSATION_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -74,6 +75,13 @@ def ask_request_schema(max_question_chars: int) -> dict[str, Any]:
             "question": {"type": "string", "minLength": 1, "maxLength": max_question_chars},
             # For static routing: a caller that knows the category may name it.
             "category": {"type": "string", "minLength": 1, "maxLength": CATEGORY_MAX_CHARS},
+            # A conversation the server keeps: the id a previous answer returned.
+            "conversation_id": {
+                "type": "string",
+                "minLength": 36,
+                "maxLength": 36,
+                "pattern": CONVERSATION_ID_PATTERN,
+            },
         },
         "additionalProperties": False,
     }
@@ -94,6 +102,7 @@ class AskRequest:
     question: str
     category: str | None = None  # static routing: the caller names the category
     history: tuple[Turn, ...] = ()  # earlier turns of the conversation, oldest first
+    conversation_id: str | None = None  # a server-kept conversation to continue
 
 
 def json_depth(text: str) -> int:
@@ -237,10 +246,22 @@ def parse_request(event: Any, config: RoutesConfig) -> AskRequest:
         history = parse_history(body.get("history"), config)
     except ConversationError as exc:
         raise BadRequest(str(exc)) from None
+    conversation_id = body.get("conversation_id")
+    if conversation_id is not None:
+        if not isinstance(conversation_id, str) or not re.fullmatch(
+            CONVERSATION_ID_PATTERN, conversation_id
+        ):
+            raise BadRequest('"conversation_id" must be the id a previous answer returned')
+        if history:
+            raise BadRequest(
+                'send either "conversation_id" (the server keeps the turns) or "history", '
+                "not both"
+            )
     return AskRequest(
         question=_strip(question),
         category=_strip(category) if category else None,
         history=history,
+        conversation_id=conversation_id,
     )
 
 

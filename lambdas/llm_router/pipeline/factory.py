@@ -9,19 +9,19 @@ from typing import Any
 
 from ..config import RoutesConfig
 from ..config.cache import CACHE_TABLE_ENV
-from ..config.settings import BUDGET_TABLE_ENV
+from ..config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
 from ..decision.classification import Classifier
 from ..decision.classifiers.llm import LlmClassifier
 from ..models.answering import ConverseAnswerer
 from ..models.bedrock import endpoint_kind, runtime_recipe
 from ..models.breaker import BreakerBoard
 from ..models.resilient_client import ClientPool, ResilientClient
-from .service import BudgetGuard, RouterService
+from .service import BudgetGuard, ConversationKeeper, RouterService
 from .strategies import get_strategy
 
 SEMANTIC_INDEX_DIR_ENV = "SEMANTIC_INDEX_DIR"
 DEFAULT_SEMANTIC_INDEX_DIR = Path("/opt/semantic-index")  # where the layer puts it in Lambda
-BUDGET_FROM_ENV = "from-env"
+BUDGET_FROM_ENV = "from-env"  # budget and conversations: as the environment says
 CACHE_FROM_ENV = "from-env"
 
 
@@ -74,6 +74,7 @@ def build_service(
     budget: BudgetGuard | None | str = BUDGET_FROM_ENV,
     warm_client: bool = False,
     cache: Any = CACHE_FROM_ENV,
+    conversations: ConversationKeeper | None | str = BUDGET_FROM_ENV,
 ) -> RouterService:
     """A RouterService whose every Bedrock call goes through the resilient clients: one budget
     per request, retries, and a circuit breaker per target shared by all stages.
@@ -83,7 +84,9 @@ def build_service(
     now rather than in the first request (the Lambda init phase does: its objects are made while
     the garbage collector is paused and then frozen, see ``init_phase``); by default no client
     exists until a call needs one. ``cache``: the response cache (``llm_router.pipeline.cache``);
-    by default the one ``CACHE_TABLE_NAME`` names (none when unset), None for no cache."""
+    by default the one ``CACHE_TABLE_NAME`` names (none when unset), None for no cache.
+    ``conversations``: the server-kept conversations; by default the store
+    ``CONVERSATION_TABLE_NAME`` names (none when unset), None for none."""
     if budget == BUDGET_FROM_ENV:
         budget = None
         if os.environ.get(BUDGET_TABLE_ENV):  # no table, no guard: skip importing its module
@@ -121,6 +124,14 @@ def build_service(
             from .cache.response_cache import ResponseCache
 
             cache = ResponseCache.from_env(config)
+    if conversations == BUDGET_FROM_ENV:
+        conversations = None
+        if os.environ.get(CONVERSATION_TABLE_ENV):
+            from ..governance.conversation_store import ConversationStore
+
+            conversations = ConversationStore.from_env(config)
+    store = conversations if not isinstance(conversations, str) else None
     return RouterService(
-        config, classifier, answerer, breakers=breakers, budget=guard, cache=cache
+        config, classifier, answerer, breakers=breakers, budget=guard, cache=cache,
+        conversations=store,
     )

@@ -62,6 +62,17 @@ DECIDED_BY = {"semantic": "semantic", "llm-assisted": "llm"}  # by strategy, whe
 ACCESS_DENIED = "AccessDeniedException"
 
 
+class ConversationKeeper(Protocol):
+    """What the core needs of the server-kept conversations
+    (llm_router.governance.conversation_store)."""
+
+    def load(self, conversation_id: str, owner: str) -> Any: ...
+
+    def append(
+        self, previous: Any, owner: str, question: str, answer: str, capped: bool | None
+    ) -> str | None: ...
+
+
 class UnknownCategory(ValueError):
     """The caller named a category that is not configured (static routing)."""
 
@@ -201,6 +212,7 @@ class RouterService:
         budget: BudgetGuard | None = None,
         rng: random.Random | None = None,
         cache: ResponseCache | None = None,
+        conversations: ConversationKeeper | None = None,
     ) -> None:
         self.config = config
         self.classifier = classifier
@@ -208,6 +220,7 @@ class RouterService:
         self.breakers = breakers
         self.budget = budget
         self.cache = cache
+        self.conversations = conversations
         self._rng = rng or random.Random()
         self._policy: RoutingPolicy = parse_routing(config)
         self._max_routing_chars = self._policy.max_input_chars
@@ -338,6 +351,7 @@ class RouterService:
         classification: Classification,
         plan: TargetPlan,
         tier: str | None = None,
+        history_flags: Sequence[bool | None] | None = None,
     ) -> tuple[Classification, TargetPlan]:
         """The plan capped at the degraded target when the decision cannot be trusted with it.
 
@@ -347,6 +361,12 @@ class RouterService:
         nothing to cap. The returned classification carries the check's classifier calls (their
         usage and time) and ``details["cost_cap"]``; a caller-trusted category (``trust``) is
         not checked.
+
+        ``history_flags`` (server-kept history, one per turn): True, a turn that was capped when
+        asked (the conversation stays capped while the model reads it); False, checked and in
+        scope; None, not checked yet (a user turn is checked now; assistant turns are the
+        router's own). Without flags every turn, the client-written assistant ones included, is
+        checked.
         """
         cap_model = self._policy.degraded_model(self.config, tier)
         details = classification.details
@@ -356,9 +376,17 @@ class RouterService:
         if self.unavailable(classification):
             note = {"capped": True, "reason": "classification unavailable", "target": cap_model}
             return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
+        if history_flags is not None and any(flag is True for flag in history_flags):
+            note = {"capped": True, "reason": "the conversation holds a capped turn",
+                    "target": cap_model}
+            return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
+        unchecked = history if history_flags is None else [
+            turn for turn, flag in zip(history, history_flags, strict=True)
+            if flag is None and turn.role == "user"
+        ]
         items = coverage.segments(
             question,
-            history,
+            unchecked,
             self._max_routing_chars,
             self._policy.segment_min_words,
         )
@@ -396,6 +424,55 @@ class RouterService:
             details={**classification.details, "cost_cap": note},
         )
 
+    # -- server-kept conversations (llm_router.governance.conversation_store) ---------------
+
+    def ask_in_conversation(
+        self,
+        question: str,
+        category: str | None,
+        tier: str | None,
+        conversation_id: str | None,
+        owner: str,
+    ) -> dict[str, Any]:
+        """``ask`` with the history the server keeps; the body carries ``conversation_id``.
+
+        ``conversation_id`` None starts a conversation. An answered question is stored with its
+        answer (and its coverage flag); a declined one is not, so the answer model never reads
+        it later. ``conversation_id`` in the body is the conversation to continue, or None when
+        nothing was stored (a declined first question, a failed write).
+        """
+        store = self.conversations
+        if store is None:
+            raise RoutingError("conversation_not_found", {"reason": "conversations are off"})
+        previous = self._load_conversation(store, conversation_id, owner)
+        body = self.ask(
+            question,
+            category,
+            tier,
+            previous.turns if previous else (),
+            history_flags=previous.flags if previous else (),
+        )
+        if body["routing"]["declined"]:
+            body["conversation_id"] = conversation_id
+            return body
+        note = body["routing"].get("cost_cap")
+        capped = bool(note.get("capped")) if isinstance(note, Mapping) else None
+        body["conversation_id"] = store.append(previous, owner, question, body["answer"], capped)
+        return body
+
+    @staticmethod
+    def _load_conversation(
+        store: ConversationKeeper, conversation_id: str | None, owner: str
+    ) -> Any:
+        if conversation_id is None:
+            return None
+        try:
+            return store.load(conversation_id, owner)
+        except LookupError as exc:
+            raise RoutingError("conversation_not_found") from exc
+        except RuntimeError as exc:
+            raise RoutingError("conversation_unavailable", retry_after_seconds=1) from exc
+
     # -- answering ---------------------------------------------------------------------------
 
     def cheapest_plan(self, plan: TargetPlan) -> TargetPlan:
@@ -413,9 +490,11 @@ class RouterService:
         category: str | None = None,
         tier: str | None = None,
         history: Sequence[Turn] = (),
+        history_flags: Sequence[bool | None] | None = None,
     ) -> Exchange:
-        """Reserve the budget, decide, choose the answer targets (none when declined) and look
-        the answer up in the cache; the reservation is released if any of it fails."""
+        """Reserve the budget, decide, choose the answer targets (none when declined, capped by
+        :meth:`cost_safe`) and look the answer up in the cache; the reservation is released if
+        any of it fails. ``history_flags``: see :meth:`ask`."""
         context = current()
         tier = tier or context.tier or self.config.default_tier
         exchange = Exchange(
@@ -434,7 +513,9 @@ class RouterService:
             plan = self.config.plan_for(classification.category, tier)
             if budget_level == "soft":
                 plan = self.cheapest_plan(plan)
-            classification, plan = self.cost_safe(question, history, classification, plan, tier)
+            classification, plan = self.cost_safe(
+                question, history, classification, plan, tier, history_flags
+            )
             exchange.classification = classification
             exchange.plan = plan
             exchange.attempt_order = tuple(plan.attempt_order(self._rng))
@@ -480,9 +561,13 @@ class RouterService:
         category: str | None = None,
         tier: str | None = None,
         history: Sequence[Turn] = (),
+        history_flags: Sequence[bool | None] | None = None,
     ) -> dict[str, Any]:
-        """Route and answer ``question``; ``history`` holds the conversation's earlier turns."""
-        exchange = self.begin(question, category, tier, history)
+        """Route and answer ``question``; ``history`` holds the conversation's earlier turns.
+
+        ``history_flags`` None: the client sent the history (untrusted: all of it is checked);
+        else the server kept it, with each turn's coverage flag (see :meth:`cost_safe`)."""
+        exchange = self.begin(question, category, tier, history, history_flags)
         if exchange.declined:
             return self.finish(exchange, None)
         if exchange.cached is not None:
