@@ -154,6 +154,25 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
     )
 
 
+LOCAL_CONVERSATION_TABLE = "local-router-conversations"
+
+
+def local_conversations(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any, str]:
+    """The server-kept conversations of a local run (``llm_router.governance.conversation_store``)
+    in a table of the local moto DynamoDB server, and a line saying so; None without moto."""
+    from llm_router.governance.conversation_store import ConversationStore
+
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
+        return None, "Conversations: client-sent history only (moto is missing)"
+    client, url = dynamodb
+    create_local_table(client, LOCAL_CONVERSATION_TABLE, "conversation_id")
+    return (
+        ConversationStore(config, LOCAL_CONVERSATION_TABLE, client=client),
+        f"Conversations: kept in DynamoDB by moto in this process at {url} (forgotten on exit)",
+    )
+
+
 LOCAL_FEEDBACK_TABLE = "local-router-feedback"
 LOCAL_CACHE_TABLE = "local-router-cache"
 LOCAL_DYNAMODB_TIMEOUT_SECONDS = 10  # moto shares this process's CPU with the routers

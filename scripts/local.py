@@ -35,6 +35,8 @@ the response cache (``routes.json`` ``cache``), in a table of the same moto serv
 moto server (``llm_router.edge.feedback``; read it with ``scripts/feedback.py``). Each answer's
 ``feedback_token`` is signed with a random secret the run creates in that server's Secrets
 Manager, as the stack creates its own.
+Conversations are kept in a third table there (``conversation_id`` in each answer; forgotten
+on exit).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from backends import (
     local_access,
     local_budget,
     local_cache,
+    local_conversations,
     local_feedback,
     local_feedback_command,
     local_feedback_tokens,
@@ -316,6 +319,8 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             feedback = access.feedback or feedback
         if feedback is not None:
             say(f"  read it: {local_feedback_command(stack, access)}")
+        conversations, conversations_line = local_conversations(stack, config)
+        say(conversations_line)
         routers = mount_routers(
             config, backend.client, index_dir, backend.embedding_source, budget=budget,
             clients=access.bedrock if access else None,
@@ -326,6 +331,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             caches=access.caches if access else None,
             stream_clients=access.stream_bedrock if access else None,
             stream_budgets=access.stream_budgets if access else None,
+            conversations=conversations,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(

@@ -64,26 +64,32 @@ def mount_routers(
     caches: Mapping[str, Any] | None = None,
     stream_clients: Mapping[str, Any] | None = None,
     stream_budgets: Mapping[str, Any] | None = None,
+    conversations: Any | None = None,
+    conversation_stores: Mapping[str, Any] | None = None,
 ) -> list[MountedRouter]:
     """Build every router's service now (the Lambda cold start) and wrap it in its handler;
     ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
     none; ``feedback_tokens`` what signs their answers' feedback tokens (None: no tokens);
-    ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none.
-    ``clients``, ``budgets``, ``tokens`` and ``caches`` (strategy -> Bedrock client, guard,
-    tokens, cache) give a router its own, signed with its function's role, in place of
-    ``client``, ``budget``, ``feedback_tokens`` and ``cache``. ``stream_clients`` and
-    ``stream_budgets`` do the same for a separate ``/ask/stream`` handler (the streaming
-    function's role, which has no cache and issues no feedback tokens, as deployed); without
-    them ``/ask/stream`` is the router's own handler."""
+    ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none;
+    ``conversations`` the server-kept conversations' store
+    (``llm_router.governance.conversation_store``), None for client-sent history only.
+    ``clients``, ``budgets``, ``tokens``, ``caches`` and ``conversation_stores`` (strategy ->
+    Bedrock client, guard, tokens, cache, store) give a router its own, signed with its
+    function's role, in place of ``client``, ``budget``, ``feedback_tokens``, ``cache`` and
+    ``conversations``. ``stream_clients`` and ``stream_budgets`` do the same for a separate
+    ``/ask/stream`` handler (the streaming function's role, which has no cache, issues no
+    feedback tokens and keeps no conversations, as deployed); without them ``/ask/stream`` is
+    the router's own handler."""
     tier_keys = {local_key_id(t, config.default_tier): t for t in config.tiers}
 
     def handler_for(
-        strategy: Strategy, bedrock: Any, guard: Any, its_cache: Any, its_tokens: Any
+        strategy: Strategy, bedrock: Any, guard: Any, its_cache: Any, its_tokens: Any,
+        its_conversations: Any,
     ) -> tuple[StreamingRouterHandler, str | None]:
         try:
             service = build_service(
                 strategy.name, config, bedrock, index_dir, embedding_source, budget=guard,
-                cache=its_cache,
+                cache=its_cache, conversations=its_conversations,
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
@@ -101,12 +107,13 @@ def mount_routers(
         handler, error = handler_for(
             strategy, (clients or {}).get(name, client), (budgets or {}).get(name, budget),
             (caches or {}).get(name, cache), (tokens or {}).get(name, feedback_tokens),
+            (conversation_stores or {}).get(name, conversations),
         )
         stream_handler = None
         if stream_clients and name in stream_clients:
             stream_handler, _ = handler_for(
                 strategy, stream_clients[name], (stream_budgets or {}).get(name, budget),
-                None, None,
+                None, None, None,
             )
         mounted.append(MountedRouter(strategy, handler, error, stream_handler))
     return mounted
