@@ -14,9 +14,12 @@ The answer is printed as the model writes it: the question goes to ``POST /ask/s
 ``--no-stream`` asks ``POST /ask`` and prints the whole answer at the end.
 
 ``--chat`` holds a conversation: it reads one question per line from stdin (``quit`` or end of
-input stops) and sends each with the turns so far as ``history``, so follow-ups such as "why?"
-keep their context and their model. The router is stateless: the history lives here. A question
-that fails is not added to it, and the oldest turns are dropped to stay within ``--max-turns``.
+input stops), so follow-ups such as "why?" keep their context and their model. With
+``--no-stream``, when the router keeps conversations (its answers carry ``conversation_id``),
+each question is sent with the id the last answer returned and the turns live on the server,
+where this client cannot alter them (``/ask/stream`` keeps none). Otherwise each question is
+sent with the turns so far as ``history``: a question that fails is not added to it, and the
+oldest turns are dropped to stay within ``--max-turns``.
 """
 
 from __future__ import annotations
@@ -146,11 +149,14 @@ def _request(
     question: str,
     category: str | None,
     history: Sequence[Mapping[str, str]],
+    conversation_id: str | None = None,
 ) -> urllib.request.Request:
     payload: dict[str, Any] = {"question": question}
     if category:
         payload["category"] = category
-    if history:
+    if conversation_id:
+        payload["conversation_id"] = conversation_id
+    elif history:
         payload["history"] = list(history)
     return urllib.request.Request(
         url,
@@ -230,9 +236,13 @@ def post_question(
     category: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     history: Sequence[Mapping[str, str]] = (),
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
-    """POST the question; the parsed body of a 2xx answer, else AskError with status and reason."""
-    request = _request(endpoint.url, endpoint, question, category, history)
+    """POST the question; the parsed body of a 2xx answer, else AskError with status and reason.
+
+    ``conversation_id`` continues a conversation the router keeps; ``history`` sends the turns
+    (a router that keeps none)."""
+    request = _request(endpoint.url, endpoint, question, category, history, conversation_id)
     raw = _read(endpoint.url, request, timeout, lambda response: response.read())
     try:
         body = json.loads(raw)
@@ -368,6 +378,7 @@ def chat(
 ) -> int:
     """Ask each line as the next turn of one conversation; 0 when every question was answered."""
     history: list[dict[str, str]] = []
+    conversation_id: str | None = None  # set once the router says it keeps the conversation
     failures = 0
     questions = itertools.chain([args.question] if args.question else [], lines)
     out.write("Chat: one question per line; quit or end of input stops.\n")
@@ -379,12 +390,15 @@ def chat(
             break
         out.write(f"you> {question}\n")
         try:
-            body = ask_once(endpoint, args, question, out, history)
+            body = ask_once(endpoint, args, question, out, history, conversation_id=conversation_id)
         except AskError as exc:
             err.write(f"error: {exc}\n")
             failures += 1
             continue
         out.write("\n")
+        if "conversation_id" in body:  # the router keeps the turns (POST /ask, --no-stream)
+            conversation_id = body["conversation_id"] or conversation_id
+            continue
         history += [
             {"role": "user", "content": question},
             {"role": "assistant", "content": str(body.get("answer") or "(no answer)")},
@@ -401,11 +415,14 @@ def ask_once(
     out: TextIO,
     history: Sequence[Mapping[str, str]] = (),
     indent: int | None = None,
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
     """Ask one question and print it: streamed as it arrives (a person reading), or whole
     (``--no-stream``; ``--json`` prints the body, the streamed one with its answer joined)."""
     if args.no_stream:
-        body = post_question(endpoint, question, args.category, args.timeout, history)
+        body = post_question(
+            endpoint, question, args.category, args.timeout, history, conversation_id
+        )
         out.write(
             format_answer(body) if not args.json
             else json.dumps(body, indent=indent, ensure_ascii=False)

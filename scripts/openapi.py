@@ -71,6 +71,12 @@ def ask_response_schema(config: RoutesConfig) -> dict[str, Any]:
                 "description": "send it to POST /feedback, with the same API key, to give "
                 "feedback on this answer; signed, it expires after feedback.token_ttl_hours",
             },
+            "conversation_id": {
+                "type": "string",
+                "nullable": True,
+                "description": "when the router keeps conversations: send it back with the next "
+                "question to continue (null: nothing was stored, e.g. a declined first question)",
+            },
         },
         "additionalProperties": True,
     }
@@ -155,6 +161,7 @@ ERROR_RESPONSES = {
         ("Gateway", "Fn"),
     ),
     "409": ("Feedback on this answer was given with another API key", ("Fn",)),
+    "404": ("No conversation of this API key has this conversation_id", ("Fn",)),
     "413": ("Request body above 10 MB", ("Gateway",)),
     "429": (
         "Throttled or daily quota exhausted (the usage plan), or the daily budget (code "

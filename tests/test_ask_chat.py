@@ -22,6 +22,7 @@ ASK = str(REPO_ROOT / "scripts" / "ask.py")
 ROME = "What led to the fall of the Western Roman Empire?"
 WHY = "Why did that happen?"
 SOLVE = "Solve for x: 4x + 2 = 18."
+ID_TAIL = "-0000-4000-8000-000000000000"  # a conversation id is a UUID
 
 
 def run_chat(url: str, stdin: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -32,16 +33,22 @@ def run_chat(url: str, stdin: str, *extra: str) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.fixture
-def recording_api(routes: RoutesConfig) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+@pytest.fixture(params=[False])
+def recording_api(
+    routes: RoutesConfig, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The local API in front of a handler that records each body and answers 'answer N'
-    (``/ask`` only: ask.py runs with ``--no-stream`` against it)."""
+    (``/ask`` only: ask.py runs with ``--no-stream`` against it), with a ``conversation_id``
+    when the parameter says the router keeps conversations."""
     bodies: list[dict[str, Any]] = []
+    keeps = request.param
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         bodies.append(json.loads(event["body"]))
         body = {"answer": f"answer {len(bodies)}", "question_classification": "history",
                 "answerer_LLM": HAIKU, "routing": {"strategy": "semantic"}}
+        if keeps:  # the second answer is a decline: no id, the client keeps the previous one
+            body["conversation_id"] = None if len(bodies) == 2 else f"{len(bodies):08d}{ID_TAIL}"
         return {"statusCode": 200, "headers": {}, "body": json.dumps(body)}
 
     gateway = LocalGateway(ApiSettings.from_config(routes, KEY), {"semantic": handler})
@@ -62,6 +69,18 @@ def test_each_question_carries_the_turns_so_far(
     assert bodies[2]["history"] == [*bodies[1]["history"], {"role": "user", "content": WHY},
                                     {"role": "assistant", "content": "answer 2"}]
     assert result.stdout.count("you> ") == 3 and "answer 3" in result.stdout
+
+
+@pytest.mark.parametrize("recording_api", [True], indirect=True)
+def test_a_router_that_keeps_conversations_gets_the_id_not_the_history(
+    recording_api: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, bodies = recording_api
+    result = run_chat(url, f"{ROME}\n{WHY}\n{SOLVE}\n", "--no-stream")
+    assert result.returncode == 0, result.stderr
+    assert "conversation_id" not in bodies[0] and "history" not in bodies[0]
+    assert [b.get("conversation_id") for b in bodies[1:]] == [f"{1:08d}{ID_TAIL}"] * 2
+    assert all("history" not in b for b in bodies)
 
 
 def test_history_is_trimmed_oldest_first_to_max_turns(

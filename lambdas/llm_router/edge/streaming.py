@@ -124,6 +124,12 @@ class StreamingRouterHandler(RouterHandler):
         if isinstance(admitted, Reply):
             return self._refused(admitted, request_id, seen, started)
         request = admitted.request
+        if request.conversation_id:  # the stream keeps no conversations: say so, never ignore it
+            reply = Reply(400, {
+                **error_body("bad_request", request_id),
+                "error": '"conversation_id" is for POST /ask; /ask/stream takes "history"',
+            })
+            return self._refused(reply, request_id, seen, started)
         with serving(admitted.context):
             try:
                 events = admitted.service.ask_stream(
