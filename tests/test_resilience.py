@@ -88,7 +88,10 @@ def test_failed_classifier_uses_the_default_category(
     status, body = invoke(make_handler(strategy, routes), {"question": WW2})
     assert status == 200
     assert body["question_classification"] == routes.default_category
-    assert body["answerer_LLM"] == SONNET
+    # Not the default category's premium target: a classifier outage is capped at the
+    # degraded target (llm_router.decision.cost_cap), the cheapest by default.
+    assert body["answerer_LLM"] == HAIKU
+    assert body["routing"]["cost_cap"]["reason"] == "classification unavailable"
     assert body["routing"]["degraded"] == f"{stage} failed: {error}"
     assert body["routing"]["decided_by"] == "default"
     failed = [t for t in body["routing"]["targets"] if t["result"] == "failed"]

@@ -33,6 +33,13 @@ def within_cap(config: RoutesConfig, plan: TargetPlan, cap_model: str) -> bool:
     return all(unit_price(config, model) <= cap for model in plan.model_ids())
 
 
+def pool_within_cap(config: RoutesConfig, plan: TargetPlan, cap_model: str) -> bool:
+    """Whether the targets that answer when nothing fails (the pool) cost at most ``cap_model``;
+    its fallbacks answer only when the pool fails."""
+    cap = unit_price(config, cap_model)
+    return all(unit_price(config, target.model_id) <= cap for target in plan.pool)
+
+
 def capped_plan(config: RoutesConfig, plan: TargetPlan, cap_model: str) -> TargetPlan:
     """``plan``'s targets priced at most ``cap_model``, in plan order; when none is,
     ``cap_model`` with the configuration's other answer targets within its price as fallbacks."""

@@ -37,7 +37,7 @@ from ..decision.conversation import (
     parse_conversation,
     route_followup,
 )
-from ..decision.cost_cap import capped_plan, within_cap
+from ..decision.cost_cap import capped_plan, pool_within_cap
 from ..decision.normalize import routing_text
 from ..decision.routing_policy import RoutingPolicy, parse_routing
 from ..errors import CIRCUIT_OPEN, RoutingError
@@ -355,12 +355,14 @@ class RouterService:
     ) -> tuple[Classification, TargetPlan]:
         """The plan capped at the degraded target when the decision cannot be trusted with it.
 
-        Capped when classification was unavailable, or when a segment of the question or of the
-        history is declined alone (:mod:`llm_router.decision.coverage`); the check runs only
-        when ``plan`` has a target dearer than the degraded target, since below it there is
-        nothing to cap. The returned classification carries the check's classifier calls (their
-        usage and time) and ``details["cost_cap"]``; a caller-trusted category (``trust``) is
-        not checked.
+        Capped when classification was unavailable (always: nothing above the degraded target,
+        fallbacks included), or when a segment of the question or of the history is declined
+        alone (:mod:`llm_router.decision.coverage`); that check runs only when the plan's pool
+        (the targets that answer when nothing fails) has a target dearer than the degraded
+        target, since below it there is nothing to cap (its fallbacks, reached only on
+        failover, are left as configured). The returned classification carries the check's
+        classifier calls (their usage and time) and ``details["cost_cap"]``; a caller-trusted
+        category (``trust``) is not checked.
 
         ``history_flags`` (server-kept history, one per turn): True, a turn that was capped when
         asked (the conversation stays capped while the model reads it); False, checked and in
@@ -370,12 +372,13 @@ class RouterService:
         """
         cap_model = self._policy.degraded_model(self.config, tier)
         details = classification.details
-        trusted = details.get("decided_by") == "caller" and "classified_as" not in details
-        if trusted or within_cap(self.config, plan, cap_model):
-            return classification, plan
+        if details.get("decided_by") == "caller" and "classified_as" not in details:
+            return classification, plan  # the operator trusts the caller's category
         if self.unavailable(classification):
             note = {"capped": True, "reason": "classification unavailable", "target": cap_model}
             return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
+        if pool_within_cap(self.config, plan, cap_model):
+            return classification, plan  # nothing dearer answers unless the pool fails
         if history_flags is not None and any(flag is True for flag in history_flags):
             note = {"capped": True, "reason": "the conversation holds a capped turn",
                     "target": cap_model}
