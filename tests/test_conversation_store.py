@@ -213,3 +213,22 @@ def test_an_unreadable_store_is_a_503_with_a_stable_code(
     status, body = ask(handler, {"question": "Go on.", "conversation_id": str(uuid.uuid4())})
     assert status == 503 and body["code"] == "conversation_unavailable"
     assert "no-such-table" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("note,flag", [
+    (None, None),  # no check ran: the turn is checked when a dearer target would read it
+    ({"capped": False, "segments": 2, "off_topic": []}, False),
+    ({"capped": True, "reason": "part of the input is off-topic", "off_topic": ["question"]},
+     True),
+    ({"capped": True, "reason": "part of the input is off-topic", "off_topic": ["history[0]"]},
+     False),  # the question itself was read and is in scope
+    ({"capped": True, "reason": "classification unavailable"}, None),
+    ({"capped": True, "reason": "the conversation holds a capped turn"}, None),
+    ({"capped": True, "reason": "the input could not be checked in full"}, True),
+])
+def test_a_stored_turn_records_what_the_check_learnt_of_its_own_text(
+    note: Any, flag: bool | None
+) -> None:
+    from llm_router.pipeline.service import RouterService
+
+    assert RouterService.question_flag(note) is flag

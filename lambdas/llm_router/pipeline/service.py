@@ -60,6 +60,11 @@ FULL_ONLY_DETAILS = frozenset({"neighbours", "votes"})
 _COST_DIGITS = 10
 DECIDED_BY = {"semantic": "semantic", "llm-assisted": "llm"}  # by strategy, when not set
 ACCESS_DENIED = "AccessDeniedException"
+# Why a request was capped (routing.cost_cap.reason), and what that says of the question's text.
+UNAVAILABLE = "classification unavailable"  # not read: checked again when a later turn needs it
+CAPPED_CONVERSATION = "the conversation holds a capped turn"  # not read: likewise
+OFF_TOPIC = "part of the input is off-topic"  # read: part of it is off-topic
+UNCHECKABLE = "the input could not be checked in full"  # more segments than the check allows
 
 
 class ConversationKeeper(Protocol):
@@ -375,13 +380,12 @@ class RouterService:
         if details.get("decided_by") == "caller" and "classified_as" not in details:
             return classification, plan  # the operator trusts the caller's category
         if self.unavailable(classification):
-            note = {"capped": True, "reason": "classification unavailable", "target": cap_model}
+            note = {"capped": True, "reason": UNAVAILABLE, "target": cap_model}
             return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
         if pool_within_cap(self.config, plan, cap_model):
             return classification, plan  # nothing dearer answers unless the pool fails
         if history_flags is not None and any(flag is True for flag in history_flags):
-            note = {"capped": True, "reason": "the conversation holds a capped turn",
-                    "target": cap_model}
+            note = {"capped": True, "reason": CAPPED_CONVERSATION, "target": cap_model}
             return self._noted(classification, note, ()), capped_plan(self.config, plan, cap_model)
         unchecked = history if history_flags is None else [
             turn for turn, flag in zip(history, history_flags, strict=True)
@@ -404,8 +408,7 @@ class RouterService:
         if checked.partly_off_topic or checked.failed:
             note |= {
                 "capped": True,
-                "reason": "part of the input is off-topic" if checked.partly_off_topic
-                else "the input could not be checked in full",
+                "reason": OFF_TOPIC if checked.partly_off_topic else UNCHECKABLE,
                 "target": cap_model,
             }
             plan = capped_plan(self.config, plan, cap_model)
@@ -458,10 +461,23 @@ class RouterService:
         if body["routing"]["declined"]:
             body["conversation_id"] = conversation_id
             return body
-        note = body["routing"].get("cost_cap")
-        capped = bool(note.get("capped")) if isinstance(note, Mapping) else None
-        body["conversation_id"] = store.append(previous, owner, question, body["answer"], capped)
+        flag = self.question_flag(body["routing"].get("cost_cap"))
+        body["conversation_id"] = store.append(previous, owner, question, body["answer"], flag)
         return body
+
+    @staticmethod
+    def question_flag(note: Any) -> bool | None:
+        """What the cost cap learnt of the question's own text, for its stored turn: True, part
+        of it is off-topic or it could not be checked; False, checked and in scope; None, not
+        read (no check ran, or the cap came from elsewhere), so it is checked when needed."""
+        if not isinstance(note, Mapping):
+            return None
+        reason = note.get("reason")
+        if reason in (UNAVAILABLE, CAPPED_CONVERSATION):
+            return None
+        if reason == OFF_TOPIC:  # the question's own segments, or an older turn's
+            return "question" in note.get("off_topic", ())
+        return bool(note.get("capped"))
 
     @staticmethod
     def _load_conversation(
