@@ -354,6 +354,7 @@ class LocalAccess:
 
     bedrock: dict[str, Any]  # strategy -> its router's Bedrock client
     budgets: dict[str, Any]  # strategy -> its router's budget guard (empty: no budget)
+    conversations: dict[str, Any]  # strategy -> its router's conversation store
     feedback: Any  # the feedback handler, on the feedback role
     operator_env: str  # the operator's credentials as environment assignments, for scripts
     tokens: dict[str, Any] = field(default_factory=dict)  # strategy -> its feedback tokens
@@ -370,10 +371,11 @@ def local_access(
     Called after every table exists (set-up runs unchecked). Without the CDK (no Node.js) the
     run goes on with IAM unchecked, and the returned line says so."""
     from llm_router.config.cache import CACHE_TABLE_ENV
-    from llm_router.config.settings import BUDGET_TABLE_ENV
+    from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
     from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT, STREAM_ENTRY_POINT
     from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
     from llm_router.governance.budget import BudgetGuard
+    from llm_router.governance.conversation_store import ConversationStore
     from llm_router.governance.provenance import (
         FEEDBACK_SECRET_ENV,
         FeedbackTokens,
@@ -395,6 +397,7 @@ def local_access(
         BUDGET_TABLE_ENV: LOCAL_BUDGET_TABLE,
         FEEDBACK_TABLE_ENV: LOCAL_FEEDBACK_TABLE,
         CACHE_TABLE_ENV: LOCAL_CACHE_TABLE,
+        CONVERSATION_TABLE_ENV: LOCAL_CONVERSATION_TABLE,
     }
     secret_arn = _LOCAL_SECRET_ARNS.get(stack)
     if secret_arn:  # its local name is what follows "secret:" in moto's ARN (suffix included)
@@ -455,6 +458,10 @@ def local_access(
          for s, c in granted.routers.items()}
         if config.cache.enabled and config.cache.categories else {}
     )
+    conversations = {
+        s: ConversationStore(config, LOCAL_CONVERSATION_TABLE, client=role_dynamodb(c))
+        for s, c in granted.routers.items()
+    }
     feedback = (
         FeedbackHandler(
             config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback),
@@ -470,7 +477,7 @@ def local_access(
     )
     return (
         LocalAccess(
-            bedrock, budgets, feedback, operator_env, tokens, caches,
+            bedrock, budgets, conversations, feedback, operator_env, tokens, caches,
             role_bedrock(granted.streams), role_budgets(granted.streams),
         ),
         f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "

@@ -313,14 +313,14 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
         say(cache_line)
         feedback, feedback_line = local_feedback(stack, config)
         say(feedback_line)
+        conversations, conversations_line = local_conversations(stack, config)
+        say(conversations_line)
         access, access_line = local_access(stack, config, backend, config.preset)
         say(access_line)
         if access is not None:
             feedback = access.feedback or feedback
         if feedback is not None:
             say(f"  read it: {local_feedback_command(stack, access)}")
-        conversations, conversations_line = local_conversations(stack, config)
-        say(conversations_line)
         routers = mount_routers(
             config, backend.client, index_dir, backend.embedding_source, budget=budget,
             clients=access.bedrock if access else None,
@@ -332,6 +332,7 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             stream_clients=access.stream_bedrock if access else None,
             stream_budgets=access.stream_budgets if access else None,
             conversations=conversations,
+            conversation_stores=access.conversations if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(

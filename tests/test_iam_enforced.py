@@ -25,11 +25,12 @@ from botocore.exceptions import ClientError
 from build_index import STANDIN_SOURCE
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.config.cache import CACHE_TABLE_ENV
-from llm_router.config.settings import BUDGET_TABLE_ENV
+from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
 from llm_router.edge import FEEDBACK_ENTRY_POINT, ROUTER_ENTRY_POINT, STREAM_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV, FeedbackHandler
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.budget import BudgetGuard, dynamodb_client
+from llm_router.governance.conversation_store import ConversationStore
 from llm_router.governance.provenance import (
     FEEDBACK_SECRET_ENV,
     FeedbackTokens,
@@ -48,7 +49,10 @@ from stack_synth import shared_synth
 REGION = "us-east-1"
 SECRET = "iam-feedback-secret"
 TABLES = {
-    BUDGET_TABLE_ENV: "iam-budget", FEEDBACK_TABLE_ENV: "iam-feedback", CACHE_TABLE_ENV: "iam-cache"
+    BUDGET_TABLE_ENV: "iam-budget",
+    FEEDBACK_TABLE_ENV: "iam-feedback",
+    CONVERSATION_TABLE_ENV: "iam-conversations",
+    CACHE_TABLE_ENV: "iam-cache",
 }
 CORE = Path(__file__).resolve().parents[1] / "lambdas" / "llm_router"
 BOOTSTRAP = moto_iam.Credentials("bootstrap", "bootstrap")
@@ -65,7 +69,11 @@ def moto_url() -> Iterator[str]:
     url = f"http://{host}:{port}"
     dynamodb = boto3.client("dynamodb", endpoint_url=url, region_name=REGION,
                             **BOOTSTRAP.as_client_kwargs())
-    keys = {TABLES[BUDGET_TABLE_ENV]: "pk", TABLES[FEEDBACK_TABLE_ENV]: "request_id"}
+    keys = {
+        TABLES[BUDGET_TABLE_ENV]: "pk",
+        TABLES[FEEDBACK_TABLE_ENV]: "request_id",
+        TABLES[CONVERSATION_TABLE_ENV]: "conversation_id",
+    }
     for table, key in keys.items():
         dynamodb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
@@ -210,6 +218,34 @@ def test_each_stream_works_with_exactly_its_role_and_the_router_role_cannot_stre
     assert name == b"event: error" and error["code"] == "models_access_denied", error
     refused = [c for c in fresh_standin.calls() if c["status"] == 403]
     assert refused and {c["api"] for c in refused} == {"converse-stream"}
+
+
+def test_a_router_keeps_a_conversation_with_exactly_its_role(
+    granted: LocalRoles, moto_url: str, fresh_standin: Any, routes: RoutesConfig
+) -> None:
+    """Start and continue a server-kept conversation (GetItem, conditional PutItem) under the
+    router's role; the feedback function's role may not read it."""
+    credentials = granted.routers["llm-assisted"]
+    table = TABLES[CONVERSATION_TABLE_ENV]
+    store = ConversationStore(routes, table, client=role_dynamodb(moto_url, credentials))
+    service = build_service("llm-assisted", routes, role_bedrock(fresh_standin, credentials),
+                            budget=None, conversations=store)
+    handler = RouterHandler(strategy="llm-assisted", service_factory=lambda: service, eager=True)
+    assert granted.feedback is not None
+    moto_iam.DENIALS.clear()
+    with moto_iam.enforced():
+        status, first = ask(handler, "What is 12 times 12?")
+        assert status == 200 and first["conversation_id"], first
+        response = handler(proxy_event(json.dumps(
+            {"question": "And divided by 3?", "conversation_id": first["conversation_id"]}
+        )), LocalLambdaContext())
+        assert response["statusCode"] == 200, response["body"]
+        assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
+        with pytest.raises(ClientError) as refused:
+            role_dynamodb(moto_url, granted.feedback).get_item(
+                TableName=table, Key={"conversation_id": {"S": first["conversation_id"]}}
+            )
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
 def test_the_feedback_function_writes_with_exactly_its_role(
