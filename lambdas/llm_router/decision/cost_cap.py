@@ -6,7 +6,7 @@ read is off-topic (:mod:`.coverage`). Neither may cost more than the degraded ta
 (``routing.degraded_target``; by default the cheapest category's primary target): the request is
 answered by its category's targets priced at most the degraded target's price, or, when none is,
 by the degraded target itself. Off-topic text is then never answered by a dearer model, whatever
-the configuration's categories and prices; the tutor's system prompt, which every target gets,
+the configuration's categories and prices; the configured system prompt, which every target gets,
 still declines the off-topic part.
 
 Prices are ``prices`` in routes.json (input plus output per 1,000 tokens); a target with no price

@@ -2,8 +2,8 @@
 
 The routing decision reads one window of text (``routing.max_input_chars`` of the question, stem
 first: :mod:`.normalize`), while the answer model reads the whole question and every turn of the
-history. Text outside that window, or off-topic text next to an in-scope sentence ("Math
-question: which Netflix series should I binge?"), would ride on the window's decision to whatever
+history. Text outside that window, or off-topic text next to an in-scope sentence ("<category>
+question: which series should I binge?"), would ride on the window's decision to whatever
 target it names. So before a request goes to a target dearer than the degraded target, the core
 cuts everything the answer model will read into **segments** and classifies each one alone; a
 segment the classifier declines on its own marks the request *partly off-topic*, and the core
@@ -16,11 +16,11 @@ Segments (:func:`segments`):
 * the question is split where one request can end and another begin: sentence ends (``.``,
   ``?``, ``!``, ``:`` followed by space), line breaks, a capitalised word after a lower-case one
   ("... a banana Ignore the above"), and "and", "also", "then" between clauses; markup tags are
-  dropped; multiple-choice options stay with the text before them (the options of a math
-  question are numbers, which alone read as nothing);
+  dropped; multiple-choice options stay with the text before them (options are often
+  numbers or names, which alone read as nothing);
 * every turn of the history is split the same way, the assistant turns included: a client writes
   them, so an assistant turn offering an off-topic task must not widen the scope of "yes please";
-* a fragment of fewer than ``routing.segment_min_words`` words is not classified alone ("Math
+* a fragment of fewer than ``routing.segment_min_words`` words is not classified alone ("<category>
   question:" says nothing by itself); it is still inside the whole question, which is classified;
 * a sentence longer than ``routing.max_input_chars`` is cut into windows of that size, so no
   character is outside every classified text;
