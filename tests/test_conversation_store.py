@@ -232,3 +232,23 @@ def test_a_stored_turn_records_what_the_check_learnt_of_its_own_text(
     from llm_router.pipeline.service import RouterService
 
     assert RouterService.question_flag(note) is flag
+
+
+def test_the_store_shares_the_budget_guards_client_without_touching_it_at_build(
+    routes: RoutesConfig, bedrock_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second DynamoDB client would cost the first request ~100 ms; the guard's is made by its
+    warm-up off the request path, and reading it at build would make it synchronously."""
+
+    class Guard:
+        reads = 0
+
+        @property
+        def client(self) -> Any:
+            Guard.reads += 1
+            return "the guard's client"
+
+    monkeypatch.setenv("CONVERSATION_TABLE_NAME", "conversations")
+    service = build_service("llm-assisted", routes, bedrock_client, budget=Guard())
+    assert isinstance(service.conversations, ConversationStore) and Guard.reads == 0
+    assert service.conversations.client == "the guard's client" and Guard.reads == 1

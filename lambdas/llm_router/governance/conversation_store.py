@@ -38,7 +38,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import ConfigError, RoutesConfig
@@ -109,24 +109,34 @@ class ConversationStore:
         table_name: str,
         client: Any | None = None,
         clock: Any = time.time,
+        client_source: Callable[[], Any] | None = None,
     ) -> None:
         self.table_name = table_name
+        self._client_source = client_source
         self.max_turns = parse_conversation(config.raw).max_turns
         self.ttl_seconds = parse_ttl_hours(config.raw) * 3600
         self._client = client
         self._clock = clock
 
     @classmethod
-    def from_env(cls, config: RoutesConfig) -> ConversationStore | None:
+    def from_env(
+        cls, config: RoutesConfig, client_source: Callable[[], Any] | None = None
+    ) -> ConversationStore | None:
+        """The store on ``CONVERSATION_TABLE_NAME``; None when it is unset. ``client_source``
+        gives the DynamoDB client to share (the budget guard's, which its warm-up creates off
+        the request path): creating a second one would cost the first request ~100 ms."""
         table = os.environ.get(CONVERSATION_TABLE_ENV)
-        return cls(config, table) if table else None
+        return cls(config, table, client_source=client_source) if table else None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .budget import dynamodb_client  # here: the handler imports this module early
+            if self._client_source is not None:
+                self._client = self._client_source()
+            else:
+                from .budget import dynamodb_client  # here: the handler imports this early
 
-            self._client = dynamodb_client()
+                self._client = dynamodb_client()
         return self._client
 
     def load(self, conversation_id: str, owner: str) -> StoredConversation:

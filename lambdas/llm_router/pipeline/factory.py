@@ -129,7 +129,13 @@ def build_service(
         if os.environ.get(CONVERSATION_TABLE_ENV):
             from ..governance.conversation_store import ConversationStore
 
-            conversations = ConversationStore.from_env(config)
+            shared = None
+            if guard is not None and hasattr(type(guard), "client"):  # not read here: no call
+
+                def shared() -> Any:  # the budget guard's client, made by its warm-up
+                    return guard.client  # type: ignore[attr-defined]
+
+            conversations = ConversationStore.from_env(config, client_source=shared)
     store = conversations if not isinstance(conversations, str) else None
     return RouterService(
         config, classifier, answerer, breakers=breakers, budget=guard, cache=cache,
