@@ -394,8 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         use_routes_file(args.routes)
         config = load_routes()
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     if args.command == "table":
         rows = run_table(scaled(config, args.integration_timeout))
         if args.format == "json":
