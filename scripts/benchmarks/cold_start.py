@@ -50,9 +50,10 @@ from llm_router.config import RoutesConfig, load_routes
 from llm_router.pipeline.strategies import STRATEGIES
 from text_table import table
 
+from layers import REPO_ROOT
+
 from .fresh_process import run_fresh
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "cold_probe.py"
 INDEX_DIR = REPO_ROOT / ".build" / "benchmark" / "cold-start-index"
 TARGET_RATIO = 1.05
