@@ -450,8 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             return chat(endpoint_for(args), args, sys.stdin, sys.stdout, sys.stderr)
         ask_once(endpoint_for(args), args, args.question, sys.stdout, indent=2)
     except AskError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     return 0
 
 

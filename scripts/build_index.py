@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -220,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or default_index_dir(config, source)
         manifest = ensure_index(config, out, source, args.region, print)
     except (IndexBuildError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     print(
         f"{manifest.vectors} vectors, {manifest.dimensions} dimensions, "
         f"{manifest.embedding_source} embeddings -> {out}"

@@ -91,8 +91,7 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
         print(f"error: cannot purge {args.table}: {error.get('Code')}", file=sys.stderr)
         return 1
     except (BotoCoreError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     scope = f"category {args.category!r}" if args.category else "every category"
     print(f"deleted {deleted} items of {scope} from {args.table}")
     return 0

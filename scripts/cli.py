@@ -32,3 +32,10 @@ def run(main: Callable[[], int | None]) -> NoReturn:
         print("interrupted", file=sys.stderr)
         sys.exit(SIGINT_STATUS)
     sys.exit(status)
+
+
+def error(exc: BaseException, status: int = 1) -> int:
+    """Report an expected failure as one ``error: …`` line on stderr, no traceback, and return
+    the script's exit status for it: every script's ``main`` ends a known error this way."""
+    print(f"error: {exc}", file=sys.stderr)
+    return status

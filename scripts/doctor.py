@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -154,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         configs = load_configs(args)
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
     except (ConfigError, BotoCoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cli.error(exc, 2)
     region = session.region_name
     if not region:
         check = Check(

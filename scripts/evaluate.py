@@ -337,8 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             outcomes = decide(service, rows)
     except (ConfigError, StartupError, EvaluationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     except BedrockFailure as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1

@@ -209,8 +209,7 @@ def main(argv: Sequence[str] | None = None, client: Any | None = None) -> int:
     try:
         run(args, client or client_for(args), sys.stdout, sys.stderr)
     except FeedbackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     except BotoCoreError as exc:  # no credentials, no region, unknown profile
         print(f"error: AWS: {exc}", file=sys.stderr)
         return 1

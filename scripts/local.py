@@ -379,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped ({stop})")
         return 0
     except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     return 0
 
 

@@ -135,37 +135,49 @@ def _nothing(standin: Any, config: RoutesConfig) -> None:
     return None
 
 
+Targets = Callable[[RoutesConfig], list[str]]
+HANG = "hang"  # a row's failure: the targets answer after HUNG_SECONDS instead of failing
+DOWN = "ServiceUnavailableException"
+
+# The focus question under the semantic router: (row, targets, failure[, requests sent]).
+FOCUS_ROWS: tuple[tuple[str, Targets, str] | tuple[str, Targets, str, int], ...] = (
+    ("primary answer target throttled", _primary, "ThrottlingException"),
+    ("primary answer target 500", _primary, "InternalServerException"),
+    ("primary answer target model timeout", _primary, "ModelTimeoutException"),
+    ("primary answer target hung", _primary, HANG),
+    ("primary answer target: no model access", _primary, "AccessDeniedException"),
+    ("primary and its inference profile throttled", _primary_and_next, "ThrottlingException"),
+    ("primary keeps failing: breaker opens", _primary, DOWN, 6),
+    ("request rejected as invalid", _primary, "ValidationException"),
+    ("every answer target throttled", _focus_plan, "ThrottlingException"),
+    ("every answer target hung", _focus_plan, HANG),
+)
+# Another category's question, its targets down: (row, strategy, targets).
+OTHER_ROWS: tuple[tuple[str, str, Targets], ...] = (
+    ("classifier LLM down", "llm-assisted", _classifier),
+    ("embedding model down", "semantic", _embedder),
+    ("embedding model down", "hybrid", _embedder),
+    ("classifier and every answer target down", "llm-assisted", _classifier_and_answers),
+)
+
+
+def _inject(targets: Targets, failure: str) -> Callable[..., None]:
+    return _hang(targets) if failure == HANG else _fault(targets, failure)
+
+
 def scenarios(config: RoutesConfig) -> tuple[Scenario, ...]:
     """The table's rows for this configuration (see the module docstring)."""
     focus, other = focus_questions(config)[0], other_question(config)
     return (
         Scenario("none", "semantic", focus, _nothing),
-        Scenario("primary answer target throttled", "semantic", focus,
-                 _fault(_primary, "ThrottlingException")),
-        Scenario("primary answer target 500", "semantic", focus,
-                 _fault(_primary, "InternalServerException")),
-        Scenario("primary answer target model timeout", "semantic", focus,
-                 _fault(_primary, "ModelTimeoutException")),
-        Scenario("primary answer target hung", "semantic", focus, _hang(_primary)),
-        Scenario("primary answer target: no model access", "semantic", focus,
-                 _fault(_primary, "AccessDeniedException")),
-        Scenario("primary and its inference profile throttled", "semantic", focus,
-                 _fault(_primary_and_next, "ThrottlingException")),
-        Scenario("primary keeps failing: breaker opens", "semantic", focus,
-                 _fault(_primary, "ServiceUnavailableException"), repeat=6),
-        Scenario("request rejected as invalid", "semantic", focus,
-                 _fault(_primary, "ValidationException")),
-        Scenario("every answer target throttled", "semantic", focus,
-                 _fault(_focus_plan, "ThrottlingException")),
-        Scenario("every answer target hung", "semantic", focus, _hang(_focus_plan)),
-        Scenario("classifier LLM down", "llm-assisted", other,
-                 _fault(_classifier, "ServiceUnavailableException")),
-        Scenario("embedding model down", "semantic", other,
-                 _fault(_embedder, "ServiceUnavailableException")),
-        Scenario("embedding model down", "hybrid", other,
-                 _fault(_embedder, "ServiceUnavailableException")),
-        Scenario("classifier and every answer target down", "llm-assisted", other,
-                 _fault(_classifier_and_answers, "ServiceUnavailableException")),
+        *(
+            Scenario(name, "semantic", focus, _inject(targets, failure), *repeat)
+            for name, targets, failure, *repeat in FOCUS_ROWS
+        ),
+        *(
+            Scenario(name, strategy, other, _fault(targets, DOWN))
+            for name, strategy, targets in OTHER_ROWS
+        ),
     )
 
 
@@ -382,8 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         use_routes_file(args.routes)
         config = load_routes()
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return cli.error(exc)
     if args.command == "table":
         rows = run_table(scaled(config, args.integration_timeout))
         if args.format == "json":

@@ -30,6 +30,7 @@ from layers.build import LayerBuilder, LayerBuildError
 from stacks.deployment import context_flag, parse_deployment
 from stacks.lambda_target import ARCHITECTURES, LambdaTarget, TargetError
 from stacks.model_access import ModelAccessError
+from stacks.router_api import RouterInputs
 from stacks.router_stack import RouterStack
 
 CONTEXT_ROUTES_FILE = "routesFile"
@@ -93,11 +94,7 @@ def build_app(
     stacks = [
         RouterStack(
             app,
-            strategy=strategy,
-            config=config,
-            target=target,
-            layer_builder=builder,
-            deployment=deployment,
+            inputs=RouterInputs(strategy, config, target, builder, deployment),
             index_embeddings=settings.embeddings,
             # The CLI sets this from the deploying profile: embed where the stack deploys.
             index_region=os.environ.get("CDK_DEFAULT_REGION"),

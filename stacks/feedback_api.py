@@ -12,15 +12,14 @@ from __future__ import annotations
 import dataclasses
 
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.edge import FEEDBACK_ENTRY_POINT
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import Strategy
 
-from stacks.functions import FunctionSpec, base_environment, stack_function
+from stacks.endpoint import RouterEndpoint
+from stacks.functions import FunctionSpec, base_environment
 from stacks.request_schemas import feedback_body_schema
 from stacks.router_api import RouterApi, cdk_json_schema
 from stacks.secrets import grant_secret_value
@@ -34,17 +33,8 @@ FEEDBACK_MEMORY_MB = 256
 FEEDBACK_TIMEOUT_SECONDS = 10
 
 
-class FeedbackEndpoint(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        router: RouterApi,
-        strategy: Strategy,
-        config: RoutesConfig,
-    ) -> None:
-        super().__init__(scope, construct_id)
+class FeedbackEndpoint(RouterEndpoint):
+    def build(self, router: RouterApi, strategy: Strategy, config: RoutesConfig) -> None:
         self.table = feedback_table(self)
         environment = base_environment(strategy, config, "feedback")
         environment[FEEDBACK_TABLE_ENV] = self.table.table_name
@@ -57,14 +47,11 @@ class FeedbackEndpoint(Construct):
             timeout_seconds=FEEDBACK_TIMEOUT_SECONDS,
             environment=environment,
         )
-        self.function: lambda_.Function
         # No reservation: it calls no model, so it needs no cap on spend, and reserving for it
         # too would take a third of what a default account can reserve (stacks.concurrency).
-        self.function, self.function_role = stack_function(
-            self,
-            spec,
+        self.add_function(
+            router, spec, [router.runtime_layer.version],
             dataclasses.replace(router.function_settings, reserved_concurrency=None),
-            [router.runtime_layer.version],
         )
         self.table.grant(self.function_role, *FEEDBACK_ACTIONS)
         grant_secret_value(router.feedback_secret, self.function_role)
@@ -75,13 +62,6 @@ class FeedbackEndpoint(Construct):
             description=f"Body of POST /{FEEDBACK_PATH}",
             schema=cdk_json_schema(feedback_body_schema(config)),
         )
-        resource = router.api.root.add_resource(
-            FEEDBACK_PATH, default_cors_preflight_options=router.cors_options
-        )
-        self.method = resource.add_method(
-            "POST",
-            apigw.LambdaIntegration(self.function),
-            api_key_required=True,
-            request_validator=router.validator,
-            request_models={"$default": model},
+        self.add_post(
+            router, router.api.root, FEEDBACK_PATH, apigw.LambdaIntegration(self.function), model
         )

@@ -94,9 +94,8 @@ def invoke_statement(
     scope: Construct, strategy: Strategy, config: RoutesConfig
 ) -> iam.PolicyStatement:
     """``bedrock:InvokeModel`` on exactly the models ``strategy`` uses with ``config``."""
-    arns = invoke_model_arns(strategy.invoked_models(config), config, ArnScope.of(scope))
-    return iam.PolicyStatement(
-        sid="InvokeConfiguredBedrockModels", actions=list(INVOKE_ACTIONS), resources=list(arns)
+    return _invoke_models_statement(
+        "InvokeConfiguredBedrockModels", strategy.invoked_models(config), scope, config
     )
 
 
@@ -104,10 +103,18 @@ def decision_invoke_statement(
     scope: Construct, strategy: Strategy, config: RoutesConfig
 ) -> iam.PolicyStatement:
     """``bedrock:InvokeModel`` on the decision's models only (the streaming function's)."""
-    arns = invoke_model_arns(strategy.decision_models(config), config, ArnScope.of(scope))
-    return iam.PolicyStatement(
-        sid="InvokeDecisionModels", actions=list(INVOKE_ACTIONS), resources=list(arns)
+    return _invoke_models_statement(
+        "InvokeDecisionModels", strategy.decision_models(config), scope, config
     )
+
+
+def _invoke_models_statement(
+    sid: str, model_ids: Iterable[str], scope: Construct, config: RoutesConfig
+) -> iam.PolicyStatement:
+    """``bedrock:InvokeModel`` on ``model_ids``' resources: the one shape of every invoke grant,
+    whichever models (all of a strategy's, or its decision's) it covers."""
+    arns = invoke_model_arns(model_ids, config, ArnScope.of(scope))
+    return iam.PolicyStatement(sid=sid, actions=list(INVOKE_ACTIONS), resources=list(arns))
 
 
 def stream_statement(scope: Construct, config: RoutesConfig) -> iam.PolicyStatement:

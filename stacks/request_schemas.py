@@ -24,7 +24,7 @@ from llm_router.edge.feedback import (
     MODEL_ID_MAX_CHARS,
     REQUEST_ID_MAX_CHARS,
 )
-from llm_router.edge.http_api import DRAFT4, ask_request_schema
+from llm_router.edge.http_api import ask_request_schema, closed_object, request_schema
 from llm_router.governance.provenance import TOKEN_MAX_CHARS
 
 HISTORY_ROLES = ("user", "assistant")
@@ -42,15 +42,10 @@ def history_schema(config: RoutesConfig) -> dict[str, Any]:
     return {
         "type": "array",
         "maxItems": limits.max_turns,
-        "items": {
-            "type": "object",
-            "required": ["role", "content"],
-            "properties": {
-                "role": {"type": "string", "enum": list(HISTORY_ROLES)},
-                "content": content,
-            },
-            "additionalProperties": False,
-        },
+        "items": closed_object(
+            ["role", "content"],
+            {"role": {"type": "string", "enum": list(HISTORY_ROLES)}, "content": content},
+        ),
     }
 
 
@@ -68,12 +63,10 @@ def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
     schema here fails the synth rather than being refused by API Gateway at run time.
     """
     labels = [*config.category_names, OUT_OF_SCOPE]
-    schema: dict[str, Any] = {
-        "$schema": DRAFT4,
-        "title": "FeedbackRequest",
-        "type": "object",
-        "required": ["feedback_token"],
-        "properties": {
+    schema = request_schema(
+        "FeedbackRequest",
+        ["feedback_token"],
+        {
             # The signed token of the /ask answer: which request, to which key, until when.
             "feedback_token": {"type": "string", "minLength": 1, "maxLength": TOKEN_MAX_CHARS},
             # Optional; when sent, it must be the token's request id.
@@ -91,8 +84,7 @@ def feedback_body_schema(config: RoutesConfig) -> dict[str, Any]:
             # The answer's model as the client echoes it from /ask (for helpful rate by target).
             "answerer_LLM": {"type": "string", "minLength": 1, "maxLength": MODEL_ID_MAX_CHARS},
         },
-        "additionalProperties": False,
-    }
+    )
     if set(schema["properties"]) != set(FIELDS):
         raise AssertionError("POST /feedback schema and llm_router.edge.feedback.FIELDS differ")
     return schema

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -94,6 +95,18 @@ def cdk_json_schema(schema: dict[str, Any]) -> apigw.JsonSchema:
     return apigw.JsonSchema(**args)
 
 
+@dataclass(frozen=True)
+class RouterInputs:
+    """What one router's stack is built from. The app makes it once per strategy; the stack and
+    its router API read it, instead of each taking the same five arguments to pass on."""
+
+    strategy: Strategy
+    config: RoutesConfig
+    target: LambdaTarget
+    layer_builder: LayerBuilder
+    deployment: DeploymentSettings
+
+
 class RouterApi(Construct):
     """The router function (code, runtime layer + ``extra_layers``) behind ``POST /ask``."""
 
@@ -102,14 +115,12 @@ class RouterApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        strategy: Strategy,
-        config: RoutesConfig,
-        target: LambdaTarget,
-        layer_builder: LayerBuilder,
-        deployment: DeploymentSettings,
+        inputs: RouterInputs,
         extra_layers: Sequence[RouterLayer] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        strategy, config, target = inputs.strategy, inputs.config, inputs.target
+        layer_builder, deployment = inputs.layer_builder, inputs.deployment
         self.runtime_layer = runtime_layer(self, target, layer_builder)
         layers = [self.runtime_layer, *extra_layers]
         self.layers: tuple[RouterLayer, ...] = tuple(layers)  # the streaming function's too

@@ -6,16 +6,11 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
-from llm_router.config import RoutesConfig
-from llm_router.pipeline.strategies import Strategy
 
-from layers.build import LayerBuilder
-from stacks.deployment import DeploymentSettings, parse_deployment
 from stacks.feedback_api import FEEDBACK_PATH, FeedbackEndpoint
-from stacks.lambda_target import LambdaTarget
 from stacks.monitoring import add_monitoring
 from stacks.nag import acknowledge_router_findings
-from stacks.router_api import RouterApi
+from stacks.router_api import RouterApi, RouterInputs
 from stacks.router_layers import RouterLayer, semantic_layer
 from stacks.stream_api import StreamingEndpoint
 from stacks.waf import protect_stage
@@ -26,22 +21,19 @@ class RouterStack(Stack):
         self,
         scope: Construct,
         *,
-        strategy: Strategy,
-        config: RoutesConfig,
-        target: LambdaTarget,
-        layer_builder: LayerBuilder,
-        deployment: DeploymentSettings | None = None,
+        inputs: RouterInputs,
         index_embeddings: str = "auto",
         index_region: str | None = None,
         **kwargs: Any,
     ) -> None:
+        strategy, config, target = inputs.strategy, inputs.config, inputs.target
+        layer_builder, deployment = inputs.layer_builder, inputs.deployment
         super().__init__(
             scope,
             strategy.stack_name,
             description=f"Multi-LLM router, {strategy.name} strategy: {strategy.description}",
             **kwargs,
         )
-        deployment = deployment or parse_deployment(config.raw)
         Tags.of(self).add("project", "multi-llm-router")
         Tags.of(self).add("router-strategy", strategy.name)
         extra_layers: list[RouterLayer] = []
@@ -49,16 +41,7 @@ class RouterStack(Stack):
             extra_layers.append(
                 semantic_layer(self, target, layer_builder, config, index_embeddings, index_region)
             )
-        self.router = RouterApi(
-            self,
-            "Router",
-            strategy=strategy,
-            config=config,
-            target=target,
-            layer_builder=layer_builder,
-            deployment=deployment,
-            extra_layers=extra_layers,
-        )
+        self.router = RouterApi(self, "Router", inputs=inputs, extra_layers=extra_layers)
         self.feedback = FeedbackEndpoint(
             self, "Feedback", router=self.router, strategy=strategy, config=config
         )

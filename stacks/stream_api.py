@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.edge import STREAM_ENTRY_POINT
 from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.pipeline.strategies import Strategy
 
 from stacks.api_keys import TIER_KEYS_ENV
-from stacks.functions import FunctionSpec, base_environment, stack_function
+from stacks.endpoint import RouterEndpoint
+from stacks.functions import FunctionSpec, base_environment
 from stacks.model_access import decision_invoke_statement, stream_statement
 from stacks.router_api import BUDGET_ACTIONS, RouterApi
 
@@ -34,17 +33,8 @@ EXEC_WRAPPER_ENV = "AWS_LAMBDA_EXEC_WRAPPER"
 EXEC_WRAPPER = "/var/task/llm_router/edge/stream_bootstrap"
 
 
-class StreamingEndpoint(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        router: RouterApi,
-        strategy: Strategy,
-        config: RoutesConfig,
-    ) -> None:
-        super().__init__(scope, construct_id)
+class StreamingEndpoint(RouterEndpoint):
+    def build(self, router: RouterApi, strategy: Strategy, config: RoutesConfig) -> None:
         environment = base_environment(strategy, config, "stream")
         for layer in router.layers:
             environment.update(layer.environment)
@@ -60,10 +50,7 @@ class StreamingEndpoint(Construct):
             timeout_seconds=config.stream_function_timeout_seconds,
             environment=environment,
         )
-        self.function: lambda_.Function
-        self.function, self.function_role = stack_function(
-            self, spec, router.function_settings, [layer.version for layer in router.layers]
-        )
+        self.add_function(router, spec, [layer.version for layer in router.layers])
         self.function_role.add_to_policy(decision_invoke_statement(self, strategy, config))
         self.function_role.add_to_policy(stream_statement(self, config))
         self.function.add_environment(
@@ -73,18 +60,10 @@ class StreamingEndpoint(Construct):
         if router.budget_table is not None:
             router.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
             self.function.add_environment(BUDGET_TABLE_ENV, router.budget_table.table_name)
-        resource = router.ask_resource.add_resource(
-            STREAM_PATH, default_cors_preflight_options=router.cors_options
+        streamed = apigw.LambdaIntegration(
+            self.function,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+            timeout=Duration.seconds(config.stream_function_timeout_seconds),
         )
-        self.method = resource.add_method(
-            "POST",
-            apigw.LambdaIntegration(
-                self.function,
-                response_transfer_mode=apigw.ResponseTransferMode.STREAM,
-                timeout=Duration.seconds(config.stream_function_timeout_seconds),
-            ),
-            api_key_required=True,
-            request_validator=router.validator,
-            request_models={"$default": router.ask_model},
-        )
+        self.add_post(router, router.ask_resource, STREAM_PATH, streamed, router.ask_model)
         self.url = router.api.url_for_path(f"/ask/{STREAM_PATH}")

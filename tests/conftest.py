@@ -18,6 +18,7 @@ fixtures see the same file as its tests.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
-from llm_router.config import ROUTES_FILE_ENV, RoutesConfig, load_routes
+from llm_router.config import ROUTES_FILE_ENV, RoutesConfig, load_routes, parse_routes
 from llm_router.decision.embeddings import TitanEmbedder
 from llm_router.decision.semantic_index import build_index
 from llm_router.models.bedrock import runtime_client
@@ -51,6 +52,7 @@ os.environ["ROUTES_PRESET"] = TEST_PRESET
 # The blog-2024 preset's models, written out: tests check routing against these literals.
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+SONNET_V2 = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 TITAN_TEXT = "amazon.titan-text-express-v1"
 TITAN_EMBED = "amazon.titan-embed-text-v2:0"
 # The original sample's response fields, which its clients rely on (besides classifier_LLM or
@@ -179,3 +181,17 @@ def run_fresh(code: str, timeout: float = 120, **env: str) -> None:
 def lambda_env(task_root: Path, **extra: str) -> dict[str, str]:
     """What the Lambda runtime sets for a function (``task_root``: its /var/task), and ``extra``."""
     return {"AWS_LAMBDA_FUNCTION_NAME": "router", "LAMBDA_TASK_ROOT": str(task_root), **extra}
+
+
+def two_tiers(
+    routes: RoutesConfig, basic: dict[str, Any], pro: dict[str, Any]
+) -> RoutesConfig:
+    """``routes`` with two tiers: ``basic`` (the default) and ``pro``, whose history questions
+    go to SONNET_V2, each with the limits a test gives. The tier tests (local API and Lambda
+    handler) build this same pair; only the limits differ."""
+    raw = copy.deepcopy(dict(routes.raw))
+    raw["tiers"] = {
+        "default": "basic",
+        "definitions": {"basic": basic, "pro": {"answerers": {"history": SONNET_V2}, **pro}},
+    }
+    return parse_routes(raw)

@@ -176,29 +176,46 @@ def test_an_unclear_off_topic_follow_up_keeps_the_conversation(routes: RoutesCon
     assert decision.seconds == pytest.approx(0.02)
 
 
-def test_a_weak_lean_to_another_category_keeps_the_conversation(routes: RoutesConfig) -> None:
-    lean = semantic("math", history=0.28, math=0.31, out_of_scope=0.2)
-    classify, _ = stub({ROME: PREVIOUS_HISTORY, "What about a pentagon?": lean})
-    decision = route_followup("What about a pentagon?", HISTORY, classify, routes)
-    assert decision.category == "history"
-    assert decision.details["conversation"]["affinity"] == "kept"
+# A semantic decision on the turn after a history one: (question, its classification, the
+# category routed to, the conversation fields the decision reports).
+AFTER_HISTORY = [
+    pytest.param(
+        "What about a pentagon?",
+        semantic("math", history=0.28, math=0.31, out_of_scope=0.2),
+        "history",
+        {"affinity": "kept"},
+        id="a-weak-lean-to-another-category-keeps-the-conversation",
+    ),
+    pytest.param(
+        "Solve 4x + 2 = 18.",
+        semantic("math", history=0.2, math=0.8, out_of_scope=0.1),
+        "math",
+        {"affinity": "topic_changed", "previous_category": "history"},
+        id="a-clear-new-topic-re-routes",
+    ),
+    pytest.param(
+        "A lasagna recipe?",
+        semantic(OUT_OF_SCOPE, history=0.26, math=0.17, out_of_scope=0.57),
+        OUT_OF_SCOPE,
+        {"affinity": "topic_changed"},
+        id="a-clearly-off-topic-turn-is-declined-mid-conversation",
+    ),
+]
 
 
-def test_a_clear_new_topic_re_routes(routes: RoutesConfig) -> None:
-    clear = semantic("math", history=0.2, math=0.8, out_of_scope=0.1)
-    classify, _ = stub({ROME: PREVIOUS_HISTORY, "Solve 4x + 2 = 18.": clear})
-    decision = route_followup("Solve 4x + 2 = 18.", HISTORY, classify, routes)
-    assert decision.category == "math"
-    assert decision.details["conversation"]["affinity"] == "topic_changed"
-    assert decision.details["conversation"]["previous_category"] == "history"
-
-
-def test_a_clearly_off_topic_turn_is_declined_mid_conversation(routes: RoutesConfig) -> None:
-    pasta = semantic(OUT_OF_SCOPE, history=0.26, math=0.17, out_of_scope=0.57)
-    classify, _ = stub({ROME: PREVIOUS_HISTORY, "A lasagna recipe?": pasta})
-    decision = route_followup("A lasagna recipe?", HISTORY, classify, routes)
-    assert decision.category == OUT_OF_SCOPE
-    assert decision.details["conversation"]["affinity"] == "topic_changed"
+@pytest.mark.parametrize("question,classification,category,conversation", AFTER_HISTORY)
+def test_a_turn_after_a_history_one(
+    routes: RoutesConfig,
+    question: str,
+    classification: Classification,
+    category: str,
+    conversation: dict[str, str],
+) -> None:
+    classify, _ = stub({ROME: PREVIOUS_HISTORY, question: classification})
+    decision = route_followup(question, HISTORY, classify, routes)
+    assert decision.category == category
+    for field, value in conversation.items():
+        assert decision.details["conversation"][field] == value
 
 
 def test_clarity_thresholds_come_from_routes(routes: RoutesConfig) -> None:
@@ -254,26 +271,36 @@ def decide(service: RouterService, question: str, *history: str) -> Classificati
     )
 
 
-@pytest.mark.parametrize("router", ["semantic", "hybrid", "llm-assisted"])
-def test_why_after_a_history_question_is_answered_by_history(
-    router: str, services: dict[str, RouterService]
-) -> None:
-    service = services[router]
-    decision = decide(service, "Why did that happen?", ROME, ROME_ANSWER)
-    assert decision.category == "history"
-    assert decision.details["conversation"]["affinity"] == "kept"
+# A turn after the Rome exchange, per router: (question, category, affinity; None: not checked).
+# "Why?" stays with history; the real routers (no LLM) also switch topics and decline off-topic.
+NEXT_TURNS = [
+    *(
+        pytest.param(router, "Why did that happen?", "history", "kept", id=f"{router}-why")
+        for router in ("semantic", "hybrid", "llm-assisted")
+    ),
+    *(
+        pytest.param(router, question, category, affinity, id=f"{router}-{name}")
+        for router in ("semantic", "hybrid")
+        for name, question, category, affinity in (
+            ("switch", "Solve for x: 4x + 2 = 18.", "math", "topic_changed"),
+            ("off-topic", "What's a good recipe for lasagna?", OUT_OF_SCOPE, None),
+        )
+    ),
+]
 
 
-@pytest.mark.parametrize("router", ["semantic", "hybrid"])
-def test_real_routers_switch_topics_and_decline_off_topic_turns(
-    router: str, services: dict[str, RouterService]
+@pytest.mark.parametrize("router,question,category,affinity", NEXT_TURNS)
+def test_the_turn_after_a_history_question(
+    router: str,
+    question: str,
+    category: str,
+    affinity: str | None,
+    services: dict[str, RouterService],
 ) -> None:
-    service = services[router]
-    switched = decide(service, "Solve for x: 4x + 2 = 18.", ROME, ROME_ANSWER)
-    assert switched.category == "math"
-    assert switched.details["conversation"]["affinity"] == "topic_changed"
-    pasta = decide(service, "What's a good recipe for lasagna?", ROME, ROME_ANSWER)
-    assert pasta.category == OUT_OF_SCOPE
+    decision = decide(services[router], question, ROME, ROME_ANSWER)
+    assert decision.category == category
+    if affinity is not None:
+        assert decision.details["conversation"]["affinity"] == affinity
 
 
 def test_the_answer_models_converse_request_carries_the_history(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -209,24 +210,53 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-# --- all good --------------------------------------------------------------------------------
+@dataclass
+class MainEnv:
+    """What a test of doctor.main() works with: the blog-2024 routes, the stand-in (for faults and
+    its call log), and main() wired to moto, a stubbed bedrock catalogue and the stand-in runtime.
+    One fixture, because every such test sets up the same six things the same way."""
+
+    blog: RoutesConfig
+    standin: Any
+    runtime: Any
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+    sessions: list[Any] = field(default_factory=list)
+
+    def serve(self, statuses: dict[str, str | None]) -> StubbedBedrock:
+        """Make main() see ``statuses`` as the catalogue (blog-2024's profiles too); returns the
+        stubbed bedrock so a test can queue more answers and check they were all used."""
+        bedrock = StubbedBedrock().models(statuses).profiles(self.blog)
+        self.sessions = use_clients(self.monkeypatch, bedrock, self.runtime)
+        return bedrock
+
+    def run_json(self, argv: list[str]) -> tuple[int, dict[str, Any]]:
+        return run_json(argv, self.capsys)
 
 
-def test_all_good_text_output_and_exit_0(
-    bootstrapped: None,
+@pytest.fixture
+def env(
     blog: RoutesConfig,
     fresh_standin: Any,
     bedrock_client: Any,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+) -> MainEnv:
+    return MainEnv(blog, fresh_standin, bedrock_client, monkeypatch, capsys)
+
+
+# --- all good --------------------------------------------------------------------------------
+
+
+def test_all_good_text_output_and_exit_0(
+    bootstrapped: None, env: MainEnv
 ) -> None:
-    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
-    sessions = use_clients(monkeypatch, bedrock, bedrock_client)
+    bedrock = env.serve(all_active(env.blog))
 
     assert doctor.main([]) == 0
 
-    out = capsys.readouterr().out
-    assert sessions[0].region_name == REGION
+    out = env.capsys.readouterr().out
+    assert env.sessions[0].region_name == REGION
     assert out.startswith(f"Preflight for preset blog-2024 in {REGION}\n")
     assert "[FAIL]" not in out and "[WARN]" not in out
     assert f"[ OK ] AWS credentials: account {ACCOUNT}" in out
@@ -234,11 +264,11 @@ def test_all_good_text_output_and_exit_0(
     assert out.rstrip().endswith("Ready to deploy.")
     bedrock.assert_all_used()
     # One tiny call per model: Converse with maxTokens 1, InvokeModel for the embedder.
-    calls = fresh_standin.calls()
-    assert {c["model_id"] for c in calls} == set(blog.all_model_ids())
+    calls = env.standin.calls()
+    assert {c["model_id"] for c in calls} == set(env.blog.all_model_ids())
     assert all(c["status"] == 200 for c in calls)
     for call in calls:
-        if call["model_id"] == blog.embedding.model_id:
+        if call["model_id"] == env.blog.embedding.model_id:
             assert call["api"] == "invoke"
         else:
             assert call["api"] == "converse"
@@ -246,23 +276,16 @@ def test_all_good_text_output_and_exit_0(
 
 
 def test_all_good_json_lists_every_check(
-    bootstrapped: None,
-    blog: RoutesConfig,
-    current: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    bootstrapped: None, env: MainEnv, blog: RoutesConfig, current: RoutesConfig
 ) -> None:
     # --all-presets: blog-2024's models (the first lifecycle check lists the catalogue once),
     # then current's inference profiles, each looked up with GetInferenceProfile.
-    bedrock = StubbedBedrock().models({**all_active(blog), **all_active(current)}).profiles(blog)
+    bedrock = env.serve({**all_active(blog), **all_active(current)})
     for model_id in current.all_model_ids():
         if doctor.profile_prefix(model_id):
             bedrock.profile(model_id)
-    use_clients(monkeypatch, bedrock, bedrock_client)
 
-    code, report = run_json(["--all-presets"], capsys)
+    code, report = env.run_json(["--all-presets"])
 
     assert code == 0
     assert report["ok"] is True
@@ -377,17 +400,11 @@ def test_too_old_bootstrap_version_fails_with_cdk_bootstrap(
 
 
 def test_bootstrap_failures_fail_the_run(
-    aws: None,
-    blog: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    aws: None, env: MainEnv
 ) -> None:
-    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
-    use_clients(monkeypatch, bedrock, bedrock_client)
+    env.serve(all_active(env.blog))
 
-    code, report = run_json(["--no-invoke"], capsys)
+    code, report = env.run_json(["--no-invoke"])
 
     assert code == 1 and report["ok"] is False
     failed = [c for c in report["checks"] if c["status"] == "fail"]
@@ -437,25 +454,21 @@ def test_unreadable_bootstrap_version_is_a_warning() -> None:
 
 
 def test_legacy_model_warns_but_does_not_fail(
-    bootstrapped: None,
-    blog: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    bootstrapped: None, env: MainEnv
 ) -> None:
-    legacy = blog.answerer_for("history")
-    bedrock = StubbedBedrock().models({**all_active(blog), legacy: "LEGACY"}).profiles(blog)
-    use_clients(monkeypatch, bedrock, bedrock_client)
+    legacy = env.blog.answerer_for("history")
+    env.serve({**all_active(env.blog), legacy: "LEGACY"})
 
     assert doctor.main([]) == 0
 
-    out = capsys.readouterr().out
+    out = env.capsys.readouterr().out
     assert f"[WARN] {legacy} lifecycle: Legacy" in out
     assert "switch to the `current` preset" in out
     assert f"[ OK ] {legacy} invoke" in out  # the account can still use it
     # The model itself and the inference profile in front of it (a fallback) are both Legacy.
-    on_legacy = [m for m in blog.all_model_ids() if m.split(".", 1)[-1] == legacy or m == legacy]
+    on_legacy = [
+        m for m in env.blog.all_model_ids() if m.split(".", 1)[-1] == legacy or m == legacy
+    ]
     assert len(on_legacy) == 2
     assert out.rstrip().endswith(f"Ready to deploy ({len(on_legacy)} warning(s)).")
 
@@ -474,20 +487,14 @@ def test_model_without_lifecycle_field_counts_as_active(
 
 
 def test_model_gone_from_the_catalogue_fails_with_switch_preset(
-    bootstrapped: None,
-    blog: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    bootstrapped: None, env: MainEnv
 ) -> None:
-    gone = blog.answerer_for("math")
-    statuses = all_active(blog)
+    gone = env.blog.answerer_for("math")
+    statuses = all_active(env.blog)
     del statuses[gone]
-    bedrock = StubbedBedrock().models(statuses).profiles(blog)
-    use_clients(monkeypatch, bedrock, bedrock_client)
+    bedrock = env.serve(statuses)
 
-    code, report = run_json(["--no-invoke"], capsys)
+    code, report = env.run_json(["--no-invoke"])
 
     assert code == 1 and report["ok"] is False
     failed, *profile = [c for c in report["checks"] if c["status"] == "fail"]
@@ -596,19 +603,13 @@ def test_arn_model_lifecycle_is_skipped(blog: RoutesConfig) -> None:
 
 
 def test_access_denied_invocation_fails_with_enable_model_access(
-    bootstrapped: None,
-    blog: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    bootstrapped: None, env: MainEnv
 ) -> None:
-    denied = blog.answerer_for("history")
-    fresh_standin.inject_fault(denied, "AccessDeniedException")
-    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
-    use_clients(monkeypatch, bedrock, bedrock_client)
+    denied = env.blog.answerer_for("history")
+    env.standin.inject_fault(denied, "AccessDeniedException")
+    env.serve(all_active(env.blog))
 
-    code, report = run_json([], capsys)
+    code, report = env.run_json([])
 
     assert code == 1 and report["ok"] is False
     [failed] = [c for c in report["checks"] if c["status"] == "fail"]
@@ -664,23 +665,17 @@ def test_throttled_invocation_is_a_warning(blog: RoutesConfig, fresh_standin: An
 
 
 def test_no_invoke_skips_the_calls(
-    bootstrapped: None,
-    blog: RoutesConfig,
-    fresh_standin: Any,
-    bedrock_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    bootstrapped: None, env: MainEnv
 ) -> None:
-    fresh_standin.inject_fault("*", "AccessDeniedException")  # would fail any call
-    bedrock = StubbedBedrock().models(all_active(blog)).profiles(blog)
-    use_clients(monkeypatch, bedrock, bedrock_client)
+    env.standin.inject_fault("*", "AccessDeniedException")  # would fail any call
+    env.serve(all_active(env.blog))
 
-    code, report = run_json(["--no-invoke"], capsys)
+    code, report = env.run_json(["--no-invoke"])
 
     assert code == 0 and report["ok"] is True
-    assert fresh_standin.calls() == []
+    assert env.standin.calls() == []
     invoke = [c for c in report["checks"] if c["name"].endswith(" invoke")]
-    assert [c["name"] for c in invoke] == [f"{m} invoke" for m in blog.all_model_ids()]
+    assert [c["name"] for c in invoke] == [f"{m} invoke" for m in env.blog.all_model_ids()]
     assert all(c["status"] == "skip" for c in invoke)
 
 

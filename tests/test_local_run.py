@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from email.message import Message
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +47,8 @@ from local_api.examples import (
     curl_line,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from layers import REPO_ROOT
+
 LOCAL_PY = REPO_ROOT / "scripts" / "local.py"
 API_KEY = "local-run-test-key"
 START_TIMEOUT = 300.0  # the first start builds the semantic index with the stand-in

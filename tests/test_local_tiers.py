@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 from collections.abc import Iterator
@@ -10,28 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAIKU, STANDIN_SOURCE
-from llm_router.config import RoutesConfig, parse_routes
+from conftest import HAIKU, SONNET_V2, STANDIN_SOURCE, two_tiers
+from llm_router.config import RoutesConfig
 from local_api import ApiSettings, LocalApiServer, LocalGateway
 from local_api.routers import mount_routers
 from test_routers import WW2
 
-SONNET_V2 = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 KEY = "local-tier-test-key-0123456789"
 
 
 @pytest.fixture
 def tiered(routes: RoutesConfig) -> RoutesConfig:
-    raw = copy.deepcopy(dict(routes.raw))
-    raw["tiers"] = {
-        "default": "basic",
-        "definitions": {
-            "basic": {"throttle_rate_limit": 100, "throttle_burst_limit": 100},
-            "pro": {"answerers": {"history": SONNET_V2}, "throttle_burst_limit": 2,
-                    "throttle_rate_limit": 0.001},
-        },
-    }
-    return parse_routes(raw)
+    return two_tiers(
+        routes,
+        basic={"throttle_rate_limit": 100, "throttle_burst_limit": 100},
+        pro={"throttle_burst_limit": 2, "throttle_rate_limit": 0.001},
+    )
 
 
 @pytest.fixture

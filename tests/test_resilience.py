@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
-from conftest import HAIKU, SONNET, STANDIN_SOURCE, TITAN_EMBED, TITAN_TEXT, invoke
+from conftest import (
+    HAIKU,
+    SONNET,
+    SONNET_V2,
+    STANDIN_SOURCE,
+    TITAN_EMBED,
+    TITAN_TEXT,
+    invoke,
+    two_tiers,
+)
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.config.settings import BreakerSettings
 from llm_router.config.targets import AnswerTarget, TargetPlan
@@ -28,7 +37,6 @@ from test_routers import QUADRATIC, WW2
 HAIKU_PROFILE = "us.anthropic.claude-3-haiku-20240307-v1:0"
 HAIKU_35 = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 SONNET_PROFILE = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
-SONNET_V2 = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
 HISTORY_TARGETS = (HAIKU, HAIKU_PROFILE, HAIKU_35)
 MATH_TARGETS = (SONNET, SONNET_PROFILE, SONNET_V2)
 TRANSIENT = (
@@ -408,15 +416,9 @@ def test_responses_name_the_pool_target_chosen(
 
 
 def tiered(routes: RoutesConfig) -> RoutesConfig:
-    raw = copy.deepcopy(dict(routes.raw))
-    raw["tiers"] = {
-        "default": "basic",
-        "definitions": {
-            "basic": {"throttle_rate_limit": 2, "quota_requests_per_day": 100},
-            "pro": {"answerers": {"history": SONNET_V2}},
-        },
-    }
-    return parse_routes(raw)
+    return two_tiers(
+        routes, basic={"throttle_rate_limit": 2, "quota_requests_per_day": 100}, pro={}
+    )
 
 
 @pytest.mark.parametrize("key_id,tier,answerer", [

@@ -83,27 +83,37 @@ def test_checked_caller_category_is_used_for_in_scope_questions(
     assert body["routing"]["classified_as"] == "history"
 
 
-def test_caller_category_off_is_a_400(
-    service_for: Any, routes: RoutesConfig, fresh_standin: Any
-) -> None:
-    closed = variant(routes, lambda raw: raw["api"].update(caller_category="off"))
-    status, body = invoke(
-        handler(lambda: service_for("semantic", closed)), {"question": WW2, "category": "math"}
-    )
-    assert status == 400
-    assert body["code"] == "category_not_allowed"
-    assert fresh_standin.calls() == []
+# A caller's category refused with a 400 before any model call: (api.caller_category, None: the
+# routes' own; the category sent; fields the body must have; text its error must name).
+REFUSED_CATEGORIES = [
+    pytest.param("off", "math", {"code": "category_not_allowed"}, None, id="caller-category-off"),
+    pytest.param(
+        None, "art", {"valid_categories": ["history", "math"]}, "art", id="unknown-lists-valid"
+    ),
+]
 
 
-def test_static_unknown_category_is_400_listing_valid_ones(
-    service_for: Any, routes: RoutesConfig, fresh_standin: Any
+@pytest.mark.parametrize("caller_category,category,fields,error_names", REFUSED_CATEGORIES)
+def test_a_refused_caller_category_is_a_400(
+    service_for: Any,
+    routes: RoutesConfig,
+    fresh_standin: Any,
+    caller_category: str | None,
+    category: str,
+    fields: dict[str, Any],
+    error_names: str | None,
 ) -> None:
+    config = routes
+    if caller_category is not None:
+        config = variant(routes, lambda raw: raw["api"].update(caller_category=caller_category))
     status, body = invoke(
-        handler(lambda: service_for("semantic", routes)), {"question": WW2, "category": "art"}
+        handler(lambda: service_for("semantic", config)), {"question": WW2, "category": category}
     )
     assert status == 400
-    assert body["valid_categories"] == ["history", "math"]
-    assert "art" in body["error"]
+    for field, value in fields.items():
+        assert body[field] == value
+    if error_names is not None:
+        assert error_names in body["error"]
     assert fresh_standin.calls() == []
 
 

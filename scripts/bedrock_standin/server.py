@@ -20,6 +20,7 @@ with the count of calls the bounded log dropped) when it runs in another process
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -27,10 +28,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from background_server import BackgroundServer, QuietThreadingServer
@@ -59,6 +60,9 @@ _STRONG_HINTS = re.compile(r"[0-9=^+*/]|\b(prove|derive|explain why|step by step
 
 DEFAULT_CALL_LOG_SIZE = 1000
 DEFAULT_FAULT_SEED = 0
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass
@@ -92,6 +96,7 @@ class StandInState:
         self.reset()
 
     def reset(self) -> None:
+        """Forget scripts, faults, delays and calls; delayed requests answer at once."""
         with self._lock:
             self._scripts: dict[str, deque[str]] = defaultdict(deque)
             self._faults: dict[str, _Fault] = {}
@@ -114,36 +119,39 @@ class StandInState:
             self._cut_delays_short()
 
     def script(self, model_id: str, outputs: list[str]) -> None:
+        """The next calls to ``model_id`` generate these texts, in order."""
         with self._lock:
             self._scripts[model_id].extend(outputs)
 
     def inject_fault(
         self,
         model_id: str,
-        code: str,
+        error: str,
         count: int | None = None,
         message: str | None = None,
         probability: float | None = None,
         after_chunks: int | None = None,
     ) -> None:
-        """A fault; with ``after_chunks``, one that a ConverseStream call sends inside the
-        stream after that many deltas (0: before the first), as an exception event."""
+        """Calls to ``model_id`` ('*': any) fail with ``error``: each with ``probability``
+        (None: every call; drawn from the seeded generator), ``count`` times (None: no limit);
+        with ``after_chunks``, ConverseStream calls fail inside the stream after that many
+        deltas (0: before the first), as an exception event."""
         if after_chunks is not None:
-            if code not in STREAM_EXCEPTIONS:
+            if error not in STREAM_EXCEPTIONS:
                 raise ValueError(
-                    f"{code!r} cannot occur inside a stream; known: {', '.join(STREAM_EXCEPTIONS)}"
+                    f"{error!r} cannot occur inside a stream; known: {', '.join(STREAM_EXCEPTIONS)}"
                 )
             if int(after_chunks) < 0:
                 raise ValueError(f"after_chunks must be at least 0, got {after_chunks}")
-        if code not in ERROR_STATUS:
-            raise ValueError(f"unknown Bedrock error {code!r}; known: {', '.join(ERROR_STATUS)}")
+        if error not in ERROR_STATUS:
+            raise ValueError(f"unknown Bedrock error {error!r}; known: {', '.join(ERROR_STATUS)}")
         chance = 1.0 if probability is None else float(probability)
         if not 0.0 < chance <= 1.0:
             raise ValueError(f"a fault's probability must be in (0, 1], got {probability}")
         if count is not None and int(count) < 1:
             raise ValueError(f"a fault's count must be at least 1, got {count}")
         fault = _Fault(
-            code, None if count is None else int(count), message, chance,
+            error, None if count is None else int(count), message, chance,
             None if after_chunks is None else int(after_chunks),
         )
         with self._lock:
@@ -169,23 +177,21 @@ class StandInState:
 
     def set_delay(self, model_id: str, seconds: float | None) -> None:
         """Calls to ``model_id`` ('*': any) wait ``seconds`` before answering; 0 or None: none."""
-        if seconds is not None and (seconds < 0 or seconds != seconds):
-            raise ValueError(f"a delay must be a number of seconds >= 0, got {seconds}")
-        with self._lock:
-            if seconds:
-                self._delays[model_id] = float(seconds)
-            else:
-                self._delays.pop(model_id, None)
+        self._set_delay(self._delays, model_id, seconds)
 
     def set_chunk_delay(self, model_id: str, seconds: float | None) -> None:
         """A stream of ``model_id`` ('*': any) waits ``seconds`` before each chunk; 0: none."""
+        self._set_delay(self._chunk_delays, model_id, seconds)
+
+    def _set_delay(self, table: dict[str, float], model_id: str, seconds: float | None) -> None:
+        """Both kinds of delay are checked and stored alike, each in its own table."""
         if seconds is not None and (seconds < 0 or seconds != seconds):
             raise ValueError(f"a delay must be a number of seconds >= 0, got {seconds}")
         with self._lock:
             if seconds:
-                self._chunk_delays[model_id] = float(seconds)
+                table[model_id] = float(seconds)
             else:
-                self._chunk_delays.pop(model_id, None)
+                table.pop(model_id, None)
 
     def delays(self) -> dict[str, float]:
         with self._lock:
@@ -226,6 +232,8 @@ class StandInState:
             self._calls.append(call)
 
     def calls(self) -> list[dict[str, Any]]:
+        """The last ``call_log_size`` requests: api ('invoke'|'converse'), model_id, status,
+        body, error (and delayed_seconds when a delay applied)."""
         with self._lock:
             return [dict(c) for c in self._calls]
 
@@ -254,16 +262,8 @@ class BedrockRuntime:
     ) -> dict[str, Any]:
         call: dict[str, Any] = {"api": api, "model_id": model_id, "status": 200}
         try:
-            self.access.check(authorization, api, model_id, region)
-            model = resolve(model_id, self.state.prompt_routers)
-            body = bodies.parse_json(raw)
-            call["body"] = body
-            waited = self.state.wait_delay(model_id)
-            if waited:
-                call["delayed_seconds"] = round(waited, 3)
-            fault = self.state.take_fault(model_id)
-            if fault:
-                raise fault
+            model, body = self._admit(call, raw, region, authorization)
+            self._delay_then_fault(call)
             if api == "converse":
                 return self._converse(model, bodies.converse(body, model), region)
             return self._invoke(model, body)
@@ -283,23 +283,35 @@ class BedrockRuntime:
         delay, an injected in-stream fault after its chunk count."""
         call: dict[str, Any] = {"api": "converse-stream", "model_id": model_id, "status": 200}
         try:
-            self.access.check(authorization, "converse-stream", model_id, region)
-            model = resolve(model_id, self.state.prompt_routers)
-            body = bodies.parse_json(raw)
-            call["body"] = body
+            model, body = self._admit(call, raw, region, authorization)
             request = bodies.converse(body, model)
-            waited = self.state.wait_delay(model_id)
-            if waited:
-                call["delayed_seconds"] = round(waited, 3)
-            fault = self.state.take_fault(model_id)
-            if fault:
-                raise fault
+            self._delay_then_fault(call)
         except BedrockError as error:
             call["status"], call["error"] = error.status, error.code
             self.state.record(call)
             raise
         self.state.record(call)
         return self._stream(model, request, region, self.state.take_fault(model_id, True))
+
+    def _admit(
+        self, call: dict[str, Any], raw: bytes, region: str, authorization: str
+    ) -> tuple[ResolvedModel, Any]:
+        """Every call's first steps, streamed or not: the caller's role must allow the call's
+        API on its model, the model must resolve, the body must be JSON (kept in ``call``)."""
+        self.access.check(authorization, call["api"], call["model_id"], region)
+        model = resolve(call["model_id"], self.state.prompt_routers)
+        body = bodies.parse_json(raw)
+        call["body"] = body
+        return model, body
+
+    def _delay_then_fault(self, call: dict[str, Any]) -> None:
+        """Then the model's delay (its seconds kept in ``call``) and its injected fault, raised."""
+        waited = self.state.wait_delay(call["model_id"])
+        if waited:
+            call["delayed_seconds"] = round(waited, 3)
+        fault = self.state.take_fault(call["model_id"])
+        if fault:
+            raise fault
 
     def _stream(
         self,
@@ -333,14 +345,7 @@ class BedrockRuntime:
             sent += 1
         yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
         yield eventstream.event("messageStop", {"stopReason": out.stop_reason})
-        metadata: dict[str, Any] = {
-            "usage": {
-                "inputTokens": out.input_tokens,
-                "outputTokens": out.output_tokens,
-                "totalTokens": out.input_tokens + out.output_tokens,
-            },
-            "metrics": {"latencyMs": max(1, round((time.perf_counter() - started) * 1000))},
-        }
+        metadata = _usage_and_metrics(out, started)
         if model.is_prompt_router:
             invoked = self._invoked(model, request, region)
             metadata["trace"] = {"promptRouter": {"invokedModelId": invoked}}
@@ -425,12 +430,7 @@ class BedrockRuntime:
         response: dict[str, Any] = {
             "output": {"message": {"role": "assistant", "content": [{"text": out.text}]}},
             "stopReason": out.stop_reason,
-            "usage": {
-                "inputTokens": out.input_tokens,
-                "outputTokens": out.output_tokens,
-                "totalTokens": out.input_tokens + out.output_tokens,
-            },
-            "metrics": {"latencyMs": max(1, round((time.perf_counter() - started) * 1000))},
+            **_usage_and_metrics(out, started),
         }
         if model.is_prompt_router:
             response["trace"] = {"promptRouter": {"invokedModelId": invoked}}
@@ -492,15 +492,12 @@ class _Handler(BaseHTTPRequestHandler):
         if api == "converse-stream":
             self._converse_stream(model_id, raw, region, self.headers["Authorization"])
             return
-        try:
-            response = self.server.runtime.handle(
+        response = self._answer_errors(
+            lambda: self.server.runtime.handle(
                 api, model_id, raw, region, self.headers["Authorization"]
             )
-        except BedrockError as error:
-            self._error(error)
-            return
-        except Exception as exc:  # a stand-in bug must still look like a service error
-            self._error(BedrockError("InternalServerException", f"stand-in failure: {exc!r}"))
+        )
+        if response is None:
             return
         headers = {}
         if api == "invoke":
@@ -510,17 +507,26 @@ class _Handler(BaseHTTPRequestHandler):
             }
         self._send(200, response, headers)
 
+    def _answer_errors(self, call: Callable[[], T]) -> T | None:
+        """``call``'s result, or None once its error is answered: a BedrockError as Bedrock's
+        error response, anything else as an InternalServerException (a stand-in bug must still
+        look like a service error). Both the plain and the streaming APIs answer errors so."""
+        try:
+            return call()
+        except BedrockError as error:
+            self._error(error)
+        except Exception as exc:  # a stand-in bug must still look like a service error
+            self._error(BedrockError("InternalServerException", f"stand-in failure: {exc!r}"))
+        return None
+
     def _converse_stream(
         self, model_id: str, raw: bytes, region: str, authorization: str
     ) -> None:
         """An HTTP error before the stream, else a chunked ``vnd.amazon.eventstream`` body."""
-        try:
-            messages = self.server.runtime.open_stream(model_id, raw, region, authorization)
-        except BedrockError as error:
-            self._error(error)
-            return
-        except Exception as exc:  # a stand-in bug must still look like a service error
-            self._error(BedrockError("InternalServerException", f"stand-in failure: {exc!r}"))
+        messages = self._answer_errors(
+            lambda: self.server.runtime.open_stream(model_id, raw, region, authorization)
+        )
+        if messages is None:
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
@@ -600,6 +606,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"message": f"bad admin request: {exc}"})
 
 
+def _usage_and_metrics(out: Generation, started: float) -> dict[str, Any]:
+    """The ``usage`` and ``metrics`` of a generation that began at ``started`` (perf_counter):
+    Converse's response and ConverseStream's metadata event report them alike."""
+    return {
+        "usage": {
+            "inputTokens": out.input_tokens,
+            "outputTokens": out.output_tokens,
+            "totalTokens": out.input_tokens + out.output_tokens,
+        },
+        "metrics": {"latencyMs": max(1, round((time.perf_counter() - started) * 1000))},
+    }
+
+
 def _input_tokens(response: dict[str, Any]) -> int:
     if "inputTextTokenCount" in response:
         return int(response["inputTextTokenCount"])
@@ -609,6 +628,17 @@ def _input_tokens(response: dict[str, Any]) -> int:
 class _HttpServer(QuietThreadingServer):
     runtime: BedrockRuntime
     verbose: bool = False
+
+
+def _on_state(method: Callable[Concatenate[StandInState, P], R]) -> Callable[..., R]:
+    """``method`` of the server's :class:`StandInState`, as a method of the server: the in-process
+    controls are the state's, so their signatures and docs are written once, there."""
+
+    @functools.wraps(method)
+    def on_state(server: StandInServer, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(server.state, *args, **kwargs)
+
+    return on_state
 
 
 class StandInServer(BackgroundServer):
@@ -639,42 +669,18 @@ class StandInServer(BackgroundServer):
         self.state.cancel_delays()
         super().stop()
 
-    # In-process control, for tests.
-    def reset(self) -> None:
-        """Forget scripts, faults, delays and calls; delayed requests answer at once."""
-        self.state.reset()
+    # In-process control, for tests: the state's own methods, called on the server.
+    reset = _on_state(StandInState.reset)
+    script = _on_state(StandInState.script)
+    inject_fault = _on_state(StandInState.inject_fault)
+    set_delay = _on_state(StandInState.set_delay)
+    set_chunk_delay = _on_state(StandInState.set_chunk_delay)
+    calls = _on_state(StandInState.calls)
 
     def register_identity(self, access_key_id: str, role: str, policy: dict[str, Any]) -> None:
         """Calls signed with ``access_key_id`` are authorized against ``policy`` (an IAM policy
         document), as Bedrock authorizes them against the caller's role (``access.py``)."""
         self._runtime.access.register(access_key_id, role, policy)
-
-    def script(self, model_id: str, outputs: list[str]) -> None:
-        """The next calls to ``model_id`` generate these texts, in order."""
-        self.state.script(model_id, outputs)
-
-    def inject_fault(
-        self,
-        model_id: str,
-        error: str,
-        count: int | None = None,
-        message: str | None = None,
-        probability: float | None = None,
-        after_chunks: int | None = None,
-    ) -> None:
-        """Calls to ``model_id`` ('*': any) fail with ``error``: each with ``probability``
-        (None: every call; drawn from the seeded generator), ``count`` times (None: no limit);
-        with ``after_chunks``, ConverseStream calls fail inside the stream after that many
-        deltas."""
-        self.state.inject_fault(model_id, error, count, message, probability, after_chunks)
-
-    def set_delay(self, model_id: str, seconds: float | None) -> None:
-        """Calls to ``model_id`` ('*': any) answer after ``seconds``; 0 or None removes it."""
-        self.state.set_delay(model_id, seconds)
-
-    def set_chunk_delay(self, model_id: str, seconds: float | None) -> None:
-        """Streams of ``model_id`` ('*': any) wait ``seconds`` before each delta."""
-        self.state.set_chunk_delay(model_id, seconds)
 
     def precompute_embeddings(self, texts: Sequence[str], normalize: bool = True) -> None:
         """Embed ``texts`` now, on every core, into the model's caches: a caller that knows its
@@ -688,11 +694,6 @@ class StandInServer(BackgroundServer):
     def add_prompt_router(self, arn: str, models: tuple[str, ...]) -> None:
         """Make a custom prompt router ARN known, choosing between ``models`` (fast, strong)."""
         self.state.prompt_routers[arn] = tuple(models)
-
-    def calls(self) -> list[dict[str, Any]]:
-        """The last ``call_log_size`` requests: api ('invoke'|'converse'), model_id, status,
-        body, error (and delayed_seconds when a delay applied)."""
-        return self.state.calls()
 
     @property
     def dropped_calls(self) -> int:

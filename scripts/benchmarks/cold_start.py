@@ -55,10 +55,11 @@ from llm_router.pipeline.factory import SEMANTIC_INDEX_DIR_ENV
 from llm_router.pipeline.strategies import STRATEGIES
 from text_table import table
 
+from layers import REPO_ROOT
+
 from .fresh_process import run_fresh
 from .stack_env import StackEnvironment, placed, router_environment, synthesized_templates
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "cold_probe.py"
 INDEX_DIR = REPO_ROOT / ".build" / "benchmark" / "cold-start-index"
 TARGET_RATIO = 1.05

@@ -33,6 +33,8 @@ from llm_router.decision.semantic_index import (
     build_index,
 )
 
+from layers import REPO_ROOT
+
 from .synthetic import (
     CENTROIDS,
     CLUSTER_NOISE,
@@ -44,7 +46,6 @@ from .synthetic import (
     synthetic_set,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".build" / "benchmark"
 # Recorded in the manifest; a router pointed at real Bedrock refuses such an index.
 EMBEDDING_SOURCE = "synthetic-benchmark"

@@ -12,7 +12,7 @@ from typing import Any
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig, load_routes
 from llm_router.decision import semantic_index
 
-from .index_cache import DEFAULT_CACHE_DIR, RECALL_K, Progress, prepare_index
+from .index_cache import DEFAULT_CACHE_DIR, RECALL_K, PreparedIndex, Progress, prepare_index
 from .machine import machine_info
 from .overhead import STRATEGY, WARMUP_REQUESTS, measure_overhead
 from .recall import measure_recall
@@ -27,20 +27,16 @@ LAMBDA_LAYER_LIMIT_BYTES = 250 * 1024 * 1024
 
 
 def benchmark_size(
-    n: int,
-    dims: int,
+    prepared: PreparedIndex,
     queries: int,
-    seed: int,
-    base: RoutesConfig,
-    cache_dir: Path,
-    use_cache: bool = True,
     progress: Progress | None = None,
     stack_env: StackEnvironment | None = None,
 ) -> dict[str, Any]:
-    """Every figure for one reference-set size; the requests run with ``stack_env``, the
-    router function's environment as its stack sets it."""
+    """Every figure for one reference-set size, measured on its index (from
+    :func:`prepare_index`, which alone knows how an index is built or reused); the requests run
+    with ``stack_env``, the router function's environment as its stack sets it."""
     say = progress or (lambda _msg: None)
-    prepared = prepare_index(n, dims, queries, seed, base, cache_dir, use_cache, progress)
+    n, dims = prepared.vectors, prepared.dimensions
     files = prepared.file_bytes()
     say(f"{n:,} vectors: cold start in a fresh process")
     cold = measure_cold_start(prepared.directory)
@@ -120,7 +116,10 @@ def run(
         stack_env = router_environment(STRATEGY, templates, stack)
         rows = [
             benchmark_size(
-                n, dims, queries, seed, base, cache_dir, use_cache, progress, stack_env
+                prepare_index(n, dims, queries, seed, base, cache_dir, use_cache, progress),
+                queries,
+                progress,
+                stack_env,
             )
             for n in sizes
         ]

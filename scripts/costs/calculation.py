@@ -70,26 +70,29 @@ def compute_answers(scenario: Mapping[str, Any]) -> tuple[AnswerLine, ...]:
     lines = []
     for name, questions in monthly_questions(scenario).items():
         model_id = entries(scenario["categories"])[name]["answerer"]
-        price_in, price_out = model_prices(scenario, model_id)
-        input_tokens, output_tokens = questions * tokens_in, questions * tokens_out
-        lines.append(
-            AnswerLine(
-                category=name,
-                model_id=model_id,
-                questions=questions,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                input_cost=token_cost(input_tokens, price_in),
-                output_cost=token_cost(output_tokens, price_out),
-            )
-        )
+        tokens = _priced_tokens(scenario, model_id, questions * tokens_in, questions * tokens_out)
+        lines.append(AnswerLine(category=name, questions=questions, **tokens))
     return tuple(lines)
+
+
+def _priced_tokens(
+    scenario: Mapping[str, Any], model_id: str, input_tokens: Decimal, output_tokens: Decimal
+) -> dict[str, Any]:
+    """A model's month of tokens and what they cost at its prices: the fields an answer line and
+    the classifier's call share, priced one way for both."""
+    price_in, price_out = model_prices(scenario, model_id)
+    return {
+        "model_id": model_id,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "input_cost": token_cost(input_tokens, price_in),
+        "output_cost": token_cost(output_tokens, price_out),
+    }
 
 
 def _classifier_call(scenario: Mapping[str, Any], questions: Decimal) -> ModelCall:
     routing = scenario["routing"]
     model_id = routing["classifier_model"]
-    price_in, price_out = model_prices(scenario, model_id)
     per_question_in = to_decimal(
         scenario["tokens"]["input_per_question"], "tokens.input_per_question"
     ) + to_decimal(
@@ -98,16 +101,10 @@ def _classifier_call(scenario: Mapping[str, Any], questions: Decimal) -> ModelCa
     per_question_out = to_decimal(
         routing["classifier_output_tokens"], "routing.classifier_output_tokens"
     )
-    input_tokens, output_tokens = questions * per_question_in, questions * per_question_out
-    return ModelCall(
-        role="classifier",
-        model_id=model_id,
-        requests=questions,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        input_cost=token_cost(input_tokens, price_in),
-        output_cost=token_cost(output_tokens, price_out),
+    tokens = _priced_tokens(
+        scenario, model_id, questions * per_question_in, questions * per_question_out
     )
+    return ModelCall(role="classifier", requests=questions, **tokens)
 
 
 def _embedding_call(scenario: Mapping[str, Any], questions: Decimal) -> ModelCall:

@@ -57,6 +57,18 @@ class Credentials:
         return kwargs
 
 
+def _json_body(response: Any) -> dict[str, Any] | None:
+    """A moto JSON-protocol request's body as a dict (None: not JSON). DynamoDB and Secrets
+    Manager both name their resource in it, so both resolvers read it the same way."""
+    body = response.body
+    if isinstance(body, dict):
+        return body
+    try:
+        return json.loads(body or "{}")
+    except ValueError:
+        return None
+
+
 def resolve_dynamodb_tables() -> None:
     """Make moto authorize each DynamoDB request against its table's ARN (idempotent)."""
     from moto.dynamodb.responses import DynamoHandler
@@ -65,12 +77,9 @@ def resolve_dynamodb_tables() -> None:
         return
 
     def _determine_resource(self: Any) -> str:
-        body = self.body
-        if not isinstance(body, dict):
-            try:
-                body = json.loads(body or "{}")
-            except ValueError:
-                return "*"  # no table named: a table-scoped grant matches nothing (strict)
+        body = _json_body(self)
+        if body is None:
+            return "*"  # no table named: a table-scoped grant matches nothing (strict)
         table = body.get("TableName") or next(iter(body.get("RequestItems") or {}), None)
         if not table:
             return "*"
@@ -109,12 +118,9 @@ def resolve_secret_arns() -> None:
         return
 
     def _determine_resource(self: Any) -> str:
-        body = self.body
-        if not isinstance(body, dict):
-            try:
-                body = json.loads(body or "{}")
-            except ValueError:
-                return "*"
+        body = _json_body(self)
+        if body is None:
+            return "*"
         secret_id = body.get("SecretId")
         if not isinstance(secret_id, str) or not secret_id:
             return "*"

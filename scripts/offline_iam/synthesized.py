@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from layers import REPO_ROOT
+
 CACHE_DIR = REPO_ROOT / ".build" / "local" / "templates"
 # What the templates are made of, besides the routes file: the stacks, the CDK app's context and
 # the core the stacks import to read the configuration.

@@ -66,12 +66,10 @@ def ask_request_schema(max_question_chars: int) -> dict[str, Any]:
     The one definition of the request: the stack's API Gateway model, the local API's request
     validator and the OpenAPI document are all rendered from it. A new field is a new property.
     """
-    return {
-        "$schema": DRAFT4,
-        "title": "AskRequest",
-        "type": "object",
-        "required": ["question"],
-        "properties": {
+    return request_schema(
+        "AskRequest",
+        ["question"],
+        {
             "question": {"type": "string", "minLength": 1, "maxLength": max_question_chars},
             # For static routing: a caller that knows the category may name it.
             "category": {"type": "string", "minLength": 1, "maxLength": CATEGORY_MAX_CHARS},
@@ -83,8 +81,25 @@ def ask_request_schema(max_question_chars: int) -> dict[str, Any]:
                 "pattern": CONVERSATION_ID_PATTERN,
             },
         },
+    )
+
+
+def closed_object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON object with these properties and no others: every body (and history turn) the API
+    takes is one, so a field it does not know is refused rather than ignored."""
+    return {
+        "type": "object",
+        "required": required,
+        "properties": properties,
         "additionalProperties": False,
     }
+
+
+def request_schema(
+    title: str, required: list[str], properties: dict[str, Any]
+) -> dict[str, Any]:
+    """A request body's schema: a :func:`closed_object` in draft 4, API Gateway's dialect."""
+    return {"$schema": DRAFT4, "title": title, **closed_object(required, properties)}
 
 
 # "history" is validated by llm_router.decision.conversation.parse_history here; the stack's model

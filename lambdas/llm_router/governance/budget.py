@@ -70,7 +70,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -79,6 +78,7 @@ from typing import Any
 from ..config import ConfigError, RoutesConfig
 from ..config.settings import BUDGET_TABLE_ENV
 from ..models.bedrock import aws_error_code
+from ..models.warm_up import WarmUp
 from ..observability.tracing import traced_call
 from ..records import record
 
@@ -240,7 +240,7 @@ class BudgetGuard:
         self.settings = settings or parse_budget(config.raw)
         self._client = client
         self._clock = clock
-        self._warming: threading.Thread | None = None
+        self._warming = WarmUp()
 
     @classmethod
     def from_env(
@@ -261,22 +261,16 @@ class BudgetGuard:
         """Create the DynamoDB client in a background thread (see the module's docstring)."""
 
         def create() -> None:
-            try:
-                self._client = dynamodb_client()
-            except Exception as exc:  # noqa: BLE001 - reserve/settle retry and log it
-                logger.warning("budget: creating the DynamoDB client failed: %r", exc)
+            self._client = dynamodb_client()
 
-        self._warming = threading.Thread(target=create, name="budget-warm-up", daemon=True)
-        self._warming.start()
+        def failed(exc: Exception) -> None:  # reserve/settle retry and log it
+            logger.warning("budget: creating the DynamoDB client failed: %r", exc)
+
+        self._warming.start(create, "budget-warm-up", failed)
 
     def _ready(self, wait: float) -> bool:
         """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
-        if self._warming is not None:
-            self._warming.join(wait)
-            if self._warming.is_alive():
-                return False
-            self._warming = None
-        return True
+        return self._warming.ready(wait)
 
     @property
     def enabled(self) -> bool:

@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from ...models.warm_up import WarmUp
 from ...observability.tracing import traced_call
 from ...records import record
 from .guard import Facts
@@ -97,30 +97,21 @@ class CacheStore:
         self.table_name = table_name
         self._client = client
         self.clock = clock
-        self._warming: threading.Thread | None = None
+        self._warming = WarmUp()
 
     def warm_up(self) -> None:
         """Create the DynamoDB client in a background thread, as the budget guard does: botocore
         loading DynamoDB's service model costs ~100 ms, which the cold start overlaps instead of
         the first request paying it."""
 
-        def create() -> None:
-            try:
-                _ = self.client
-            except Exception as exc:  # noqa: BLE001 - the first call retries and logs it
-                logger.warning("cache: creating the DynamoDB client failed: %s", type(exc).__name__)
+        def failed(exc: Exception) -> None:  # the first call retries and logs it
+            logger.warning("cache: creating the DynamoDB client failed: %s", type(exc).__name__)
 
-        self._warming = threading.Thread(target=create, name="cache-warm-up", daemon=True)
-        self._warming.start()
+        self._warming.start(lambda: self.client, "cache-warm-up", failed)
 
     def ready(self, wait: float) -> bool:
         """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
-        if self._warming is not None:
-            self._warming.join(wait)
-            if self._warming.is_alive():
-                return False
-            self._warming = None
-        return True
+        return self._warming.ready(wait)
 
     @property
     def client(self) -> Any:

@@ -1,0 +1,42 @@
+"""Creating an AWS client on a background thread while a cold start does the rest.
+
+Why: botocore loading a service model (DynamoDB's) costs ~100 ms. The budget guard and the
+response cache both start that work at cold start and let a request wait for it only briefly;
+this is the one place that runs it and answers "is it done yet", so both wait and give up alike.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class WarmUp:
+    """One background creation: :meth:`start` it, then ask :meth:`ready` before using the client."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def start(
+        self, create: Callable[[], object], name: str, failed: Callable[[Exception], None]
+    ) -> None:
+        """Run ``create`` on a daemon thread called ``name``; an exception goes to ``failed`` (the
+        caller's first real call creates the client again, and logs what goes wrong then)."""
+
+        def run() -> None:
+            try:
+                create()
+            except Exception as exc:  # noqa: BLE001 - the first call retries and logs it
+                failed(exc)
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def ready(self, wait: float) -> bool:
+        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
+        if self._thread is not None:
+            self._thread.join(wait)
+            if self._thread.is_alive():
+                return False
+            self._thread = None
+        return True
