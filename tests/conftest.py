@@ -18,6 +18,7 @@ fixtures see the same file as its tests.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -195,3 +196,18 @@ def two_tiers(
         "definitions": {"basic": basic, "pro": {"answerers": {"history": SONNET_V2}, **pro}},
     }
     return parse_routes(raw)
+
+
+@contextlib.contextmanager
+def local_dynamodb_table(table: str, key: str) -> Iterator[Any]:
+    """moto's DynamoDB server on loopback, as the local run starts it (one server per run,
+    shared), with one table keyed by ``key``: its client."""
+    import backends
+
+    with contextlib.ExitStack() as stack:
+        started = backends.local_dynamodb(stack)
+        assert started is not None
+        client, _ = started
+        assert backends.local_dynamodb(stack)[0] is client
+        backends.create_local_table(client, table, key)
+        yield client

@@ -3,7 +3,6 @@ handler, on moto's DynamoDB server (as the local run starts it) and the Bedrock 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
@@ -14,7 +13,7 @@ from typing import Any
 import backends
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
-from conftest import HAIKU, SONNET, STANDIN_SOURCE
+from conftest import HAIKU, SONNET, STANDIN_SOURCE, local_dynamodb_table
 from llm_router.config import RoutesConfig, parse_routes
 from llm_router.decision.conversation import Turn
 from llm_router.edge.handler import RouterHandler
@@ -27,11 +26,7 @@ ALICE, BOB = "key-alice", "key-bob"
 
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
-    with contextlib.ExitStack() as stack:
-        started = backends.local_dynamodb(stack)
-        assert started is not None
-        client, _ = started
-        backends.create_local_table(client, TABLE, "conversation_id")
+    with local_dynamodb_table(TABLE, "conversation_id") as client:
         yield client
 
 

@@ -3,7 +3,6 @@ scripts/feedback.py list/export."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import urllib.error
@@ -17,6 +16,7 @@ import evaluate
 import feedback as feedback_cli
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
+from conftest import local_dynamodb_table
 from llm_router.config import ConfigError, RoutesConfig
 from llm_router.edge.feedback import FeedbackHandler, metrics, parse_feedback_settings
 from llm_router.governance.provenance import FeedbackTokens
@@ -29,13 +29,7 @@ TABLE = backends.LOCAL_FEEDBACK_TABLE
 
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
-    """moto's DynamoDB server on loopback, as the local run starts it, with the feedback table."""
-    with contextlib.ExitStack() as stack:
-        started = backends.local_dynamodb(stack)
-        assert started is not None
-        client, _ = started
-        assert backends.local_dynamodb(stack)[0] is client  # one server per run, shared
-        backends.create_local_table(client, TABLE, "request_id")
+    with local_dynamodb_table(TABLE, "request_id") as client:
         yield client
 
 

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,22 @@ DEFAULT_CLASSIFIER_INTRO = "You route questions to the assistant for their topic
 
 class ConfigError(ValueError):
     """The routes configuration is missing, malformed or inconsistent."""
+
+
+def optional_section(
+    raw: Mapping[str, Any], name: str, known: Iterable[str]
+) -> Mapping[str, Any]:
+    """routes.json's section ``name`` (an object, {} when absent) whose keys are all ``known``
+    (keys starting with ``_`` are notes); else a ConfigError naming the section and the keys."""
+    section = raw.get(name)
+    if section is None:
+        return {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{name} must be an object, got {section!r}")
+    unknown = sorted(k for k in section if not str(k).startswith("_") and k not in known)
+    if unknown:
+        raise ConfigError(f"{name}: unknown keys {unknown}; known: {sorted(known)}")
+    return section
 
 
 @record(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError, RoutesConfig
+from ..config import ConfigError, RoutesConfig, optional_section
 from ..errors import CIRCUIT_OPEN
 from ..records import record
 from . import metric_catalog as mc
@@ -66,14 +66,7 @@ class TelemetrySettings:
 
 def parse_telemetry(raw: Mapping[str, Any], tier_count: int = 1) -> TelemetrySettings:
     """The ``logging`` section of routes.json (optional; keys starting with ``_`` are notes)."""
-    section = raw.get("logging")
-    if section is None:
-        section = {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"logging must be an object, got {section!r}")
-    unknown = sorted(k for k in section if not str(k).startswith("_") and k not in _LOGGING_KEYS)
-    if unknown:
-        raise ConfigError(f"logging: unknown keys {unknown}; known: {sorted(_LOGGING_KEYS)}")
+    section = optional_section(raw, "logging", _LOGGING_KEYS)
     include_text = section.get("include_text", False)
     if not isinstance(include_text, bool):
         raise ConfigError(f"logging.include_text must be true or false, got {include_text!r}")
@@ -87,14 +80,7 @@ def parse_breakdowns(raw: Mapping[str, Any]) -> tuple[str, ...]:
     metric is also published by. Each multiplies the stack's custom metrics (CloudWatch bills
     each name x dimension value), so none is on unless asked for; the audit log's Logs Insights
     query gives the same breakdown without a metric."""
-    section = raw.get("metrics")
-    if section is None:
-        section = {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"metrics must be an object, got {section!r}")
-    unknown = sorted(k for k in section if not str(k).startswith("_") and k not in _METRICS_KEYS)
-    if unknown:
-        raise ConfigError(f"metrics: unknown keys {unknown}; known: {sorted(_METRICS_KEYS)}")
+    section = optional_section(raw, "metrics", _METRICS_KEYS)
     breakdowns = section.get("breakdowns", [])
     if not isinstance(breakdowns, list) or not set(breakdowns) <= set(mc.BREAKDOWNS):
         raise ConfigError(
