@@ -137,11 +137,10 @@ def local_budget(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[Any
     guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
     if not guard.enabled:
         return None, "Budget: off (budget.daily_usd is null and no tier has a daily_budget_usd)"
-    dynamodb = local_dynamodb(stack)
-    if dynamodb is None:
+    table = local_table(stack, LOCAL_BUDGET_TABLE, "pk")
+    if table is None:
         return None, "Budget: off locally (moto is missing: pip install -r requirements-dev.txt)"
-    client, url = dynamodb
-    create_local_table(client, LOCAL_BUDGET_TABLE, "pk")
+    client, url = table
     settings = parse_budget(config.raw)
     limit = "no stack-wide limit" if settings.daily_usd is None else (
         f"${settings.daily_usd:,.2f} a day, cheapest targets from "
@@ -162,11 +161,10 @@ def local_conversations(stack: contextlib.ExitStack, config: RoutesConfig) -> tu
     in a table of the local moto DynamoDB server, and a line saying so; None without moto."""
     from llm_router.governance.conversation_store import ConversationStore
 
-    dynamodb = local_dynamodb(stack)
-    if dynamodb is None:
+    table = local_table(stack, LOCAL_CONVERSATION_TABLE, "conversation_id")
+    if table is None:
         return None, "Conversations: client-sent history only (moto is missing)"
-    client, url = dynamodb
-    create_local_table(client, LOCAL_CONVERSATION_TABLE, "conversation_id")
+    client, url = table
     return (
         ConversationStore(config, LOCAL_CONVERSATION_TABLE, client=client),
         f"Conversations: kept in DynamoDB by moto in this process at {url} (forgotten on exit)",
@@ -214,6 +212,18 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
     )
     _LOCAL_DYNAMODB[stack] = (client, url)
     return client, url
+
+
+def local_table(
+    stack: contextlib.ExitStack, name: str, partition_key: str
+) -> tuple[Any, str] | None:
+    """The local moto DynamoDB server's client and URL, with table ``name`` created in it as
+    the stacks create it (:func:`create_local_table`); None without moto."""
+    dynamodb = local_dynamodb(stack)
+    if dynamodb is None:
+        return None
+    create_local_table(dynamodb[0], name, partition_key)
+    return dynamodb
 
 
 def create_local_table(client: Any, name: str, partition_key: str) -> None:
@@ -320,11 +330,10 @@ def local_feedback(stack: contextlib.ExitStack, config: RoutesConfig) -> tuple[A
     tokens are :func:`local_feedback_tokens` (pass the same to the routers)."""
     from llm_router.edge.feedback import FeedbackHandler
 
-    dynamodb = local_dynamodb(stack)
-    if dynamodb is None:
+    table = local_table(stack, LOCAL_FEEDBACK_TABLE, "request_id")
+    if table is None:
         return None, "Feedback: off locally (moto is missing: pip install -r requirements-dev.txt)"
-    client, url = dynamodb
-    create_local_table(client, LOCAL_FEEDBACK_TABLE, "request_id")
+    client, url = table
     return (
         FeedbackHandler(
             config, LOCAL_FEEDBACK_TABLE, client, tokens=local_feedback_tokens(stack, config)
