@@ -42,6 +42,7 @@ from .http_api import (
     BadRequest,
     allowed_origins,
     api_key_id_of,
+    header_of,
     json_response,
     parse_request,
     request_context_of,
@@ -114,18 +115,6 @@ def request_id_of(event: Any, context: Any) -> str:
     if isinstance(request_id, str) and request_id:
         return request_id[:128]
     return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
-
-
-def header_of(event: Any, name: str) -> str | None:
-    """A request header's value (names compare case-insensitively); None when absent."""
-    headers = event.get("headers") if isinstance(event, Mapping) else None
-    if not isinstance(headers, Mapping):
-        return None
-    wanted = name.lower()
-    value = next(
-        (v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted), None
-    )
-    return value if isinstance(value, str) else None
 
 
 @record(frozen=True)

@@ -293,19 +293,25 @@ def allowed_origins(config: RoutesConfig | None) -> tuple[str, ...]:
     return tuple(o for o in origins if isinstance(o, str)) or ("*",)
 
 
+def header_of(event: Any, name: str) -> str | None:
+    """A request header's value (names compare case-insensitively); None when absent."""
+    headers = event.get("headers") if isinstance(event, Mapping) else None
+    if not isinstance(headers, Mapping):
+        return None
+    wanted = name.lower()
+    value = next(
+        (v for k, v in headers.items() if isinstance(k, str) and k.lower() == wanted), None
+    )
+    return value if isinstance(value, str) else None
+
+
 def with_cors(response: dict[str, Any], event: Any, origins: tuple[str, ...]) -> dict[str, Any]:
     """Answer a browser's ``Origin`` as the configured origins allow: ``*``, the origin itself
     when it is listed (with ``Vary: Origin``), or no Allow-Origin header at all."""
     if "*" in origins:
         return response
     headers = response["headers"]
-    raw_headers = event.get("headers") if isinstance(event, dict) else None
-    if not isinstance(raw_headers, Mapping):  # absent, null, or not an object at all
-        raw_headers = {}
-    origin = next(
-        (v for k, v in raw_headers.items() if isinstance(k, str) and k.lower() == "origin"),
-        None,
-    )
+    origin = header_of(event, "Origin")
     if origin in origins:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Vary"] = "Origin"
