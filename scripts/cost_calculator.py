@@ -61,6 +61,46 @@ from routes_file import use_routes_file
 
 EXIT_USAGE = 2
 
+# The flags that set one scalar of the scenario: (flag, path in the scenario, metavar, help), a
+# number parsed exactly; and (flag, path, add_argument's other keywords), a value as given. One
+# table declares each flag and says where it goes, so the parser and the overrides cannot drift.
+NUMBER_FLAGS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("--days-per-month", ("days_per_month",), "DAYS",
+     "month length (30; 730/24 as the AWS calculator)"),
+    ("--input-tokens", ("tokens", "input_per_question"), "N", "input tokens per question (150)"),
+    ("--output-tokens", ("tokens", "output_per_answer"), "N", "output tokens per answer (300)"),
+    ("--classifier-output-tokens", ("routing", "classifier_output_tokens"), "N",
+     "classifier output tokens (1)"),
+    ("--classifier-prompt-tokens", ("routing", "classifier_prompt_overhead_tokens"), "N",
+     "tokens the classifier prompt adds to each question (0, as the blog)"),
+    ("--hybrid-escalation-rate", ("routing", "hybrid_escalation_rate"), "R",
+     "share 0..1 of questions the hybrid router escalates to the classifier (off)"),
+    ("--memory-mb", ("lambda", "memory_mb"), "MB", "Lambda memory (1024)"),
+    ("--ephemeral-mb", ("lambda", "ephemeral_mb"), "MB",
+     "Lambda ephemeral storage, 512 free (512)"),
+)
+VALUE_FLAGS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
+    ("--count-classifier-output", ("routing", "classifier_output_tokens_counted"),
+     {"action": argparse.BooleanOptionalAction, "default": None,
+      "help": "count the classifier's output tokens in the routing cost (off, as the blog)"}),
+    ("--classifier-model", ("routing", "classifier_model"),
+     {"metavar": "MODEL_ID", "help": "price classification with this model"}),
+    ("--embedding-model", ("routing", "embedding_model"),
+     {"metavar": "MODEL_ID", "help": "price embeddings with this model"}),
+    ("--architecture", ("lambda", "architecture"),
+     {"choices": ARCHITECTURES, "help": "Lambda architecture (x86_64)"}),
+    ("--free-tier", ("free_tier", "enabled"),
+     {"action": argparse.BooleanOptionalAction, "default": None,
+      "help": "apply the monthly free tier (on)"}),
+    ("--free-tier-scope", ("free_tier", "scope"),
+     {"choices": FREE_TIER_SCOPES,
+      "help": "free tier once per account (as billed) or per function (as the AWS calculator)"}),
+)
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
 
 def _pair(text: str, flag: str, shape: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
@@ -121,27 +161,12 @@ def overrides_from_args(args: argparse.Namespace, scenario: Mapping[str, Any]) -
                 raise CostError(f"--price for a new model {model_id!r} needs IN/OUT")
             new_models.append(model_id)
 
-    simple = [
-        (args.input_tokens, ["tokens", "input_per_question"]),
-        (args.output_tokens, ["tokens", "output_per_answer"]),
-        (args.classifier_output_tokens, ["routing", "classifier_output_tokens"]),
-        (args.classifier_prompt_tokens, ["routing", "classifier_prompt_overhead_tokens"]),
-        (args.hybrid_escalation_rate, ["routing", "hybrid_escalation_rate"]),
-        (args.memory_mb, ["lambda", "memory_mb"]),
-        (args.ephemeral_mb, ["lambda", "ephemeral_mb"]),
-        (args.days_per_month, ["days_per_month"]),
-    ]
-    for value, path in simple:
+    for flag, path, *_ in NUMBER_FLAGS:
+        value = getattr(args, _dest(flag))
         if value is not None:
-            put(path, to_decimal(value, "--" + path[-1].replace("_", "-")))
-    for value, path in [
-        (args.classifier_model, ["routing", "classifier_model"]),
-        (args.embedding_model, ["routing", "embedding_model"]),
-        (args.architecture, ["lambda", "architecture"]),
-        (args.count_classifier_output, ["routing", "classifier_output_tokens_counted"]),
-        (args.free_tier, ["free_tier", "enabled"]),
-        (args.free_tier_scope, ["free_tier", "scope"]),
-    ]:
+            put(path, to_decimal(value, flag))
+    for flag, path, _ in VALUE_FLAGS:
+        value = getattr(args, _dest(flag))
         if value is not None:
             put(path, value)
     for item in args.cache_hit_rate or []:
@@ -196,26 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--traffic", action="append", metavar="CATEGORY=N", help="questions a day; repeatable")
     add("--history-per-day", metavar="N", help="same as --traffic history=N")
     add("--math-per-day", metavar="N", help="same as --traffic math=N")
-    add("--days-per-month", metavar="DAYS", help="month length (30; 730/24 as the AWS calculator)")
-    add("--input-tokens", metavar="N", help="input tokens per question (150)")
-    add("--output-tokens", metavar="N", help="output tokens per answer (300)")
-    add("--classifier-output-tokens", metavar="N", help="classifier output tokens (1)")
-    add(
-        "--classifier-prompt-tokens",
-        metavar="N",
-        help="tokens the classifier prompt adds to each question (0, as the blog)",
-    )
-    add(
-        "--count-classifier-output",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="count the classifier's output tokens in the routing cost (off, as the blog)",
-    )
-    add(
-        "--hybrid-escalation-rate",
-        metavar="R",
-        help="share 0..1 of questions the hybrid router escalates to the classifier (off)",
-    )
     add(
         "--cache-hit-rate",
         action="append",
@@ -230,8 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="USD per 1,000 input/output tokens; repeatable; a new model also needs a use",
     )
     add("--answerer", action="append", metavar="CATEGORY=MODEL_ID", help="repeatable")
-    add("--classifier-model", metavar="MODEL_ID", help="price classification with this model")
-    add("--embedding-model", metavar="MODEL_ID", help="price embeddings with this model")
     add(
         "--premium-category",
         metavar="CATEGORY",
@@ -243,20 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CATEGORY=SECONDS",
         help="Lambda duration per question; repeatable",
     )
-    add("--memory-mb", metavar="MB", help="Lambda memory (1024)")
-    add("--ephemeral-mb", metavar="MB", help="Lambda ephemeral storage, 512 free (512)")
-    add("--architecture", choices=ARCHITECTURES, help="Lambda architecture (x86_64)")
-    add(
-        "--free-tier",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="apply the monthly free tier (on)",
-    )
-    add(
-        "--free-tier-scope",
-        choices=FREE_TIER_SCOPES,
-        help="free tier once per account (as billed) or per function (as the AWS calculator)",
-    )
+    for flag, _, metavar, text in NUMBER_FLAGS:
+        add(flag, metavar=metavar, help=text)
+    for flag, _, options in VALUE_FLAGS:
+        add(flag, **options)
     return parser
 
 

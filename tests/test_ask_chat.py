@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import ask
@@ -33,10 +34,24 @@ def run_chat(url: str, stdin: str, *extra: str) -> subprocess.CompletedProcess[s
     )
 
 
+@dataclass
+class RecordingApi:
+    """The local API in front of a handler that records each body it is sent."""
+
+    url: str
+    bodies: list[dict[str, Any]]
+
+    def chat(
+        self, stdin: str, *extra: str, returncode: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        """ask.py --chat --no-stream against this API; fails the test on another exit code."""
+        result = run_chat(self.url, stdin, *extra, "--no-stream")
+        assert result.returncode == returncode, result.stderr
+        return result
+
+
 @pytest.fixture(params=[False])
-def recording_api(
-    routes: RoutesConfig, request: pytest.FixtureRequest
-) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def recording_api(routes: RoutesConfig, request: pytest.FixtureRequest) -> Iterator[RecordingApi]:
     """The local API in front of a handler that records each body and answers 'answer N'
     (``/ask`` only: ask.py runs with ``--no-stream`` against it), with a ``conversation_id``
     when the parameter says the router keeps conversations."""
@@ -53,15 +68,12 @@ def recording_api(
 
     gateway = LocalGateway(ApiSettings.from_config(routes, KEY), {"semantic": handler})
     with LocalApiServer(gateway, request_log=lambda *_: None) as server:
-        yield f"{server.url}/semantic", bodies
+        yield RecordingApi(f"{server.url}/semantic", bodies)
 
 
-def test_each_question_carries_the_turns_so_far(
-    recording_api: tuple[str, list[dict[str, Any]]],
-) -> None:
-    url, bodies = recording_api
-    result = run_chat(url, f"{ROME}\n\n{WHY}\n{SOLVE}\nquit\nnot asked\n", "--no-stream")
-    assert result.returncode == 0, result.stderr
+def test_each_question_carries_the_turns_so_far(recording_api: RecordingApi) -> None:
+    result = recording_api.chat(f"{ROME}\n\n{WHY}\n{SOLVE}\nquit\nnot asked\n")
+    bodies = recording_api.bodies
     assert [b["question"] for b in bodies] == [ROME, WHY, SOLVE]
     assert "history" not in bodies[0]  # the first question is the old request shape
     assert bodies[1]["history"] == [{"role": "user", "content": ROME},
@@ -73,35 +85,27 @@ def test_each_question_carries_the_turns_so_far(
 
 @pytest.mark.parametrize("recording_api", [True], indirect=True)
 def test_a_router_that_keeps_conversations_gets_the_id_not_the_history(
-    recording_api: tuple[str, list[dict[str, Any]]],
+    recording_api: RecordingApi,
 ) -> None:
-    url, bodies = recording_api
-    result = run_chat(url, f"{ROME}\n{WHY}\n{SOLVE}\n", "--no-stream")
-    assert result.returncode == 0, result.stderr
+    recording_api.chat(f"{ROME}\n{WHY}\n{SOLVE}\n")
+    bodies = recording_api.bodies
     assert "conversation_id" not in bodies[0] and "history" not in bodies[0]
     assert [b.get("conversation_id") for b in bodies[1:]] == [f"{1:08d}{ID_TAIL}"] * 2
     assert all("history" not in b for b in bodies)
 
 
-def test_history_is_trimmed_oldest_first_to_max_turns(
-    recording_api: tuple[str, list[dict[str, Any]]],
-) -> None:
-    url, bodies = recording_api
-    assert run_chat(url, "q1\nq2\nq3\n", "--max-turns", "2", "--no-stream").returncode == 0
-    assert bodies[2]["history"] == [{"role": "user", "content": "q2"},
-                                    {"role": "assistant", "content": "answer 2"}]
+def test_history_is_trimmed_oldest_first_to_max_turns(recording_api: RecordingApi) -> None:
+    recording_api.chat("q1\nq2\nq3\n", "--max-turns", "2")
+    assert recording_api.bodies[2]["history"] == [{"role": "user", "content": "q2"},
+                                                  {"role": "assistant", "content": "answer 2"}]
 
 
-def test_a_failed_question_is_not_added_to_the_history(
-    recording_api: tuple[str, list[dict[str, Any]]],
-) -> None:
-    url, bodies = recording_api
+def test_a_failed_question_is_not_added_to_the_history(recording_api: RecordingApi) -> None:
     too_long = "x" * 5000  # refused by the API's request model: never reaches the handler
-    result = run_chat(url, f"{ROME}\n{too_long}\n{WHY}\n", "--no-stream")
-    assert result.returncode == 1
+    result = recording_api.chat(f"{ROME}\n{too_long}\n{WHY}\n", returncode=1)
     assert "error: HTTP 400" in result.stderr
-    assert [b["question"] for b in bodies] == [ROME, WHY]
-    assert len(bodies[1]["history"]) == 2
+    assert [b["question"] for b in recording_api.bodies] == [ROME, WHY]
+    assert len(recording_api.bodies[1]["history"]) == 2
 
 
 def test_chat_needs_no_question_but_plain_asking_does(capsys: pytest.CaptureFixture[str]) -> None:
