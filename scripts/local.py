@@ -242,12 +242,12 @@ def banner(
     routers: list[Any],
 ) -> list[str]:
     from local_api.examples import banner_examples, curl_line
-    from local_api.gateway import HEALTH_PATH, ask_path
+    from local_api.gateway import HEALTH_PATH, local_path
 
-    width = max(len(ask_path(r.strategy.name)) for r in routers)
+    width = max(len(local_path(r.strategy.name)) for r in routers)
     lines = [f"Routers (preset {config.preset}):"]
     for router in routers:
-        path = ask_path(router.strategy.name)
+        path = local_path(router.strategy.name)
         lines.append(f"  POST {base_url}{path:<{width}}  {router.strategy.description}")
         if router.error:
             lines.append(f"       refuses to serve (503): {router.error}")

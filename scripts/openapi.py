@@ -26,6 +26,7 @@ from typing import Any
 
 import cli
 from llm_router.config import RoutesConfig, load_routes
+from llm_router.edge import ASK_RESOURCE, FEEDBACK_RESOURCE, STREAM_RESOURCE  # noqa: E402
 from llm_router.edge.feedback import KINDS  # noqa: E402
 from routes_file import add_routes_argument, use_routes_file
 
@@ -95,7 +96,7 @@ class Operation:
 
 OPERATIONS = (
     Operation(
-        "/ask",
+        ASK_RESOURCE,
         "post",
         "ask",
         "Route a question to the model of its category and return the answer",
@@ -103,7 +104,7 @@ OPERATIONS = (
         ask_response_schema,
     ),
     Operation(
-        "/ask/stream",
+        STREAM_RESOURCE,
         "post",
         "askStream",
         "Route a question and stream the answer as server-sent events",
@@ -121,7 +122,7 @@ OPERATIONS = (
         "text/event-stream",
     ),
     Operation(
-        "/feedback",
+        FEEDBACK_RESOURCE,
         "post",
         "feedback",
         "Say whether an answer helped and which category was right",

@@ -13,7 +13,7 @@ import dataclasses
 
 from aws_cdk import aws_apigateway as apigw
 from llm_router.config import RoutesConfig
-from llm_router.edge import FEEDBACK_ENTRY_POINT
+from llm_router.edge import FEEDBACK_ENTRY_POINT, FEEDBACK_RESOURCE
 from llm_router.edge.feedback import FEEDBACK_TABLE_ENV
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import Strategy
@@ -26,7 +26,7 @@ from stacks.secrets import grant_secret_value
 from stacks.tables import feedback_table
 
 FEEDBACK_HANDLER = FEEDBACK_ENTRY_POINT
-FEEDBACK_PATH = "feedback"
+FEEDBACK_PATH = FEEDBACK_RESOURCE.removeprefix("/")
 FEEDBACK_ACTIONS = ("dynamodb:PutItem",)
 # One validated PutItem: a fraction of the router's size and time is plenty.
 FEEDBACK_MEMORY_MB = 256
@@ -59,7 +59,7 @@ class FeedbackEndpoint(RouterEndpoint):
         model = router.api.add_model(
             "FeedbackRequestModel",
             content_type="application/json",
-            description=f"Body of POST /{FEEDBACK_PATH}",
+            description=f"Body of POST {FEEDBACK_RESOURCE}",
             schema=cdk_json_schema(feedback_body_schema(config)),
         )
         self.add_post(

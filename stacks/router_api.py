@@ -23,7 +23,7 @@ from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.config.cache import CACHE_TABLE_ENV
 from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
-from llm_router.edge import ROUTER_ENTRY_POINT
+from llm_router.edge import ASK_RESOURCE, ROUTER_ENTRY_POINT
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
@@ -61,7 +61,7 @@ __all__ = [
 
 HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
-ASK_PATH = "ask"
+ASK_PATH = ASK_RESOURCE.removeprefix("/")
 BUDGET_ACTIONS = ("dynamodb:UpdateItem",)  # reserve and settle: nothing else on the request path
 # What DynamoDB needs of its caller's key permissions to read and write a table under a customer
 # key: the key actions of the CDK's grantReadWriteData, without the wildcard ReEncrypt*, which a
@@ -174,7 +174,7 @@ class RouterApi(Construct):
         self.function.add_environment(
             CONVERSATION_TABLE_ENV, self.conversation_table.table_name
         )
-        self.ask_url = self.api.url_for_path(f"/{ASK_PATH}")
+        self.ask_url = self.api.url_for_path(ASK_RESOURCE)
 
     def _function(
         self, strategy: Strategy, config: RoutesConfig, layers: Sequence[RouterLayer]
@@ -225,7 +225,7 @@ class RouterApi(Construct):
             "Api",
             # API Gateway's metrics are keyed by the API's name: one per router, for the dashboard.
             rest_api_name=strategy.stack_name,
-            description=f"Multi-LLM router ({strategy.name}): POST /{ASK_PATH}",
+            description=f"Multi-LLM router ({strategy.name}): POST {ASK_RESOURCE}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
             # Access logging needs the account's API Gateway CloudWatch role. Retained on delete,

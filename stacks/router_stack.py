@@ -6,8 +6,9 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
+from llm_router.edge import FEEDBACK_RESOURCE
 
-from stacks.feedback_api import FEEDBACK_PATH, FeedbackEndpoint
+from stacks.feedback_api import FeedbackEndpoint
 from stacks.monitoring import add_monitoring
 from stacks.nag import acknowledge_router_findings
 from stacks.router_api import RouterApi, RouterInputs
@@ -62,7 +63,7 @@ class RouterStack(Stack):
         CfnOutput(
             self,
             "FeedbackUrl",
-            value=self.router.api.url_for_path(f"/{FEEDBACK_PATH}"),
+            value=self.router.api.url_for_path(FEEDBACK_RESOURCE),
             description="URL of POST /feedback (same API keys as /ask)",
         )
         CfnOutput(

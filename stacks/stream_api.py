@@ -18,7 +18,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from llm_router.config import RoutesConfig
-from llm_router.edge import STREAM_ENTRY_POINT
+from llm_router.edge import ASK_RESOURCE, STREAM_ENTRY_POINT, STREAM_RESOURCE
 from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.pipeline.strategies import Strategy
 
@@ -28,7 +28,7 @@ from stacks.functions import FunctionSpec, base_environment
 from stacks.model_access import decision_invoke_statement, stream_statement
 from stacks.router_api import BUDGET_ACTIONS, RouterApi
 
-STREAM_PATH = "stream"  # under /ask: POST /ask/stream
+STREAM_PATH = STREAM_RESOURCE.removeprefix(ASK_RESOURCE + "/")  # a resource under /ask
 EXEC_WRAPPER_ENV = "AWS_LAMBDA_EXEC_WRAPPER"
 EXEC_WRAPPER = "/var/task/llm_router/edge/stream_bootstrap"
 
@@ -66,4 +66,4 @@ class StreamingEndpoint(RouterEndpoint):
             timeout=Duration.seconds(config.stream_function_timeout_seconds),
         )
         self.add_post(router, router.ask_resource, STREAM_PATH, streamed, router.ask_model)
-        self.url = router.api.url_for_path(f"/ask/{STREAM_PATH}")
+        self.url = router.api.url_for_path(STREAM_RESOURCE)

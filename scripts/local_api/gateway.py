@@ -36,6 +36,7 @@ from typing import Any
 
 from apigw_events import LocalLambdaContext
 from llm_router.config import RoutesConfig
+from llm_router.edge import ASK_RESOURCE, FEEDBACK_RESOURCE, STREAM_RESOURCE
 
 from stacks.concurrency import reserved_concurrency, stage_throttle
 from stacks.deployment import parse_deployment
@@ -56,8 +57,6 @@ from .messages import (
     gateway_error,
 )
 from .proxy import (
-    DEPLOYED_RESOURCE,
-    STREAM_RESOURCE,
     MalformedProxyResult,
     from_result,
     to_event,
@@ -149,19 +148,10 @@ class ApiSettings:
         )
 
 
-def ask_path(router: str) -> str:
-    """The local path of a router's ``POST /ask`` (the deployed API has one API per router)."""
-    return f"/{router}/ask"
-
-
-def stream_path(router: str) -> str:
-    """The local path of a router's ``POST /ask/stream`` (same API, key and usage plan)."""
-    return f"{ask_path(router)}/stream"
-
-
-def feedback_path(router: str) -> str:
-    """The local path of a router's ``POST /feedback`` (same API, key and usage plan)."""
-    return f"/{router}/feedback"
+def local_path(router: str, resource: str = ASK_RESOURCE) -> str:
+    """The local path of one of a router's resources (the deployed API has one API per router,
+    the same key and usage plan for all of its resources): ``/<router><resource>``."""
+    return f"/{router}{resource}"
 
 
 class LocalGateway:
@@ -180,20 +170,20 @@ class LocalGateway:
         if not settings.api_key:
             raise ValueError("the local API needs an API key")
         self.settings = settings
-        self._routes = {ask_path(name): (name, handler) for name, handler in handlers.items()}
+        self._routes = {local_path(name): (name, handler) for name, handler in handlers.items()}
         self._streams: set[str] = set()  # paths whose handler answers a StreamingResponse
         streaming = stream_handlers if stream_handlers is not None else handlers
         for name, handler in streaming.items():
             stream = getattr(handler, "stream", None)
             if callable(stream):
-                self._routes[stream_path(name)] = (name, stream)
-                self._streams.add(stream_path(name))
+                self._routes[local_path(name, STREAM_RESOURCE)] = (name, stream)
+                self._streams.add(local_path(name, STREAM_RESOURCE))
         self._route_models: dict[str, RequestModel] = {}  # besides /ask's model
         if feedback_handler is not None and settings.feedback_schema is not None:
             feedback_model = RequestModel(settings.feedback_schema)
             for name in handlers:
-                self._routes[feedback_path(name)] = (name, feedback_handler)
-                self._route_models[feedback_path(name)] = feedback_model
+                self._routes[local_path(name, FEEDBACK_RESOURCE)] = (name, feedback_handler)
+                self._route_models[local_path(name, FEEDBACK_RESOURCE)] = feedback_model
         default_plan = usage_plan or UsagePlan(
             settings.rate_limit, settings.burst_limit, settings.quota_per_day
         )
@@ -295,7 +285,7 @@ class LocalGateway:
             api_id=f"local-{name}",
             api_key=api_key,
             api_key_id=local_key_id(tier, self.settings.default_tier) if tier else LOCAL_API_KEY_ID,
-            resource=STREAM_RESOURCE if streamed else DEPLOYED_RESOURCE,
+            resource=STREAM_RESOURCE if streamed else ASK_RESOURCE,
         )
         if streamed:
             return self._integrate_stream(name, handler, event, request_id)

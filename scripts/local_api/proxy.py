@@ -14,11 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from apigw_events import proxy_event
+from llm_router.edge import ASK_RESOURCE
 
 from .messages import HttpRequest, HttpResponse
-
-DEPLOYED_RESOURCE = "/ask"
-STREAM_RESOURCE = "/ask/stream"
 
 
 class MalformedProxyResult(ValueError):
@@ -32,7 +30,7 @@ def to_event(
     api_id: str,
     api_key: str,
     api_key_id: str,
-    resource: str = DEPLOYED_RESOURCE,
+    resource: str = ASK_RESOURCE,
 ) -> dict[str, Any]:
     """The event API Gateway would send the function for this request (to ``resource``)."""
     headers: dict[str, str] = {}

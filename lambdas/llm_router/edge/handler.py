@@ -331,7 +331,9 @@ class RouterHandler:
             return service.ask_in_conversation(
                 request.question, request.category, tier, request.conversation_id, owner
             )
-        return service.ask(request.question, request.category, tier=tier, history=request.history)
+        return service.ask(
+            request.question, category=request.category, tier=tier, history=request.history
+        )
 
     @staticmethod
     def _log_attempts(request_context: RequestContext) -> None:

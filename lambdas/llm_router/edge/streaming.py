@@ -133,7 +133,8 @@ class StreamingRouterHandler(RouterHandler):
         with serving(admitted.context):
             try:
                 events = admitted.service.ask_stream(
-                    request.question, request.category, tier=seen.tier, history=request.history
+                    request.question, category=request.category, tier=seen.tier,
+                    history=request.history,
                 )
                 first = next(events)  # the decision: a refusal here is still an HTTP error
             except (UnknownCategory, RoutingError) as exc:

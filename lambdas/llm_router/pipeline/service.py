@@ -24,7 +24,7 @@ import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
 from ..config import OUT_OF_SCOPE, RoutesConfig
 from ..config.targets import AnswerTarget, TargetPlan
@@ -65,6 +65,18 @@ UNAVAILABLE = "classification unavailable"  # not read: checked again when a lat
 CAPPED_CONVERSATION = "the conversation holds a capped turn"  # not read: likewise
 OFF_TOPIC = "part of the input is off-topic"  # read: part of it is off-topic
 UNCHECKABLE = "the input could not be checked in full"  # more segments than the check allows
+
+
+class AskOptions(TypedDict, total=False):
+    """What a request may say beside its question, for :meth:`RouterService.ask`,
+    :meth:`~RouterService.ask_stream` and :meth:`~RouterService.begin`; all optional."""
+
+    category: str | None  # named by the caller (``api.caller_category`` says what it may do)
+    tier: str | None  # None: the request context's, else the configuration's default
+    history: Sequence[Turn]  # the conversation's earlier turns, oldest first
+    # None: the client sent the history (untrusted: all of it is checked); else the server kept
+    # it, with each turn's coverage flag (see :meth:`RouterService.cost_safe`).
+    history_flags: Sequence[bool | None] | None
 
 
 class ConversationKeeper(Protocol):
@@ -453,9 +465,9 @@ class RouterService:
         previous = self._load_conversation(store, conversation_id, owner)
         body = self.ask(
             question,
-            category,
-            tier,
-            previous.turns if previous else (),
+            category=category,
+            tier=tier,
+            history=previous.turns if previous else (),
             history_flags=previous.flags if previous else (),
         )
         if body["routing"]["declined"]:
@@ -503,19 +515,14 @@ class RouterService:
         ordered = sorted(plan.model_ids(), key=price)
         return TargetPlan((AnswerTarget(ordered[0]),), tuple(ordered[1:]))
 
-    def begin(
-        self,
-        question: str,
-        category: str | None = None,
-        tier: str | None = None,
-        history: Sequence[Turn] = (),
-        history_flags: Sequence[bool | None] | None = None,
-    ) -> Exchange:
+    def begin(self, question: str, **options: Unpack[AskOptions]) -> Exchange:
         """Reserve the budget, decide, choose the answer targets (none when declined, capped by
         :meth:`cost_safe`) and look the answer up in the cache; the reservation is released if
-        any of it fails. ``history_flags``: see :meth:`ask`."""
+        any of it fails."""
         context = current()
-        tier = tier or context.tier or self.config.default_tier
+        category = options.get("category")
+        history = options.get("history", ())
+        tier = options.get("tier") or context.tier or self.config.default_tier
         exchange = Exchange(
             question, tier, time.perf_counter(), context,
             self._reserve_budget(tier, question, history), history,
@@ -533,7 +540,7 @@ class RouterService:
             if budget_level == "soft":
                 plan = self.cheapest_plan(plan)
             classification, plan = self.cost_safe(
-                question, history, classification, plan, tier, history_flags
+                question, history, classification, plan, tier, options.get("history_flags")
             )
             exchange.classification = classification
             exchange.plan = plan
@@ -574,19 +581,9 @@ class RouterService:
         self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
         return body
 
-    def ask(
-        self,
-        question: str,
-        category: str | None = None,
-        tier: str | None = None,
-        history: Sequence[Turn] = (),
-        history_flags: Sequence[bool | None] | None = None,
-    ) -> dict[str, Any]:
-        """Route and answer ``question``; ``history`` holds the conversation's earlier turns.
-
-        ``history_flags`` None: the client sent the history (untrusted: all of it is checked);
-        else the server kept it, with each turn's coverage flag (see :meth:`cost_safe`)."""
-        exchange = self.begin(question, category, tier, history, history_flags)
+    def ask(self, question: str, **options: Unpack[AskOptions]) -> dict[str, Any]:
+        """Route and answer ``question`` (with the conversation's earlier turns, if any)."""
+        exchange = self.begin(question, **options)
         if exchange.declined:
             return self.finish(exchange, None)
         if exchange.cached is not None:
@@ -601,19 +598,13 @@ class RouterService:
                 return self.finish_cached(exchange, stale)
         return self.finish(exchange, answer)
 
-    def ask_stream(
-        self,
-        question: str,
-        category: str | None = None,
-        tier: str | None = None,
-        history: Sequence[Turn] = (),
-    ) -> Iterator[StreamEvent]:
+    def ask_stream(self, question: str, **options: Unpack[AskOptions]) -> Iterator[StreamEvent]:
         """``ask`` as events: ``routing`` once decided, ``delta`` per piece of text, ``done``
         with the response less its answer text. A failure before ``routing`` raises as in
         ``ask``; after it, a :class:`RoutingError` ends the events (the edge sends ``error``).
         A cached (or, when every target is unavailable before any text, a stale) answer is one
         ``delta``."""
-        exchange = self.begin(question, category, tier, history)
+        exchange = self.begin(question, **options)
         with self._released_on_failure(exchange):
             yield StreamEvent("routing", self.routing_summary(exchange))
         found, answer = exchange.cached, None
