@@ -196,3 +196,30 @@ def test_an_abandoned_stream_is_neither_cached_nor_appended(
     assert again[0][1]["cache"] == "miss", again[0]
     assert len(answer_calls(fresh_standin)) == 3
     assert len(stored_turns(dynamodb, tables["conversations"], conversation_id)) == 4
+
+
+def test_ask_chat_streams_a_kept_conversation_by_its_id(
+    handler: StreamingRouterHandler, routes: RoutesConfig, fresh_standin: Any, dynamodb: Any,
+    tables: dict[str, str],
+) -> None:
+    """ask.py --chat streams (its default) and sends the id the router's ``done`` returned."""
+    from local_api import ApiSettings, LocalApiServer, LocalGateway
+    from local_api.gateway import LOCAL_API_KEY_ID
+    from test_ask_chat import KEY, run_chat
+
+    fresh_standin.script(HAIKU, [ANSWER, "Because both sides were exhausted."])
+    gateway = LocalGateway(ApiSettings.from_config(routes, KEY), {"semantic": handler},
+                           stream_handlers={"semantic": handler})
+    with LocalApiServer(gateway, request_log=lambda *_: None) as server:
+        result = run_chat(f"{server.url}/semantic", f"{HISTORY_Q}\n{FOLLOW_UP}\n", "--json")
+    assert result.returncode == 0, result.stderr
+    bodies = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    conversation_id = bodies[0]["conversation_id"]
+    assert conversation_id and bodies[1]["conversation_id"] == conversation_id
+    calls = answer_calls(fresh_standin)
+    assert [c["api"] for c in calls] == ["converse-stream"] * 2
+    assert [m["role"] for m in calls[1]["body"]["messages"]] == ["user", "assistant", "user"]
+    assert len(stored_turns(dynamodb, tables["conversations"], conversation_id)) == 4
+    item = dynamodb.get_item(TableName=tables["conversations"],
+                             Key={"conversation_id": {"S": conversation_id}})["Item"]
+    assert item["owner"]["S"] == LOCAL_API_KEY_ID  # the caller's key, as API Gateway passes it
