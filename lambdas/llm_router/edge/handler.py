@@ -297,7 +297,7 @@ class RouterHandler:
             except (UnknownCategory, RoutingError) as exc:
                 return self.refusal(exc, admitted, request_id)
         self._log_attempts(admitted.context)
-        self.sign(body, tokens, admitted.context)
+        self.add_feedback_token(body, tokens, admitted.context)
         return Reply(200, body)
 
     def feedback_tokens(self, config: RoutesConfig) -> FeedbackTokens | None:
@@ -310,7 +310,9 @@ class RouterHandler:
         return self._tokens
 
     @staticmethod
-    def sign(body: dict[str, Any], tokens: FeedbackTokens | None, context: RequestContext) -> None:
+    def add_feedback_token(
+        body: dict[str, Any], tokens: FeedbackTokens | None, context: RequestContext
+    ) -> None:
         """Add the answer's ``feedback_token`` to its body (/ask's, or a stream's ``done``), for
         the request's key and tier; none (logged) when the secret cannot be read: the caller
         still gets the answer, only its feedback is lost."""

@@ -171,7 +171,7 @@ class StreamingRouterHandler(RouterHandler):
                     if first_delta is None:
                         first_delta = time.perf_counter() - started
                 elif event.name == "done":
-                    self.sign(event.data, tokens, admitted.context)
+                    self.add_feedback_token(event.data, tokens, admitted.context)
                     reply = Reply(200, {**event.data, "answer": "".join(parts)})
                     self._log_attempts(admitted.context)
                 yield sse(event.name, event.data)
