@@ -293,7 +293,7 @@ class RouterHandler:
         tokens = self.feedback_tokens(admitted.service.config)
         with serving(admitted.context):
             try:
-                body = self.ask(admitted, event, stream=False)
+                body = self.ask(admitted, stream=False)
             except (UnknownCategory, RoutingError) as exc:
                 return self.refusal(exc, admitted, request_id)
         self._log_attempts(admitted.context)
@@ -324,20 +324,19 @@ class RouterHandler:
             )
 
     @staticmethod
-    def ask(admitted: Admitted, event: Any, stream: bool) -> Any:
+    def ask(admitted: Admitted, stream: bool) -> Any:
         """The answer (``stream``: its events): in the server-kept conversation when the router
         keeps them and the client sent no history; else the request alone or with the client's
         (untrusted) history."""
         service, request = admitted.service, admitted.request
         tier = admitted.context.tier
         if request.conversation_id or (service.conversations and not request.history):
-            owner = owner_scope(api_key_id_of(event))
+            owner = owner_scope(admitted.context.api_key_id)
+            kept = service.open_conversation(request.conversation_id, owner)
             in_conversation = (
                 service.ask_stream_in_conversation if stream else service.ask_in_conversation
             )
-            return in_conversation(
-                request.question, request.category, tier, request.conversation_id, owner
-            )
+            return in_conversation(request.question, kept, category=request.category, tier=tier)
         alone = service.ask_stream if stream else service.ask
         return alone(
             request.question, category=request.category, tier=tier, history=request.history

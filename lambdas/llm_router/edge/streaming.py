@@ -121,7 +121,7 @@ class StreamingRouterHandler(RouterHandler):
         tokens = self.feedback_tokens(admitted.service.config)
         with serving(admitted.context):
             try:
-                events = self.ask(admitted, event, stream=True)
+                events = self.ask(admitted, stream=True)
                 first = next(events)  # the decision: a refusal here is still an HTTP error
             except (UnknownCategory, RoutingError) as exc:
                 reply = self.refusal(exc, admitted, request_id)

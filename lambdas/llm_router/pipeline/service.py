@@ -462,41 +462,37 @@ class RouterService:
 
     # -- server-kept conversations (llm_router.governance.conversation_store) ---------------
 
+    def open_conversation(self, conversation_id: str | None, owner: str) -> KeptConversation:
+        """The server-kept conversation a request continues (``conversation_id`` None: starts);
+        an unknown, expired or another owner's id is ``conversation_not_found``."""
+        store = self.conversations
+        if store is None:
+            raise RoutingError("conversation_not_found", {"reason": "conversations are off"})
+        previous = self._load_conversation(store, conversation_id, owner)
+        return KeptConversation(store, owner, conversation_id, previous)
+
     def ask_in_conversation(
-        self,
-        question: str,
-        category: str | None,
-        tier: str | None,
-        conversation_id: str | None,
-        owner: str,
+        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
     ) -> dict[str, Any]:
         """``ask`` with the history the server keeps; the body carries ``conversation_id``.
 
-        ``conversation_id`` None starts a conversation. An answered question is stored with its
-        answer (and its coverage flag); a declined one is not, so the answer model never reads
-        it later. ``conversation_id`` in the body is the conversation to continue, or None when
-        nothing was stored (a declined first question, a failed write).
+        An answered question is stored with its answer (and its coverage flag); a declined one
+        is not, so the answer model never reads it later. ``conversation_id`` in the body is the
+        conversation to continue, or None when nothing was stored (a declined first question, a
+        failed write).
         """
-        kept = self._open_conversation(conversation_id, owner)
-        body = self.ask(question, category=category, tier=tier, **kept.history())
+        body = self.ask(question, **options, **kept.history())
         body["conversation_id"] = self._remember(kept, question, body["answer"], body["routing"])
         return body
 
     def ask_stream_in_conversation(
-        self,
-        question: str,
-        category: str | None,
-        tier: str | None,
-        conversation_id: str | None,
-        owner: str,
+        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
     ) -> Iterator[StreamEvent]:
         """``ask_stream`` with the history the server keeps, as :meth:`ask_in_conversation`:
-        the conversation is loaded before ``routing`` (an unknown one raises there), the
-        answered exchange is stored once the answer is complete and ``done`` carries
+        the exchange is stored once the answer is complete and ``done`` carries
         ``conversation_id``. A stream that fails, or whose client went away, stores nothing."""
-        kept = self._open_conversation(conversation_id, owner)
         parts: list[str] = []
-        events = self.ask_stream(question, category=category, tier=tier, **kept.history())
+        events = self.ask_stream(question, **options, **kept.history())
         with closing(events):  # a stream closed early closes its answer at once
             for event in events:
                 if event.name == "delta":
@@ -506,13 +502,6 @@ class RouterService:
                         kept, question, "".join(parts), event.data["routing"]
                     )
                 yield event
-
-    def _open_conversation(self, conversation_id: str | None, owner: str) -> KeptConversation:
-        store = self.conversations
-        if store is None:
-            raise RoutingError("conversation_not_found", {"reason": "conversations are off"})
-        previous = self._load_conversation(store, conversation_id, owner)
-        return KeptConversation(store, owner, conversation_id, previous)
 
     def _remember(
         self, kept: KeptConversation, question: str, answer: str, routing: Mapping[str, Any]
