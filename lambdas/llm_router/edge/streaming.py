@@ -6,18 +6,20 @@ Events, each ``event: <name>`` and one ``data:`` line of JSON:
 * ``routing`` first: the decision (category, first answer target, declined, degraded, request id);
 * ``delta`` with ``{"text": ...}`` per piece of the answer;
 * ``done`` last: what ``/ask`` returns except the answer text (usage with ``cost_usd``, timings,
-  the routing summary);
+  the routing summary, ``feedback_token``, ``conversation_id`` when conversations are kept);
 * ``error`` instead of ``done`` when the answer fails after the stream began, with ``/ask``'s
   error body (stable ``code``; ``answer_interrupted`` when text had already been sent).
 
-A request refused before routing (bad input, over budget, unknown category) is not a stream: it
-is ``/ask``'s JSON error with ``/ask``'s status, since no byte of the stream has been sent.
+A request refused before routing (bad input, over budget, unknown category, an unknown
+conversation) is not a stream: it is ``/ask``'s JSON error with ``/ask``'s status, since no byte of
+the stream has been sent.
 
 The same :class:`StreamingResponse` is written by the Lambda runtime loop
 (:mod:`llm_router.edge.stream_runtime`) and by the local API, through :func:`deliver`: a writer
 that fails (the client went away) stops writing but the stream is read to its end, so the model's
 usage, the spend, the metrics and the audit record are those of the whole answer, abandoned or
-not; the audit record says ``stream.abandoned``.
+not; the audit record says ``stream.abandoned``, and an abandoned answer is neither cached nor
+stored in its conversation (``RequestContext.abandoned``).
 """
 
 from __future__ import annotations

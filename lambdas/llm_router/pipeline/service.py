@@ -593,7 +593,7 @@ class RouterService:
 
     def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
         """The response of an exchange (``answer`` None: declined), its cost settled against
-        the reservation and a new answer kept in the cache."""
+        the reservation and a new answer kept in the cache (unless a stream's client left)."""
         assert exchange.classification is not None
         text = answer.text if answer else self.config.out_of_scope.decline_message
         body = shape_response(
