@@ -14,10 +14,10 @@ The answer is printed as the model writes it: the question goes to ``POST /ask/s
 ``--no-stream`` asks ``POST /ask`` and prints the whole answer at the end.
 
 ``--chat`` holds a conversation: it reads one question per line from stdin (``quit`` or end of
-input stops), so follow-ups such as "why?" keep their context and their model. With
-``--no-stream``, when the router keeps conversations (its answers carry ``conversation_id``),
-each question is sent with the id the last answer returned and the turns live on the server,
-where this client cannot alter them (``/ask/stream`` keeps none). Otherwise each question is
+input stops), so follow-ups such as "why?" keep their context and their model. When the router
+keeps conversations (its answers, streamed or not, carry ``conversation_id``), each question is
+sent with the id the last answer returned and the turns live on the server, where this client
+cannot alter them. Otherwise each question is
 sent with the turns so far as ``history``: a question that fails is not added to it, and the
 oldest turns are dropped to stay within ``--max-turns``.
 """
@@ -203,9 +203,11 @@ def stream_question(
     category: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     history: Sequence[Mapping[str, str]] = (),
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
     """POST to ``/ask/stream``, calling ``on_text`` with each piece of the answer as it arrives;
-    the ``done`` event's body with the whole ``answer``, else AskError (an ``error`` event too)."""
+    the ``done`` event's body with the whole ``answer``, else AskError (an ``error`` event too).
+    ``history`` and ``conversation_id`` as for :func:`post_question`."""
     url = endpoint.url + STREAM_SUFFIX
 
     def read(response: Any) -> dict[str, Any]:
@@ -225,7 +227,8 @@ def stream_question(
         raise AskError(f"{url} ended the stream without a done event")
 
     try:
-        return _read(url, _request(url, endpoint, question, category, history), timeout, read)
+        request = _request(url, endpoint, question, category, history, conversation_id)
+        return _read(url, request, timeout, read)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise AskError(f"{url} sent an event that is not JSON") from None
 
@@ -396,7 +399,7 @@ def chat(
             failures += 1
             continue
         out.write("\n")
-        if "conversation_id" in body:  # the router keeps the turns (POST /ask, --no-stream)
+        if "conversation_id" in body:  # the router keeps the turns
             conversation_id = body["conversation_id"] or conversation_id
             continue
         history += [
@@ -435,7 +438,9 @@ def ask_once(
             out.write(text)
             out.flush()
 
-    body = stream_question(endpoint, question, show, args.category, args.timeout, history)
+    body = stream_question(
+        endpoint, question, show, args.category, args.timeout, history, conversation_id
+    )
     if args.json:
         out.write(json.dumps(body, indent=indent, ensure_ascii=False) + "\n")
     else:

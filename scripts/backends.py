@@ -11,8 +11,8 @@ import io
 import logging
 import os
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -361,15 +361,10 @@ def local_feedback_command(stack: contextlib.ExitStack, access: LocalAccess | No
 class LocalAccess:
     """The clients each local function uses, signed with its synthesized role (IAM enforced)."""
 
-    bedrock: dict[str, Any]  # strategy -> its router's Bedrock client
-    budgets: dict[str, Any]  # strategy -> its router's budget guard (empty: no budget)
-    conversations: dict[str, Any]  # strategy -> its router's conversation store
+    routers: dict[str, Any]  # strategy -> its router function's FunctionAccess
+    streams: dict[str, Any]  # strategy -> its streaming function's (/ask/stream), the same data
     feedback: Any  # the feedback handler, on the feedback role
     operator_env: str  # the operator's credentials as environment assignments, for scripts
-    tokens: dict[str, Any] = field(default_factory=dict)  # strategy -> its feedback tokens
-    caches: dict[str, Any] = field(default_factory=dict)  # strategy -> its response cache
-    stream_bedrock: dict[str, Any] = field(default_factory=dict)  # strategy -> /ask/stream's
-    stream_budgets: dict[str, Any] = field(default_factory=dict)  # on the streaming role
 
 
 def local_access(
@@ -394,6 +389,7 @@ def local_access(
     from llm_router.models.bedrock import aws_client
     from llm_router.pipeline.cache.response_cache import ResponseCache
     from llm_router.pipeline.cache.store import CacheStore
+    from local_api.routers import FunctionAccess
     from offline_iam import moto_iam
     from offline_iam.local_roles import function_roles, grant_local_roles
     from offline_iam.synthesized import SynthUnavailable
@@ -428,28 +424,8 @@ def local_access(
             region_name=STANDIN_REGION, **credentials.as_client_kwargs(),
         )
 
-    def role_bedrock(roles: Mapping[str, moto_iam.Credentials]) -> dict[str, Any]:
-        if backend.standin is None:  # real Bedrock (--bedrock aws) answers to your own role
-            return {}
-        return {
-            strategy: runtime_client(
-                region=STANDIN_REGION, endpoint_url=backend.standin.url,
-                credentials=(creds.access_key_id, creds.secret_access_key),
-            )
-            for strategy, creds in roles.items()
-        }
-
     guard = BudgetGuard(config, LOCAL_BUDGET_TABLE, client=object())
-
-    def role_budgets(roles: Mapping[str, moto_iam.Credentials]) -> dict[str, Any]:
-        if not guard.enabled:
-            return {}
-        return {
-            s: BudgetGuard(config, LOCAL_BUDGET_TABLE, client=role_dynamodb(c))
-            for s, c in roles.items()
-        }
-
-    bedrock, budgets = role_bedrock(granted.routers), role_budgets(granted.routers)
+    caching = config.cache.enabled and bool(config.cache.categories)
 
     def role_tokens(credentials: moto_iam.Credentials) -> Any:
         """Feedback tokens whose secret is read with the function's role."""
@@ -461,16 +437,24 @@ def local_access(
             SecretSource(secret_arn, client), parse_feedback_settings(config.raw)
         )
 
-    tokens = {s: role_tokens(c) for s, c in granted.routers.items()} if secret_arn else {}
-    caches = (
-        {s: ResponseCache(config, CacheStore(LOCAL_CACHE_TABLE, role_dynamodb(c)))
-         for s, c in granted.routers.items()}
-        if config.cache.enabled and config.cache.categories else {}
-    )
-    conversations = {
-        s: ConversationStore(config, LOCAL_CONVERSATION_TABLE, client=role_dynamodb(c))
-        for s, c in granted.routers.items()
-    }
+    def role_access(credentials: moto_iam.Credentials) -> FunctionAccess:
+        """What a function answering /ask or /ask/stream calls, on its role's clients: Bedrock
+        (the stand-in's; real Bedrock, --bedrock aws, answers to your own role), the budget,
+        the cache, the feedback secret and the conversations, those the run has."""
+        dynamodb = role_dynamodb(credentials)
+        return FunctionAccess(
+            bedrock=runtime_client(
+                region=STANDIN_REGION, endpoint_url=backend.standin.url,
+                credentials=(credentials.access_key_id, credentials.secret_access_key),
+            ) if backend.standin is not None else None,
+            budget=(BudgetGuard(config, LOCAL_BUDGET_TABLE, client=dynamodb)
+                    if guard.enabled else None),
+            cache=(ResponseCache(config, CacheStore(LOCAL_CACHE_TABLE, dynamodb))
+                   if caching else None),
+            tokens=role_tokens(credentials) if secret_arn else None,
+            conversations=ConversationStore(config, LOCAL_CONVERSATION_TABLE, client=dynamodb),
+        )
+
     feedback = (
         FeedbackHandler(
             config, LOCAL_FEEDBACK_TABLE, role_dynamodb(granted.feedback),
@@ -486,8 +470,9 @@ def local_access(
     )
     return (
         LocalAccess(
-            bedrock, budgets, conversations, feedback, operator_env, tokens, caches,
-            role_bedrock(granted.streams), role_budgets(granted.streams),
+            {s: role_access(c) for s, c in granted.routers.items()},
+            {s: role_access(c) for s, c in granted.streams.items()},
+            feedback, operator_env,
         ),
         f"IAM: each function runs with its synthesized role ({len(roles)} roles from the CDK "
         "templates); a call its role lacks is refused (AccessDenied), as in AWS",

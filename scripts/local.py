@@ -323,16 +323,10 @@ def serve(args: argparse.Namespace, say: Callable[[str], None]) -> None:
             say(f"  read it: {local_feedback_command(stack, access)}")
         routers = mount_routers(
             config, backend.client, index_dir, backend.embedding_source, budget=budget,
-            clients=access.bedrock if access else None,
-            budgets=access.budgets if access else None,
-            feedback_tokens=local_feedback_tokens(stack, config),
-            tokens=access.tokens if access else None,
-            cache=cache,
-            caches=access.caches if access else None,
-            stream_clients=access.stream_bedrock if access else None,
-            stream_budgets=access.stream_budgets if access else None,
+            feedback_tokens=local_feedback_tokens(stack, config), cache=cache,
             conversations=conversations,
-            conversation_stores=access.conversations if access else None,
+            routers=access.routers if access else None,
+            streams=access.streams if access else None,
         )
         if backend.standin is not None:  # after the index is built, which faults would break
             for line in apply_faults_and_delays(

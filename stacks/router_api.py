@@ -17,6 +17,7 @@ from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -149,32 +150,39 @@ class RouterApi(Construct):
         self.api = self._rest_api(strategy, config, deployment)
         self.tier_keys = tier_keys(self.api, strategy, config)
         self.api_key = next(k.key for k in self.tier_keys if k.tier.name == config.default_tier)
-        self.function.add_environment(
-            TIER_KEYS_ENV,
-            Stack.of(self).to_json_string({k.tier.name: k.key.key_id for k in self.tier_keys}),
-        )
-        self.budget_table = None
-        if budget_enabled(config):
-            self.budget_table = budget_table(self)
-            self.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
-            self.function.add_environment(BUDGET_TABLE_ENV, self.budget_table.table_name)
+        self.budget_table = budget_table(self) if budget_enabled(config) else None
         self.feedback_secret = feedback_signing_secret(self)
-        grant_secret_value(self.feedback_secret, self.function_role)
-        self.function.add_environment(FEEDBACK_SECRET_ENV, self.feedback_secret.secret_arn)
         self.cache_table = self.cache_key = None
         if cache_enabled(config):
             self.cache_table, self.cache_key = cache_table(self, config)
-            # Exactly what llm_router.pipeline.cache.store calls: GetItem, PutItem, Query.
-            self.cache_table.grant(self.function_role, *CACHE_ACTIONS)
-            if self.cache_key is not None:
-                self.cache_key.grant(self.function_role, *CACHE_KEY_ACTIONS)
-            self.function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
         self.conversation_table = conversation_table(self)
-        self.conversation_table.grant(self.function_role, *CONVERSATION_ACTIONS)
-        self.function.add_environment(
-            CONVERSATION_TABLE_ENV, self.conversation_table.table_name
-        )
+        self.serve_requests(self.function, self.function_role)
         self.ask_url = self.api.url_for_path(ASK_RESOURCE)
+
+    def serve_requests(self, function: lambda_.Function, role: iam.IRole) -> None:
+        """What a function answering ``/ask`` (or ``/ask/stream``) reads and writes besides its
+        models, granted and named in its environment: the tiers' key ids, the budget table
+        (``UpdateItem``), the feedback-token secret (``GetSecretValue``), the cache table
+        (exactly what ``llm_router.pipeline.cache.store`` calls: ``GetItem``, ``PutItem``,
+        ``Query``, and its key's actions under a customer key) and the conversation table
+        (``GetItem``, ``PutItem``); a table the configuration turns off is neither."""
+        stack = Stack.of(self)
+        function.add_environment(
+            TIER_KEYS_ENV,
+            stack.to_json_string({k.tier.name: k.key.key_id for k in self.tier_keys}),
+        )
+        if self.budget_table is not None:
+            self.budget_table.grant(role, *BUDGET_ACTIONS)
+            function.add_environment(BUDGET_TABLE_ENV, self.budget_table.table_name)
+        grant_secret_value(self.feedback_secret, role)
+        function.add_environment(FEEDBACK_SECRET_ENV, self.feedback_secret.secret_arn)
+        if self.cache_table is not None:
+            self.cache_table.grant(role, *CACHE_ACTIONS)
+            if self.cache_key is not None:
+                self.cache_key.grant(role, *CACHE_KEY_ACTIONS)
+            function.add_environment(CACHE_TABLE_ENV, self.cache_table.table_name)
+        self.conversation_table.grant(role, *CONVERSATION_ACTIONS)
+        function.add_environment(CONVERSATION_TABLE_ENV, self.conversation_table.table_name)
 
     def _function(
         self, strategy: Strategy, config: RoutesConfig, layers: Sequence[RouterLayer]

@@ -9,24 +9,24 @@ invokes it with ``InvokeWithResponseStream`` (integration ``ResponseTransferMode
 (``api.stream_deadline_seconds``) plus the function's margin, under API Gateway's 15 minutes.
 
 Its role may call ``bedrock:InvokeModel`` on the decision's models (classifier, embedder) and
-``bedrock:InvokeModelWithResponseStream`` on exactly the answer targets, and update the same
-budget table as the router (one daily budget for both routes).
+``bedrock:InvokeModelWithResponseStream`` on exactly the answer targets, and has what the router
+function has on the request's path (:meth:`RouterApi.serve_requests`): the same budget table (one
+daily budget for both routes), response cache, conversation table and feedback-token secret, so
+a streamed answer is cached, continues a conversation and carries a feedback token as ``/ask``'s.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from llm_router.config import RoutesConfig
 from llm_router.edge import ASK_RESOURCE, STREAM_ENTRY_POINT, STREAM_RESOURCE
-from llm_router.governance.budget import BUDGET_TABLE_ENV
 from llm_router.pipeline.strategies import Strategy
 
-from stacks.api_keys import TIER_KEYS_ENV
 from stacks.endpoint import RouterEndpoint
 from stacks.functions import FunctionSpec, base_environment
 from stacks.model_access import decision_invoke_statement, stream_statement
-from stacks.router_api import BUDGET_ACTIONS, RouterApi
+from stacks.router_api import RouterApi
 
 STREAM_PATH = STREAM_RESOURCE.removeprefix(ASK_RESOURCE + "/")  # a resource under /ask
 EXEC_WRAPPER_ENV = "AWS_LAMBDA_EXEC_WRAPPER"
@@ -44,7 +44,8 @@ class StreamingEndpoint(RouterEndpoint):
             description=f"{strategy.description}: streamed answers (preset {config.preset})",
             role_description=(
                 f"{strategy.name} streaming router: its log group, X-Ray, its decision models, "
-                "streaming from its answer targets and its budget table only"
+                "streaming from its answer targets, its budget, cache and conversation tables "
+                "and its feedback secret only"
             ),
             memory_mb=config.lambda_settings.memory_mb,
             timeout_seconds=config.stream_function_timeout_seconds,
@@ -53,13 +54,7 @@ class StreamingEndpoint(RouterEndpoint):
         self.add_function(router, spec, [layer.version for layer in router.layers])
         self.function_role.add_to_policy(decision_invoke_statement(self, strategy, config))
         self.function_role.add_to_policy(stream_statement(self, config))
-        self.function.add_environment(
-            TIER_KEYS_ENV,
-            Stack.of(self).to_json_string({k.tier.name: k.key.key_id for k in router.tier_keys}),
-        )
-        if router.budget_table is not None:
-            router.budget_table.grant(self.function_role, *BUDGET_ACTIONS)
-            self.function.add_environment(BUDGET_TABLE_ENV, router.budget_table.table_name)
+        router.serve_requests(self.function, self.function_role)
         streamed = apigw.LambdaIntegration(
             self.function,
             response_transfer_mode=apigw.ResponseTransferMode.STREAM,

@@ -12,7 +12,7 @@ import ast
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,24 +182,34 @@ def test_each_stream_works_with_exactly_its_role_and_the_router_role_cannot_stre
     routes: RoutesConfig, semantic_index_dir: Path,
 ) -> None:
     """POST /ask/stream on the streaming function's role: decision models (InvokeModel),
-    ConverseStream on the answer targets (InvokeModelWithResponseStream) and the budget table;
-    the buffered router's role may not stream, as Bedrock would refuse it."""
+    ConverseStream on the answer targets (InvokeModelWithResponseStream), the budget table, the
+    response cache (a repeat is a hit), the conversation table (a follow-up continues it) and
+    the feedback secret (``done`` carries a token); the buffered router's role may not stream,
+    as Bedrock would refuse it."""
     from llm_router.edge.streaming import StreamingRouterHandler
 
     config = with_budget(routes, daily_usd=5.0)
     stream_role = granted.streams[strategy]
 
-    def last_event(credentials: moto_iam.Credentials) -> tuple[bytes, dict[str, Any]]:
-        guard = BudgetGuard(config, TABLES[BUDGET_TABLE_ENV],
-                            client=role_dynamodb(moto_url, credentials))
-        service = build_service(strategy, config, role_bedrock(fresh_standin, credentials),
-                                semantic_index_dir, STANDIN_SOURCE, budget=guard)
-        handler = StreamingRouterHandler(
-            strategy=strategy, service_factory=lambda: service, eager=True
+    def stream_handler(credentials: moto_iam.Credentials) -> StreamingRouterHandler:
+        dynamodb = role_dynamodb(moto_url, credentials)
+        service = build_service(
+            strategy, config, role_bedrock(fresh_standin, credentials), semantic_index_dir,
+            STANDIN_SOURCE, budget=BudgetGuard(config, TABLES[BUDGET_TABLE_ENV], client=dynamodb),
+            cache=ResponseCache(config, CacheStore(TABLES[CACHE_TABLE_ENV], dynamodb)),
+            conversations=ConversationStore(config, TABLES[CONVERSATION_TABLE_ENV],
+                                            client=dynamodb),
         )
-        event = proxy_event(json.dumps({"question": "What year did World War II end?"}))
+        return StreamingRouterHandler(
+            strategy=strategy, service_factory=lambda: service, eager=True,
+            feedback_tokens=role_tokens(moto_url, credentials),
+        )
+
+    def last_event(
+        handler: StreamingRouterHandler, body: dict[str, Any]
+    ) -> tuple[bytes, dict[str, Any]]:
         with moto_iam.enforced():
-            response = handler.stream(event, LocalLambdaContext())
+            response = handler.stream(proxy_event(json.dumps(body)), LocalLambdaContext())
             chunks = list(response.body)
         assert response.status == 200, chunks
         name, data = chunks[-1].split(b"\n")[:2]
@@ -209,12 +219,26 @@ def test_each_stream_works_with_exactly_its_role_and_the_router_role_cannot_stre
     for item in operator.scan(TableName=TABLES[BUDGET_TABLE_ENV])["Items"]:
         operator.delete_item(TableName=TABLES[BUDGET_TABLE_ENV], Key={"pk": item["pk"]})
     moto_iam.DENIALS.clear()
-    name, done = last_event(stream_role)
+    handler = stream_handler(stream_role)
+    question = {"question": f"When did the Western Roman Empire fall? (stream {strategy})"}
+    name, done = last_event(handler, question)
     assert name == b"event: done", done
     assert done["usage"]["answer"]["output_tokens"] > 0
+    assert done["feedback_token"] and done["conversation_id"]  # the secret; GetItem, PutItem
+    assert done["routing"]["cache"] == "miss"  # GetItem, Query, PutItem x2
+    streams = len([c for c in fresh_standin.calls() if c["api"] == "converse-stream"])
+    name, hit = last_event(handler, question)
+    assert name == b"event: done" and hit["routing"]["cache"] == "hit", hit
+    assert len([c for c in fresh_standin.calls() if c["api"] == "converse-stream"]) == streams
+    name, follow_up = last_event(
+        handler, {"question": "Why did it fall?", "conversation_id": done["conversation_id"]}
+    )
+    assert name == b"event: done" and follow_up["conversation_id"] == done["conversation_id"]
     assert not moto_iam.DENIALS, list(moto_iam.DENIALS)
-    assert not [c for c in fresh_standin.calls() if c["status"] == 403]
-    name, error = last_event(granted.routers[strategy])  # the buffered router's role
+    assert not [c for c in fresh_standin.calls() if c["api"] == "converse-stream"
+                and c["status"] == 403]
+    router_handler = stream_handler(granted.routers[strategy])  # the buffered router's role
+    name, error = last_event(router_handler, {"question": "What year did World War II end?"})
     assert name == b"event: error" and error["code"] == "models_access_denied", error
     refused = [c for c in fresh_standin.calls() if c["status"] == 403]
     assert refused and {c["api"] for c in refused} == {"converse-stream"}
@@ -332,8 +356,8 @@ IAM_PREFIX = {"bedrock-runtime": "bedrock"}
 SERVICES = ("dynamodb", "bedrock-runtime", "ssm", "secretsmanager", "kms")
 
 
-def operations_called_in_the_core() -> set[str]:
-    """IAM actions of every AWS API operation called anywhere in lambdas/llm_router."""
+def operations_called_in(paths: Iterable[Path]) -> set[str]:
+    """IAM actions of every AWS API operation called anywhere in ``paths``."""
     session = boto3.session.Session(region_name=REGION)
     by_method: dict[str, set[tuple[str, str]]] = {}
     for service in SERVICES:
@@ -341,7 +365,7 @@ def operations_called_in_the_core() -> set[str]:
         for operation in model.operation_names:
             by_method.setdefault(xform_name(operation), set()).add((service, operation))
     called = set()
-    for path in CORE.rglob("*.py"):
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
                 continue
@@ -354,6 +378,11 @@ def operations_called_in_the_core() -> set[str]:
                     called.add(IAM_ACTION.get((service, operation),
                                               f"{IAM_PREFIX.get(service, service)}:{operation}"))
     return called
+
+
+def operations_called_in_the_core() -> set[str]:
+    """IAM actions of every AWS API operation called anywhere in lambdas/llm_router."""
+    return operations_called_in(CORE.rglob("*.py"))
 
 
 def granted_actions() -> set[str]:
@@ -372,3 +401,30 @@ def test_every_operation_in_the_core_is_granted_to_a_function() -> None:
     granted = granted_actions()
     assert {"dynamodb:UpdateItem", "bedrock:InvokeModel"} <= called, called  # the scan finds them
     assert called <= granted, f"called but granted to no function: {sorted(called - granted)}"
+
+
+@pytest.mark.parametrize("handler", [ROUTER_ENTRY_POINT, STREAM_ENTRY_POINT])
+def test_every_data_operation_of_the_request_path_is_granted_to_its_function(
+    handler: str,
+) -> None:
+    """/ask and /ask/stream run the same pipeline: every non-Bedrock operation the core calls
+    outside the feedback function's own module (budget, cache, conversations, the feedback
+    secret) is granted to each router's function and to its streaming function. Which Bedrock
+    call each may make is its model grant's (tests/test_stack_stream.py)."""
+    feedback_only = CORE / "edge" / "feedback.py"
+    called = {
+        action for action in operations_called_in(
+            path for path in CORE.rglob("*.py") if path != feedback_only
+        )
+        if not action.startswith("bedrock:")
+    }
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+            "secretsmanager:GetSecretValue"} <= called, called  # the scan finds them
+    synth = shared_synth()
+    for strategy in STRATEGIES.values():
+        granted = {
+            action for statement in synth.statements(strategy, handler)
+            for action in ([statement["Action"]] if isinstance(statement["Action"], str)
+                           else statement["Action"])
+        }
+        assert called <= granted, (strategy.name, sorted(called - granted))

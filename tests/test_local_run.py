@@ -439,6 +439,41 @@ def test_feedback_only_for_the_callers_real_answers(local_run: LocalRun) -> None
     assert (forged.status, forged.json()["code"]) == (403, "invalid_feedback_token")
 
 
+def stream_events(reply: Reply) -> list[tuple[str, dict[str, Any]]]:
+    """The (event, data) pairs of a POST /<router>/ask/stream reply read to its end."""
+    assert reply.status == 200, (reply.status, reply.body)
+    events = []
+    for block in reply.body.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_the_stream_shares_the_cache_conversations_and_feedback_of_ask(
+    local_run: LocalRun,
+) -> None:
+    """/ask/stream, on the streaming function's role, reads /ask's cache, continues the
+    conversation /ask keeps and signs a token /feedback accepts: the same tables and secret."""
+    question = "When did the Hundred Years' War end?"  # asked by no other test
+    first = ask(local_run, "semantic", {"question": question}).json()
+    assert first["routing"]["cache"] == "miss" and first["conversation_id"], first
+    stream_path = "/semantic/ask/stream"
+    events = stream_events(ask(local_run, "semantic", {"question": question}, path=stream_path))
+    assert [name for name, _ in events] == ["routing", "delta", "done"], events
+    assert events[0][1]["cache"] == "hit" and events[1][1]["text"] == first["answer"]
+    done = events[-1][1]
+    feedback = ask(local_run, "semantic", {"feedback_token": done["feedback_token"],
+                                           "helpful": True}, path="/semantic/feedback")
+    assert (feedback.status, feedback.json()["request_id"]) == (200, done["request_id"])
+    follow_up = {"question": "Why did it last so long?",
+                 "conversation_id": first["conversation_id"]}
+    events = stream_events(ask(local_run, "semantic", follow_up, path=stream_path))
+    assert events[-1][0] == "done", events
+    assert events[-1][1]["conversation_id"] == first["conversation_id"]
+    assert events[0][1]["conversation"]["affinity"] == "kept"
+
+
 # --- API Gateway's errors ---------------------------------------------------------------------
 
 

@@ -4,11 +4,16 @@ the answer targets (cfn-lint and cdk-nag run over the same templates in tests/te
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from llm_router.config import RoutesConfig
+from llm_router.config.cache import CACHE_TABLE_ENV
+from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
 from llm_router.edge import STREAM_ENTRY_POINT as STREAM_HANDLER
+from llm_router.edge.handler import TIER_KEYS_ENV
+from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import PLACEHOLDERS, Synth, render, shared_synth
 
@@ -86,3 +91,38 @@ def test_stream_role_streams_from_exactly_the_answer_targets(
 def test_stream_url_is_an_output(synthesized: Synth, strategy: Strategy) -> None:
     outputs = synthesized.templates[strategy.stack_name]["Outputs"]
     assert "/ask/stream" in str(outputs["StreamUrl"]["Value"])
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_LIST, ids=lambda s: s.name)
+def test_stream_role_has_the_routers_request_data_and_nothing_broader(
+    synthesized: Synth, strategy: Strategy
+) -> None:
+    """Besides its models, the streaming function reads and writes exactly what the router
+    function does (budget, cache, conversation tables, the feedback secret), with the same
+    variables naming them: a streamed answer is cached, kept and signed as /ask's."""
+
+    def data_grants(handler: str | None) -> list[tuple[tuple[str, ...], str]]:
+        statements = (synthesized.statements(strategy, handler) if handler
+                      else synthesized.statements(strategy))
+        return sorted(
+            (tuple(sorted(_actions(s))), json.dumps(s["Resource"], sort_keys=True))
+            for s in statements
+            if not any(a.startswith(("bedrock:", "logs:", "xray:")) for a in _actions(s))
+        )
+
+    stream, router = data_grants(STREAM_HANDLER), data_grants(None)
+    assert stream == router
+    granted = {a for actions, _ in stream for a in actions}
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+            "secretsmanager:GetSecretValue"} <= granted
+    assert not [a for a in granted if "*" in a]
+    variables = (BUDGET_TABLE_ENV, CACHE_TABLE_ENV, CONVERSATION_TABLE_ENV, FEEDBACK_SECRET_ENV,
+                 TIER_KEYS_ENV)
+    _, function = synthesized.function(strategy, STREAM_HANDLER)
+    _, buffered = synthesized.function(strategy)
+    env = function["Properties"]["Environment"]["Variables"]
+    router_env = buffered["Properties"]["Environment"]["Variables"]
+    for variable in variables:
+        if variable in router_env:
+            assert env[variable] == router_env[variable], variable
+    assert {CACHE_TABLE_ENV, CONVERSATION_TABLE_ENV, FEEDBACK_SECRET_ENV} <= set(env)

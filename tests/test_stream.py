@@ -205,11 +205,11 @@ def test_refusals_before_routing_are_json_errors_with_status(
     assert status == 400 and content_type.startswith("application/json")
     status, _, events = post_stream(local_api, {"question": WW2, "category": "cooking"})
     assert status == 400 and events[0][2]["code"] == "unknown_category"
-    # The stream keeps no conversations: an id is refused, never silently ignored.
+    # A router that keeps no conversations knows no id: /ask's 404, never silently ignored.
     conversation_id = "00000001-0000-4000-8000-000000000000"
     body = {"question": WW2, "conversation_id": conversation_id}
     status, _, events = post_stream(local_api, body)
-    assert status == 400 and "conversation_id" in events[0][2]["error"]
+    assert status == 404 and events[0][2]["code"] == "conversation_not_found"
 
 
 def test_an_abandoned_stream_is_read_to_its_end_and_audited(

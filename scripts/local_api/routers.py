@@ -25,6 +25,18 @@ from .gateway import local_key_id
 
 
 @dataclass(frozen=True)
+class FunctionAccess:
+    """What one deployed function calls, on clients signed with its role (the local run's IAM):
+    None where the run shares one for every function (or has none)."""
+
+    bedrock: Any = None
+    budget: Any = None  # the daily budget guard (llm_router.governance.budget)
+    cache: Any = None  # the response cache (llm_router.pipeline.cache)
+    tokens: Any = None  # what signs the answers' feedback tokens
+    conversations: Any = None  # the server-kept conversations' store
+
+
+@dataclass(frozen=True)
 class MountedRouter:
     strategy: Strategy
     handler: StreamingRouterHandler  # /ask (called)
@@ -56,40 +68,36 @@ def mount_routers(
     embedding_source: str,
     strategies: Iterable[Strategy] | None = None,
     budget: Any | None = None,
-    clients: Mapping[str, Any] | None = None,
-    budgets: Mapping[str, Any] | None = None,
     feedback_tokens: Any | None = None,
-    tokens: Mapping[str, Any] | None = None,
     cache: Any | None = None,
-    caches: Mapping[str, Any] | None = None,
-    stream_clients: Mapping[str, Any] | None = None,
-    stream_budgets: Mapping[str, Any] | None = None,
     conversations: Any | None = None,
-    conversation_stores: Mapping[str, Any] | None = None,
+    routers: Mapping[str, FunctionAccess] | None = None,
+    streams: Mapping[str, FunctionAccess] | None = None,
 ) -> list[MountedRouter]:
-    """Build every router's service now (the Lambda cold start) and wrap it in its handler;
-    ``budget`` is the daily budget guard they share (``llm_router.governance.budget``), None for
-    none; ``feedback_tokens`` what signs their answers' feedback tokens (None: no tokens);
-    ``cache`` the response cache they share (``llm_router.pipeline.cache``), None for none;
-    ``conversations`` the server-kept conversations' store
-    (``llm_router.governance.conversation_store``), None for client-sent history only.
-    ``clients``, ``budgets``, ``tokens``, ``caches`` and ``conversation_stores`` (strategy ->
-    Bedrock client, guard, tokens, cache, store) give a router its own, signed with its
-    function's role, in place of ``client``, ``budget``, ``feedback_tokens``, ``cache`` and
-    ``conversations``. ``stream_clients`` and ``stream_budgets`` do the same for a separate
-    ``/ask/stream`` handler (the streaming function's role, which has no cache, issues no
-    feedback tokens and keeps no conversations, as deployed); without them ``/ask/stream`` is
-    the router's own handler."""
+    """Build every router's service now (the Lambda cold start) and wrap it in its handler.
+
+    What every function shares, None for none: ``budget`` the daily budget guard
+    (``llm_router.governance.budget``), ``feedback_tokens`` what signs the answers' feedback
+    tokens, ``cache`` the response cache (``llm_router.pipeline.cache``), ``conversations`` the
+    server-kept conversations' store (``llm_router.governance.conversation_store``).
+    ``routers`` (strategy -> its router function's access) gives a router its own, signed with
+    its function's role; ``streams`` does the same for a separate ``/ask/stream`` handler, which
+    then has the router's data on the streaming function's role, as deployed (without it
+    ``/ask/stream`` is the router's own handler). A field that is None is the shared one."""
     tier_keys = {local_key_id(t, config.default_tier): t for t in config.tiers}
+    shared = FunctionAccess(client, budget, cache, feedback_tokens, conversations)
 
     def handler_for(
-        strategy: Strategy, bedrock: Any, guard: Any, its_cache: Any, its_tokens: Any,
-        its_conversations: Any,
+        strategy: Strategy, access: FunctionAccess
     ) -> tuple[StreamingRouterHandler, str | None]:
+        def its(name: str) -> Any:
+            value = getattr(access, name)
+            return value if value is not None else getattr(shared, name)
+
         try:
             service = build_service(
-                strategy.name, config, bedrock, index_dir, embedding_source, budget=guard,
-                cache=its_cache, conversations=its_conversations,
+                strategy.name, config, its("bedrock"), index_dir, embedding_source,
+                budget=its("budget"), cache=its("cache"), conversations=its("conversations"),
             )
         except _INIT_ERRORS as exc:
             factory, error = _failing(exc), f"{type(exc).__name__}: {exc}"
@@ -97,23 +105,16 @@ def mount_routers(
             factory, error = _ready(service), None
         handler = StreamingRouterHandler(
             strategy=strategy.name, service_factory=factory, eager=True, tier_keys=tier_keys,
-            feedback_tokens=its_tokens,
+            feedback_tokens=its("tokens"),
         )
         return handler, error
 
     mounted = []
     for strategy in strategies if strategies is not None else STRATEGIES.values():
         name = strategy.name
-        handler, error = handler_for(
-            strategy, (clients or {}).get(name, client), (budgets or {}).get(name, budget),
-            (caches or {}).get(name, cache), (tokens or {}).get(name, feedback_tokens),
-            (conversation_stores or {}).get(name, conversations),
-        )
+        handler, error = handler_for(strategy, (routers or {}).get(name, FunctionAccess()))
         stream_handler = None
-        if stream_clients and name in stream_clients:
-            stream_handler, _ = handler_for(
-                strategy, stream_clients[name], (stream_budgets or {}).get(name, budget),
-                None, None, None,
-            )
+        if streams and name in streams:
+            stream_handler, _ = handler_for(strategy, streams[name])
         mounted.append(MountedRouter(strategy, handler, error, stream_handler))
     return mounted

@@ -18,6 +18,7 @@ from . import init_phase  # first: the init phase runs without cyclic GC (see in
 from . import ROUTER_ENTRY_POINT
 
 # isort: on
+import contextlib
 import json
 import os
 import time
@@ -83,17 +84,6 @@ def routing_error_reply(exc: RoutingError, request_id: str | None) -> Reply:
         {"Retry-After": str(exc.retry_after_seconds)} if exc.retry_after_seconds else None
     )
     return Reply(exc.status, {**exc.body(), "request_id": request_id}, headers)
-
-
-def issue_token(
-    tokens: FeedbackTokens, request_id: str, key_id: str | None, tier: str
-) -> str | None:
-    """The answer's feedback token; None (logged) when the secret cannot be read: the caller
-    still gets the answer, only its feedback is lost."""
-    try:
-        return tokens.issue(request_id, key_id or "", tier)
-    except SecretUnavailable:
-        return None
 
 
 def tier_keys_from_env() -> dict[str, str]:
@@ -300,38 +290,55 @@ class RouterHandler:
         admitted = self._admit(event, context, request_id, seen)
         if isinstance(admitted, Reply):
             return admitted
-        request, request_context = admitted.request, admitted.context
-        tier = str(seen.tier)
-        tokens = self._feedback_tokens(admitted.service.config)
-        if tokens is not None:
-            tokens.prefetch()  # the secret is read while the models work (first request only)
-        with serving(request_context):
+        tokens = self.feedback_tokens(admitted.service.config)
+        with serving(admitted.context):
             try:
-                body = self._ask(admitted.service, request, tier, event)
+                body = self.ask(admitted, stream=False)
             except (UnknownCategory, RoutingError) as exc:
                 return self.refusal(exc, admitted, request_id)
-        self._log_attempts(request_context)
-        token = issue_token(tokens, request_id, api_key_id_of(event), tier) if tokens else None
-        if token is not None:
-            body["feedback_token"] = token
+        self._log_attempts(admitted.context)
+        self.add_feedback_token(body, tokens, admitted.context)
         return Reply(200, body)
 
-    def _feedback_tokens(self, config: RoutesConfig) -> FeedbackTokens | None:
-        """The feedback tokens this router issues (FEEDBACK_SECRET_ARN; none when unset)."""
+    def feedback_tokens(self, config: RoutesConfig) -> FeedbackTokens | None:
+        """The feedback tokens this router issues (FEEDBACK_SECRET_ARN; none when unset), their
+        secret being read while the models work (first request only)."""
         if isinstance(self._tokens, str):
             self._tokens = FeedbackTokens.from_env(config.raw)
+        if self._tokens is not None:
+            self._tokens.prefetch()
         return self._tokens
 
     @staticmethod
-    def _ask(service: RouterService, request: AskRequest, tier: str, event: Any) -> dict[str, Any]:
-        """The server-kept conversation when the router keeps them and the client sent no
-        history; else the request alone or with the client's (untrusted) history."""
-        if request.conversation_id or (service.conversations and not request.history):
-            owner = owner_scope(api_key_id_of(event))
-            return service.ask_in_conversation(
-                request.question, request.category, tier, request.conversation_id, owner
+    def add_feedback_token(
+        body: dict[str, Any], tokens: FeedbackTokens | None, context: RequestContext
+    ) -> None:
+        """Add the answer's ``feedback_token`` to its body (/ask's, or a stream's ``done``), for
+        the request's key and tier; none (logged) when the secret cannot be read: the caller
+        still gets the answer, only its feedback is lost."""
+        if tokens is None:
+            return
+        with contextlib.suppress(SecretUnavailable):
+            body["feedback_token"] = tokens.issue(
+                str(context.request_id), context.api_key_id or "", str(context.tier)
             )
-        return service.ask(
+
+    @staticmethod
+    def ask(admitted: Admitted, stream: bool) -> Any:
+        """The answer (``stream``: its events): in the server-kept conversation when the router
+        keeps them and the client sent no history; else the request alone or with the client's
+        (untrusted) history."""
+        service, request = admitted.service, admitted.request
+        tier = admitted.context.tier
+        if request.conversation_id or (service.conversations and not request.history):
+            owner = owner_scope(admitted.context.api_key_id)
+            kept = service.open_conversation(request.conversation_id, owner)
+            in_conversation = (
+                service.ask_stream_in_conversation if stream else service.ask_in_conversation
+            )
+            return in_conversation(request.question, kept, category=request.category, tier=tier)
+        alone = service.ask_stream if stream else service.ask
+        return alone(
             request.question, category=request.category, tier=tier, history=request.history
         )
 

@@ -6,18 +6,20 @@ Events, each ``event: <name>`` and one ``data:`` line of JSON:
 * ``routing`` first: the decision (category, first answer target, declined, degraded, request id);
 * ``delta`` with ``{"text": ...}`` per piece of the answer;
 * ``done`` last: what ``/ask`` returns except the answer text (usage with ``cost_usd``, timings,
-  the routing summary);
+  the routing summary, ``feedback_token``, ``conversation_id`` when conversations are kept);
 * ``error`` instead of ``done`` when the answer fails after the stream began, with ``/ask``'s
   error body (stable ``code``; ``answer_interrupted`` when text had already been sent).
 
-A request refused before routing (bad input, over budget, unknown category) is not a stream: it
-is ``/ask``'s JSON error with ``/ask``'s status, since no byte of the stream has been sent.
+A request refused before routing (bad input, over budget, unknown category, an unknown
+conversation) is not a stream: it is ``/ask``'s JSON error with ``/ask``'s status, since no byte of
+the stream has been sent.
 
 The same :class:`StreamingResponse` is written by the Lambda runtime loop
 (:mod:`llm_router.edge.stream_runtime`) and by the local API, through :func:`deliver`: a writer
 that fails (the client went away) stops writing but the stream is read to its end, so the model's
 usage, the spend, the metrics and the audit record are those of the whole answer, abandoned or
-not; the audit record says ``stream.abandoned``.
+not; the audit record says ``stream.abandoned``, and an abandoned answer is neither cached nor
+stored in its conversation (``RequestContext.abandoned``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from dataclasses import field
 from typing import Any
 
 from ..errors import RoutingError
-from ..models.request_context import serving
+from ..governance.provenance import FeedbackTokens
+from ..models.request_context import RequestContext, serving
 from ..pipeline.service import StreamEvent, UnknownCategory
 from ..records import record
 from .handler import (
@@ -59,20 +62,14 @@ def sse(name: str, data: dict[str, Any]) -> bytes:
 
 
 @record
-class StreamState:
-    """What the writer tells the stream: whether the client is gone."""
-
-    abandoned: bool = False
-
-
-@record
 class StreamingResponse:
-    """Status and headers (sent first), then the body's chunks as they come."""
+    """Status and headers (sent first), then the body's chunks as they come; ``context`` is the
+    request's, whose ``abandoned`` the writer sets when the client goes away."""
 
     status: int
     headers: dict[str, str]
     body: Iterator[bytes]
-    state: StreamState = field(default_factory=StreamState)
+    context: RequestContext = field(default_factory=RequestContext)
 
     def prelude(self) -> dict[str, Any]:
         """API Gateway's (and a Lambda function URL's) streamed-response metadata."""
@@ -82,12 +79,12 @@ class StreamingResponse:
 def deliver(response: StreamingResponse, write: Callable[[bytes], None]) -> None:
     """Write every chunk; once a write fails, keep reading the stream without writing it."""
     for chunk in response.body:
-        if response.state.abandoned:
+        if response.context.abandoned:
             continue
         try:
             write(chunk)
         except OSError:
-            response.state.abandoned = True
+            response.context.abandoned = True
             logger.info("client closed the stream; reading the answer to its end")
 
 
@@ -123,25 +120,16 @@ class StreamingRouterHandler(RouterHandler):
         )
         if isinstance(admitted, Reply):
             return self._refused(admitted, request_id, seen, started)
-        request = admitted.request
-        if request.conversation_id:  # the stream keeps no conversations: say so, never ignore it
-            reply = Reply(400, {
-                **error_body("bad_request", request_id),
-                "error": '"conversation_id" is for POST /ask; /ask/stream takes "history"',
-            })
-            return self._refused(reply, request_id, seen, started)
+        tokens = self.feedback_tokens(admitted.service.config)
         with serving(admitted.context):
             try:
-                events = admitted.service.ask_stream(
-                    request.question, category=request.category, tier=seen.tier,
-                    history=request.history,
-                )
+                events = self.ask(admitted, stream=True)
                 first = next(events)  # the decision: a refusal here is still an HTTP error
             except (UnknownCategory, RoutingError) as exc:
                 reply = self.refusal(exc, admitted, request_id)
                 return self._refused(reply, request_id, seen, started)
-        response = StreamingResponse(200, dict(SSE_HEADERS), iter(()))
-        response.body = self._events(first, events, admitted, seen, started, response.state)
+        response = StreamingResponse(200, dict(SSE_HEADERS), iter(()), admitted.context)
+        response.body = self._events(first, events, admitted, tokens, seen, started)
         return response
 
     def _refused(
@@ -155,9 +143,9 @@ class StreamingRouterHandler(RouterHandler):
         first: StreamEvent,
         events: Iterator[StreamEvent],
         admitted: Admitted,
+        tokens: FeedbackTokens | None,
         seen: Seen,
         started: float,
-        state: StreamState,
     ) -> Iterator[bytes]:
         """The stream's bytes; its audit record and metrics once it ends, however it ends."""
         request_id = str(admitted.context.request_id)
@@ -185,6 +173,7 @@ class StreamingRouterHandler(RouterHandler):
                     if first_delta is None:
                         first_delta = time.perf_counter() - started
                 elif event.name == "done":
+                    self.add_feedback_token(event.data, tokens, admitted.context)
                     reply = Reply(200, {**event.data, "answer": "".join(parts)})
                     self._log_attempts(admitted.context)
                 yield sse(event.name, event.data)
@@ -195,7 +184,7 @@ class StreamingRouterHandler(RouterHandler):
                     events_close()
             info = {
                 "opened": True,
-                "abandoned": state.abandoned,
+                "abandoned": admitted.context.abandoned,
                 "first_delta_seconds": None if first_delta is None else round(first_delta, 6),
                 "deltas": len(parts),
             }

@@ -89,6 +89,9 @@ class RequestContext:
     throttled_retry_after: float = 0.0
     api_key_id: str | None = None  # API Gateway's id of the caller's key (cache scope api_key)
     cache_control: str | None = None  # the request's Cache-Control header (no-cache bypasses)
+    # A streamed answer's client went away before its end (the edge sets it): nothing is kept of
+    # an answer the client did not read, neither in the cache nor in its conversation.
+    abandoned: bool = False
 
     def stage_timeout(self, stage_cap: float) -> float:
         """How long the next attempt may take: the stage's cap within the remaining budget."""

@@ -22,7 +22,7 @@ import math
 import random
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
 
@@ -209,6 +209,24 @@ class Exchange:
     @property
     def declined(self) -> bool:
         return self.plan is None
+
+
+@record(frozen=True)
+class KeptConversation:
+    """A server-kept conversation a request continues (``previous`` None: it starts one)."""
+
+    store: ConversationKeeper
+    owner: str
+    conversation_id: str | None
+    previous: Any
+
+    def history(self) -> AskOptions:
+        """The request's options for its history: the stored turns and their coverage flags."""
+        previous = self.previous
+        return {
+            "history": previous.turns if previous else (),
+            "history_flags": previous.flags if previous else (),
+        }
 
 
 @record(frozen=True)
@@ -444,38 +462,56 @@ class RouterService:
 
     # -- server-kept conversations (llm_router.governance.conversation_store) ---------------
 
-    def ask_in_conversation(
-        self,
-        question: str,
-        category: str | None,
-        tier: str | None,
-        conversation_id: str | None,
-        owner: str,
-    ) -> dict[str, Any]:
-        """``ask`` with the history the server keeps; the body carries ``conversation_id``.
-
-        ``conversation_id`` None starts a conversation. An answered question is stored with its
-        answer (and its coverage flag); a declined one is not, so the answer model never reads
-        it later. ``conversation_id`` in the body is the conversation to continue, or None when
-        nothing was stored (a declined first question, a failed write).
-        """
+    def open_conversation(self, conversation_id: str | None, owner: str) -> KeptConversation:
+        """The server-kept conversation a request continues (``conversation_id`` None: starts);
+        an unknown, expired or another owner's id is ``conversation_not_found``."""
         store = self.conversations
         if store is None:
             raise RoutingError("conversation_not_found", {"reason": "conversations are off"})
         previous = self._load_conversation(store, conversation_id, owner)
-        body = self.ask(
-            question,
-            category=category,
-            tier=tier,
-            history=previous.turns if previous else (),
-            history_flags=previous.flags if previous else (),
-        )
-        if body["routing"]["declined"]:
-            body["conversation_id"] = conversation_id
-            return body
-        flag = self.question_flag(body["routing"].get("cost_cap"))
-        body["conversation_id"] = store.append(previous, owner, question, body["answer"], flag)
+        return KeptConversation(store, owner, conversation_id, previous)
+
+    def ask_in_conversation(
+        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
+    ) -> dict[str, Any]:
+        """``ask`` with the history the server keeps; the body carries ``conversation_id``.
+
+        An answered question is stored with its answer (and its coverage flag); a declined one
+        is not, so the answer model never reads it later. ``conversation_id`` in the body is the
+        conversation to continue, or None when nothing was stored (a declined first question, a
+        failed write).
+        """
+        body = self.ask(question, **options, **kept.history())
+        body["conversation_id"] = self._remember(kept, question, body["answer"], body["routing"])
         return body
+
+    def ask_stream_in_conversation(
+        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
+    ) -> Iterator[StreamEvent]:
+        """``ask_stream`` with the history the server keeps, as :meth:`ask_in_conversation`:
+        the exchange is stored once the answer is complete and ``done`` carries
+        ``conversation_id``. A stream that fails, or whose client went away, stores nothing."""
+        parts: list[str] = []
+        events = self.ask_stream(question, **options, **kept.history())
+        with closing(events):  # a stream closed early closes its answer at once
+            for event in events:
+                if event.name == "delta":
+                    parts.append(event.data["text"])
+                elif event.name == "done":
+                    event.data["conversation_id"] = self._remember(
+                        kept, question, "".join(parts), event.data["routing"]
+                    )
+                yield event
+
+    def _remember(
+        self, kept: KeptConversation, question: str, answer: str, routing: Mapping[str, Any]
+    ) -> str | None:
+        """The conversation to continue: the exchange appended to it, or as it was when the
+        question was declined or its streamed answer's client went away."""
+        if routing["declined"] or current().abandoned:
+            return kept.conversation_id
+        flag = self.question_flag(routing.get("cost_cap"))
+        return kept.store.append(kept.previous, kept.owner, question, answer, flag)
 
     @staticmethod
     def question_flag(note: Any) -> bool | None:
@@ -557,7 +593,7 @@ class RouterService:
 
     def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
         """The response of an exchange (``answer`` None: declined), its cost settled against
-        the reservation and a new answer kept in the cache."""
+        the reservation and a new answer kept in the cache (unless a stream's client left)."""
         assert exchange.classification is not None
         text = answer.text if answer else self.config.out_of_scope.decline_message
         body = shape_response(
@@ -565,7 +601,8 @@ class RouterService:
             time.perf_counter() - exchange.started, self.config, exchange.context, exchange.extra,
         )
         self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
-        if answer is not None and self.cache and exchange.cache_request:
+        if (answer is not None and self.cache and exchange.cache_request
+                and not exchange.context.abandoned):  # a stream's client read all of it
             self.cache.keep(
                 exchange.cache_request, answer.text, answer.invoked_model_id,
                 answer.requested_model_id, body["usage"]["cost_usd"]["answer"],
