@@ -19,7 +19,6 @@ from llm_router.config import ConfigError, RoutesConfig
 from llm_router.config.settings import Tier
 from llm_router.pipeline.strategies import Strategy
 
-TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"
 DEFAULT_KEY_OUTPUT = "ApiKeyId"
 
 

@@ -23,14 +23,14 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from llm_router.config import RoutesConfig
 from llm_router.config.cache import CACHE_TABLE_ENV
-from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
+from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV, TIER_KEYS_ENV
 from llm_router.edge import ASK_RESOURCE, ROUTER_ENTRY_POINT
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.cache.store import ACTIONS as CACHE_ACTIONS
 from llm_router.pipeline.strategies import Strategy
 
 from layers.build import LayerBuilder, check_size
-from stacks.api_keys import TIER_KEYS_ENV, tier_keys
+from stacks.api_keys import tier_keys
 from stacks.bundling import function_code
 from stacks.concurrency import THROTTLED_RETRY_AFTER_SECONDS, reserved_concurrency, stage_throttle
 from stacks.deployment import DeploymentSettings
@@ -206,7 +206,7 @@ class RouterApi(Construct):
             description=f"{strategy.description} (preset {config.preset})",
             role_description=(
                 f"{strategy.name} router: its log group, X-Ray, its Bedrock models and its "
-                "budget and cache tables only"
+                "request-path data (budget, cache and conversation tables, feedback secret) only"
             ),
             memory_mb=config.lambda_settings.memory_mb,
             timeout_seconds=config.lambda_settings.timeout_seconds,

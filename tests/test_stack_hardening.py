@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import active_routes_file
 from llm_router.config import ConfigError, RoutesConfig, load_routes, parse_routes
+from llm_router.config.settings import TIER_KEYS_ENV
 from llm_router.decision.conversation import parse_conversation
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import (
@@ -29,7 +30,7 @@ from stack_synth import (
     synth,
 )
 
-from stacks.api_keys import TIER_KEYS_ENV, tier_suffixes
+from stacks.api_keys import tier_suffixes
 from stacks.concurrency import FROM_USAGE_PLAN, reserved_concurrency
 from stacks.deployment import context_flag, parse_deployment
 from stacks.tables import budget_enabled

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from llm_router.config import RoutesConfig
 from llm_router.config.cache import CACHE_TABLE_ENV
-from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
+from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV, TIER_KEYS_ENV
 from llm_router.edge import STREAM_ENTRY_POINT as STREAM_HANDLER
-from llm_router.edge.handler import TIER_KEYS_ENV
 from llm_router.governance.provenance import FEEDBACK_SECRET_ENV
 from llm_router.pipeline.strategies import STRATEGIES, Strategy
 from stack_synth import PLACEHOLDERS, Synth, render, shared_synth

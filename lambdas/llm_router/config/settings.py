@@ -23,6 +23,7 @@ GEO_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 BUDGET_TABLE_ENV = "BUDGET_TABLE_NAME"
 # The server-kept conversations' table (llm_router.governance.conversation_store), set by the stack.
 CONVERSATION_TABLE_ENV = "CONVERSATION_TABLE_NAME"
+TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
 
 
 class SettingsError(ValueError):

@@ -29,6 +29,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 
 from ..config import ConfigError, RoutesConfig, load_routes
+from ..config.settings import TIER_KEYS_ENV
 from ..errors import ERRORS, RoutingError
 from ..governance.audit import audit_record
 from ..governance.conversation_store import owner_scope
@@ -53,7 +54,6 @@ from .http_api import (
 ROUTER_STRATEGY_ENV = "ROUTER_STRATEGY"
 HANDLER_ENV = "_HANDLER"  # set by Lambda to the function's configured handler
 LAMBDA_HANDLER = ROUTER_ENTRY_POINT
-TIER_KEYS_ENV = "ROUTER_TIER_API_KEYS"  # JSON {tier: API key id}, set by the stack
 TOKENS_FROM_ENV = "from-env"
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "multi-llm-router"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MultiLlmRouter"))
