@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +50,7 @@ from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
+from .end_writes import Write, write_together
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
@@ -76,6 +77,11 @@ class ConversationKeeper(Protocol):
     def append(
         self, previous: Any, owner: str, question: str, answer: str, capped: bool | None
     ) -> str | None: ...
+
+
+# Given the response, the write that keeps its conversation turn (None: nothing to keep); made
+# with the request's other end writes (llm_router.pipeline.end_writes).
+KeepTurn = Callable[[dict[str, Any]], Callable[[], None] | None]
 
 
 class UnknownCategory(ValueError):
@@ -451,18 +457,29 @@ class RouterService:
         if store is None:
             raise RoutingError("conversation_not_found", {"reason": "conversations are off"})
         previous = self._load_conversation(store, conversation_id, owner)
-        body = self.ask(
+        stored: list[str | None] = [None]  # the append's result, once the writes have ended
+
+        def keep_turn(body: dict[str, Any]) -> Callable[[], None] | None:
+            """The turn's write, made with the request's other end writes; none if declined."""
+            if body["routing"]["declined"]:
+                return None
+            flag = self.question_flag(body["routing"].get("cost_cap"))
+            answer = body["answer"]
+
+            def append() -> None:
+                stored[0] = store.append(previous, owner, question, answer, flag)
+
+            return append
+
+        exchange = self.begin(
             question,
             category,
             tier,
             previous.turns if previous else (),
             history_flags=previous.flags if previous else (),
         )
-        if body["routing"]["declined"]:
-            body["conversation_id"] = conversation_id
-            return body
-        flag = self.question_flag(body["routing"].get("cost_cap"))
-        body["conversation_id"] = store.append(previous, owner, question, body["answer"], flag)
+        body = self._complete(exchange, keep_turn)
+        body["conversation_id"] = conversation_id if body["routing"]["declined"] else stored[0]
         return body
 
     @staticmethod
@@ -550,29 +567,52 @@ class RouterService:
 
     def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
         """The response of an exchange (``answer`` None: declined), its cost settled against
-        the reservation and a new answer kept in the cache."""
+        the reservation and a new answer kept in the cache (the two writes at once)."""
+        return self._finish(exchange, answer)
+
+    def _finish(
+        self, exchange: Exchange, answer: Answer | None, keep_turn: KeepTurn | None = None
+    ) -> dict[str, Any]:
+        """``finish``, with ``keep_turn``'s write (the conversation's) made with the others."""
         assert exchange.classification is not None
         text = answer.text if answer else self.config.out_of_scope.decline_message
         body = shape_response(
             self.classifier, exchange.classification, answer, text,
             time.perf_counter() - exchange.started, self.config, exchange.context, exchange.extra,
         )
-        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
-        if answer is not None and self.cache and exchange.cache_request:
-            self.cache.keep(
-                exchange.cache_request, answer.text, answer.invoked_model_id,
-                answer.requested_model_id, body["usage"]["cost_usd"]["answer"],
-            )
+        writes = self._settlement(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        cache, request = self.cache, exchange.cache_request
+        if answer is not None and cache is not None and request is not None:
+            cost = body["usage"]["cost_usd"]["answer"]
+            writes.append((
+                "cache",
+                lambda: cache.keep(
+                    request, answer.text, answer.invoked_model_id, answer.requested_model_id,
+                    cost,
+                ),
+            ))
+        write_together(writes + self._turn_write(keep_turn, body))
         return body
 
     def finish_cached(self, exchange: Exchange, found: CacheResult) -> dict[str, Any]:
         """The response of a cache hit or a stale answer: the classification's cost only."""
+        return self._finish_cached(exchange, found)
+
+    def _finish_cached(
+        self, exchange: Exchange, found: CacheResult, keep_turn: KeepTurn | None = None
+    ) -> dict[str, Any]:
         assert exchange.classification is not None
         body = self._cached_body(
             exchange.classification, found, exchange.started, exchange.context, exchange.extra
         )
-        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        writes = self._settlement(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        write_together(writes + self._turn_write(keep_turn, body))
         return body
+
+    @staticmethod
+    def _turn_write(keep_turn: KeepTurn | None, body: dict[str, Any]) -> list[Write]:
+        write = keep_turn(body) if keep_turn is not None else None
+        return [("conversation", write)] if write is not None else []
 
     def ask(
         self,
@@ -586,11 +626,15 @@ class RouterService:
 
         ``history_flags`` None: the client sent the history (untrusted: all of it is checked);
         else the server kept it, with each turn's coverage flag (see :meth:`cost_safe`)."""
-        exchange = self.begin(question, category, tier, history, history_flags)
+        return self._complete(self.begin(question, category, tier, history, history_flags))
+
+    def _complete(self, exchange: Exchange, keep_turn: KeepTurn | None = None) -> dict[str, Any]:
+        """Answer a begun exchange (from the cache, a model, or a stale entry) and end it;
+        ``keep_turn``: see :meth:`ask_in_conversation`."""
         if exchange.declined:
-            return self.finish(exchange, None)
+            return self._finish(exchange, None, keep_turn)
         if exchange.cached is not None:
-            return self.finish_cached(exchange, exchange.cached)
+            return self._finish_cached(exchange, exchange.cached, keep_turn)
         with self._released_on_failure(exchange):
             try:
                 answer = self._answer(exchange)
@@ -598,8 +642,8 @@ class RouterService:
                 stale = self._stale(exchange, exc)
                 if stale is None:
                     raise
-                return self.finish_cached(exchange, stale)
-        return self.finish(exchange, answer)
+                return self._finish_cached(exchange, stale, keep_turn)
+        return self._finish(exchange, answer, keep_turn)
 
     def ask_stream(
         self,
@@ -805,9 +849,12 @@ class RouterService:
             raise RoutingError("over_budget", retry_after_seconds=retry_after)
         return reservation
 
-    def _settle_budget(self, reservation: Any, cost_usd: float | None) -> None:
-        if self.budget is not None and reservation is not None:
-            self.budget.settle(reservation, cost_usd)
+    def _settlement(self, reservation: Any, cost_usd: float | None) -> list[Write]:
+        """The settlement's write (none without a budget or a reservation), to make once."""
+        budget = self.budget
+        if budget is None or reservation is None:
+            return []
+        return [("budget settlement", lambda: budget.settle(reservation, cost_usd))]
 
     def _release_budget(self, reservation: Any, classification: Classification | None) -> None:
         """A failed request keeps only what it is known to have cost: its classification."""
