@@ -24,7 +24,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
 Write = tuple[str, Callable[[], object]]  # (name, for the log; the write)
-_MAX_WORKERS = 3  # settle, cache, conversation: all of a request's writes at once
+# A Lambda instance serves one request at a time, which hands at most two writes to the pool, so
+# it makes two threads and reuses them. The local API serves requests on many threads at once:
+# room for all of theirs, so that one request's writes never queue behind another's.
+_MAX_WORKERS = 32
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
