@@ -143,7 +143,9 @@ class Seen:
 class RouterHandler:
     """A Lambda handler bound to one router; the local server creates one per strategy."""
 
-    issues_tokens = True  # /ask answers carry a feedback token (the stream's do not)
+    # The router function signs every answer's feedback token, so in Lambda it starts reading the
+    # secret at init; the streaming function signs none and does not.
+    reads_secret_at_init = True
 
     def __init__(
         self,
@@ -172,7 +174,7 @@ class RouterHandler:
         its client and round trip overlap building the router instead of the first request.
         Should it fail, the first token reads it again (:meth:`SecretSource.get`)."""
         secret_id = os.environ.get(FEEDBACK_SECRET_ENV)
-        if self.issues_tokens and self._tokens == TOKENS_FROM_ENV and secret_id:
+        if self.reads_secret_at_init and self._tokens == TOKENS_FROM_ENV and secret_id:
             self._secret = SecretSource(secret_id)
             self._secret.prefetch()
 

@@ -99,7 +99,7 @@ def from_reply(reply: Reply) -> StreamingResponse:
 class StreamingRouterHandler(RouterHandler):
     """The router's handler with :meth:`stream` for ``POST /ask/stream`` (never raises)."""
 
-    issues_tokens = False  # a stream's done event carries no feedback token
+    reads_secret_at_init = False  # a stream's done event carries no feedback token
 
     def stream(self, event: Any, context: Any) -> StreamingResponse:
         try:
