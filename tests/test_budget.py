@@ -365,7 +365,7 @@ def test_the_guard_makes_no_call_at_init(
     monkeypatch.setenv(BUDGET_TABLE_ENV, TABLE)
     guard = BudgetGuard.from_env(config_with(budget={"daily_usd": 1.0}), clock=Clock(NOON))
     assert guard is not None
-    guard._ready(wait=5)
+    guard.client_ready(wait=5)
     assert calls == []
 
 

@@ -404,6 +404,33 @@ def test_the_function_finds_its_cache_table_in_the_environment(
     assert ResponseCache.from_env(config_with(routes, cache__enabled=False)) is None
 
 
+def test_with_a_budget_table_the_cache_and_conversations_use_the_guards_one_client(
+    routes: RoutesConfig, monkeypatch: pytest.MonkeyPatch, bedrock_client: Any
+) -> None:
+    """One DynamoDB client for the function's tables: one service model loaded at init, one
+    connection pool (in AWS, one TLS handshake in the first request instead of three)."""
+    import llm_router.governance.budget as budget_module
+    from llm_router.config.cache import CACHE_TABLE_ENV
+    from llm_router.config.settings import BUDGET_TABLE_ENV, CONVERSATION_TABLE_ENV
+
+    made: list[object] = []
+
+    def dynamodb_client(**_: Any) -> object:
+        made.append(object())
+        return made[-1]
+
+    monkeypatch.setattr(budget_module, "dynamodb_client", dynamodb_client)
+    for variable in (BUDGET_TABLE_ENV, CACHE_TABLE_ENV, CONVERSATION_TABLE_ENV):
+        monkeypatch.setenv(variable, f"table-{variable}")
+    service = build_service("llm-assisted", routes, bedrock_client)
+    assert service.budget is not None and service.cache is not None
+    assert service.cache.store.ready(wait=5)  # the guard's warm-up, which made the client
+    assert service.conversations is not None
+    assert service.cache.store.client is service.budget.client
+    assert service.conversations.client is service.budget.client  # type: ignore[attr-defined]
+    assert len(made) == 1
+
+
 def test_a_paraphrase_finds_its_question_however_many_others_were_cached_since(
     env: Any, routes: RoutesConfig
 ) -> None:

@@ -160,3 +160,83 @@ def test_any_one_character_changed_is_refused(data: st.DataObject) -> None:
     )
     with pytest.raises(InvalidToken):
         tokens.claims_of(token[:index] + replacement + token[index + 1:], KEY_ID)
+
+
+def lambda_handler_reading(
+    monkeypatch: pytest.MonkeyPatch, secrets_client: Any, arn: str, handler_class: Any,
+    routes: RoutesConfig, client: Any, index: Path,
+) -> Any:
+    """An eager handler (Lambda's init phase) whose Secrets Manager client is moto's."""
+    import llm_router.models.bedrock as bedrock
+
+    monkeypatch.setenv(FEEDBACK_SECRET_ENV, arn)
+    made = bedrock.aws_client
+
+    def aws_client(service: str, **kwargs: Any) -> Any:
+        return secrets_client if service == "secretsmanager" else made(service, **kwargs)
+
+    monkeypatch.setattr(bedrock, "aws_client", aws_client)
+    return handler_class(
+        service_factory=lambda: build_service("semantic", routes, client, index, STANDIN_SOURCE),
+        eager=True,
+    )
+
+
+def test_lambda_init_starts_reading_the_secret_and_the_first_token_uses_it(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
+    secrets_client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    arn = secrets_client.create_secret(Name="at-init", SecretString="init-s3cret")["ARN"]
+    calls = counting(secrets_client)
+    handler = lambda_handler_reading(
+        monkeypatch, secrets_client, arn, RouterHandler, routes, bedrock_client,
+        semantic_index_dir,
+    )
+    source = handler._secret
+    assert source is not None and source.get() == b"init-s3cret"  # read before any request
+    assert calls == ["GetSecretValue"]
+    event = proxy_event(json.dumps({"question": WW2}), api_key_id=KEY_ID)
+    body = json.loads(handler(event, LocalLambdaContext())["body"])
+    verifier = FeedbackTokens(lambda: b"init-s3cret", ttl_seconds=3600)
+    assert verifier.claims_of(body["feedback_token"], KEY_ID).request_id == body["request_id"]
+    assert calls == ["GetSecretValue"]  # the request read nothing more
+
+
+def test_a_failed_read_at_init_is_made_again_by_the_first_request(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
+    secrets_client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:not-yet"
+    handler = lambda_handler_reading(
+        monkeypatch, secrets_client, arn, RouterHandler, routes, bedrock_client,
+        semantic_index_dir,
+    )
+    with pytest.raises(SecretUnavailable):  # the init's read failed (no such secret yet)
+        handler._secret.get()
+    secrets_client.create_secret(Name="not-yet", SecretString="later")
+    monkeypatch.setattr(
+        handler._secret, "secret_id", "not-yet"  # moto's ARN differs from the made-up one
+    )
+    event = proxy_event(json.dumps({"question": WW2}), api_key_id=KEY_ID)
+    response = handler(event, LocalLambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200 and body["answer"]
+    verifier = FeedbackTokens(lambda: b"later", ttl_seconds=3600)
+    assert verifier.claims_of(body["feedback_token"], KEY_ID).request_id == body["request_id"]
+
+
+def test_the_streaming_function_also_reads_the_secret_at_init(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path,
+    secrets_client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its done event carries a feedback token too, so its init starts the read as /ask's."""
+    from llm_router.edge.streaming import StreamingRouterHandler
+
+    arn = secrets_client.create_secret(Name="stream-init", SecretString="s")["ARN"]
+    calls = counting(secrets_client)
+    handler = lambda_handler_reading(
+        monkeypatch, secrets_client, arn, StreamingRouterHandler, routes, bedrock_client,
+        semantic_index_dir,
+    )
+    assert handler._secret is not None and handler._secret.get() == b"s"
+    assert calls == ["GetSecretValue"]

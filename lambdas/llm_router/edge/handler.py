@@ -33,7 +33,12 @@ from ..config.settings import TIER_KEYS_ENV
 from ..errors import ERRORS, RoutingError
 from ..governance.audit import audit_record
 from ..governance.conversation_store import owner_scope
-from ..governance.provenance import FeedbackTokens, SecretUnavailable
+from ..governance.provenance import (
+    FEEDBACK_SECRET_ENV,
+    FeedbackTokens,
+    SecretSource,
+    SecretUnavailable,
+)
 from ..models.request_context import Deadline, RequestContext, serving
 from ..observability.telemetry import TelemetrySettings, instrumented, publish, telemetry_settings
 from ..pipeline.factory import build_service
@@ -144,9 +149,20 @@ class RouterHandler:
         self._telemetry: TelemetrySettings | None = None
         self._tier_keys = dict(tier_keys) if tier_keys is not None else tier_keys_from_env()
         self._tokens = feedback_tokens
+        self._secret: SecretSource | None = None
         self._handle = instrumented(self._handle_event, metrics, logger)
         if eager:
+            self._prefetch_secret()
             self._ensure_service()
+
+    def _prefetch_secret(self) -> None:
+        """At init, start reading the token secret in the background (FEEDBACK_SECRET_ARN), so
+        its client and round trip overlap building the router instead of the first request.
+        Should it fail, the first token reads it again (:meth:`SecretSource.get`)."""
+        secret_id = os.environ.get(FEEDBACK_SECRET_ENV)
+        if self._tokens == TOKENS_FROM_ENV and secret_id:
+            self._secret = SecretSource(secret_id)
+            self._secret.prefetch()
 
     def _default_factory(self) -> RouterService:
         strategy = self._strategy or os.environ.get(ROUTER_STRATEGY_ENV)
@@ -304,7 +320,7 @@ class RouterHandler:
         """The feedback tokens this router issues (FEEDBACK_SECRET_ARN; none when unset), their
         secret being read while the models work (first request only)."""
         if isinstance(self._tokens, str):
-            self._tokens = FeedbackTokens.from_env(config.raw)
+            self._tokens = FeedbackTokens.from_env(config.raw, self._secret)
         if self._tokens is not None:
             self._tokens.prefetch()
         return self._tokens

@@ -268,9 +268,11 @@ class BudgetGuard:
 
         self._warming.start(create, "budget-warm-up", failed)
 
-    def _ready(self, wait: float) -> bool:
-        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
+    def client_ready(self, wait: float) -> bool:
+        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up (the
+        response cache, which shares this client, asks too)."""
         return self._warming.ready(wait)
+
 
     @property
     def enabled(self) -> bool:
@@ -328,7 +330,7 @@ class BudgetGuard:
         if any(amount > limit for limit in limits.values()):
             logger.warning("budget: one request's worst case $%.6f exceeds a daily budget", amount)
             return Reservation("hard", until_midnight, day)
-        if not self._ready(wait=_CLIENT_WAIT_SECONDS):
+        if not self.client_ready(wait=_CLIENT_WAIT_SECONDS):
             return Reservation("ok", until_midnight, day, error="warming up")
         names = _names(limits)
         values: dict[str, Any] = {":r": {"N": _amount(amount)}, ":e": {"N": str(expires)}}
@@ -397,7 +399,7 @@ class BudgetGuard:
         if not scopes or (delta == 0 and held == 0):
             return
         _, expires, _ = self.today()
-        self._ready(wait=_CLIENT_WAIT_SECONDS)  # a client still not there fails below: logged
+        self.client_ready(wait=_CLIENT_WAIT_SECONDS)  # a client still not there fails below: logged
         names = _names(scopes)
         additions = [f"#s{i} :d" for i in range(len(scopes))]
         if held:

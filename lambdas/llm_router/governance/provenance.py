@@ -14,9 +14,12 @@ default) and was issued to the API key that sends the feedback; the stored item 
 id and the tier. A stateless token rather than a stored record of issued ids: the router stays
 write-free on its request path, and the feedback function needs no read permission.
 
-The secret is read once per container, on first use, and cached: the router starts reading it in
-the background when its first request arrives (:meth:`SecretSource.prefetch`), overlapping the
-models, so neither the init phase nor the first answer waits for Secrets Manager. Hand-written
+The secret is read once per container and cached. In Lambda the router function starts reading
+it in the background during its init phase (:meth:`SecretSource.prefetch`), so creating the
+Secrets Manager client and the round trip overlap building the router rather than the first
+request; elsewhere (and again, should that read fail) the first request starts it, overlapping
+the models. Neither the init phase nor an answer waits for Secrets Manager unless the secret is
+still being read when the first token is signed. Hand-written
 because it is ``hmac`` plus one ``GetSecretValue``: Powertools' parameters utility would cache
 the same value but adds its import to the cold start of both functions.
 """
@@ -180,12 +183,17 @@ class FeedbackTokens:
         return cls(source.get, settings.token_ttl_hours * 3600, clock, source.prefetch)
 
     @classmethod
-    def from_env(cls, raw_config: Mapping[str, Any]) -> FeedbackTokens | None:
-        """Tokens signed with the secret ``FEEDBACK_SECRET_ARN`` names; None when unset."""
+    def from_env(
+        cls, raw_config: Mapping[str, Any], source: SecretSource | None = None
+    ) -> FeedbackTokens | None:
+        """Tokens signed with the secret ``FEEDBACK_SECRET_ARN`` names; None when unset.
+        ``source``: that secret's source when one exists already (the init phase's prefetch)."""
         secret_id = os.environ.get(FEEDBACK_SECRET_ENV)
         if not secret_id:
             return None
-        return cls.from_source(SecretSource(secret_id), parse_feedback_settings(raw_config))
+        if source is None or source.secret_id != secret_id:
+            source = SecretSource(secret_id)
+        return cls.from_source(source, parse_feedback_settings(raw_config))
 
     def prefetch(self) -> None:
         if self._prefetch is not None:

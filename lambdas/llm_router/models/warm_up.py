@@ -34,9 +34,10 @@ class WarmUp:
 
     def ready(self, wait: float) -> bool:
         """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
-        if self._thread is not None:
-            self._thread.join(wait)
-            if self._thread.is_alive():
+        thread = self._thread  # once: two threads may ask at once (the request's end writes)
+        if thread is not None:
+            thread.join(wait)
+            if thread.is_alive():
                 return False
             self._thread = None
         return True

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -54,6 +55,7 @@ _HOOKED = "_llm_router_trace_header"  # marks a client whose requests carry the 
 log = logging.getLogger(__name__)
 
 _socket: socket.socket | None = None
+_socket_lock = threading.Lock()  # a request's end writes are traced from several threads
 
 
 class _Subsegment:
@@ -228,8 +230,11 @@ def _send(document: Mapping[str, Any]) -> None:
     try:
         payload = json.dumps(document, separators=(",", ":"), default=str).encode("utf-8")
         if _socket is None:
-            _socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            _socket.setblocking(False)
+            with _socket_lock:
+                if _socket is None:
+                    made = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    made.setblocking(False)
+                    _socket = made
         _socket.sendto(PROTOCOL_HEADER + payload, daemon_address())
     except (OSError, ValueError) as exc:
         log.warning("could not send a subsegment to the X-Ray daemon: %s", exc)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
@@ -50,6 +50,7 @@ from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
+from .end_writes import Write, write_together
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
@@ -88,6 +89,11 @@ class ConversationKeeper(Protocol):
     def append(
         self, previous: Any, owner: str, question: str, answer: str, capped: bool | None
     ) -> str | None: ...
+
+
+# Given the response, the write that keeps its conversation turn (None: nothing to keep); made
+# with the request's other end writes (llm_router.pipeline.end_writes).
+KeepTurn = Callable[[dict[str, Any]], Callable[[], None] | None]
 
 
 class UnknownCategory(ValueError):
@@ -481,8 +487,21 @@ class RouterService:
         conversation to continue, or None when nothing was stored (a declined first question, a
         failed write).
         """
-        body = self.ask(question, **options, **kept.history())
-        body["conversation_id"] = self._remember(kept, question, body["answer"], body["routing"])
+        stored: list[str | None] = [kept.conversation_id]  # the append's result, once written
+
+        def keep_turn(body: dict[str, Any]) -> Callable[[], None] | None:
+            """The turn's write, made with the request's other end writes; none if declined."""
+            if body["routing"]["declined"]:
+                return None
+            answer, routing = body["answer"], body["routing"]
+
+            def append() -> None:
+                stored[0] = self._remember(kept, question, answer, routing)
+
+            return append
+
+        body = self._complete(self.begin(question, **options, **kept.history()), keep_turn)
+        body["conversation_id"] = stored[0]
         return body
 
     def ask_stream_in_conversation(
@@ -593,38 +612,66 @@ class RouterService:
 
     def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
         """The response of an exchange (``answer`` None: declined), its cost settled against
-        the reservation and a new answer kept in the cache (unless a stream's client left)."""
+        the reservation and a new answer kept in the cache (unless a stream's client left), the
+        writes at once."""
+        return self._finish(exchange, answer)
+
+    def _finish(
+        self, exchange: Exchange, answer: Answer | None, keep_turn: KeepTurn | None = None
+    ) -> dict[str, Any]:
+        """``finish``, with ``keep_turn``'s write (the conversation's) made with the others."""
         assert exchange.classification is not None
         text = answer.text if answer else self.config.out_of_scope.decline_message
         body = shape_response(
             self.classifier, exchange.classification, answer, text,
             time.perf_counter() - exchange.started, self.config, exchange.context, exchange.extra,
         )
-        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
-        if (answer is not None and self.cache and exchange.cache_request
+        writes = self._settlement(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        cache, request = self.cache, exchange.cache_request
+        if (answer is not None and cache is not None and request is not None
                 and not exchange.context.abandoned):  # a stream's client read all of it
-            self.cache.keep(
-                exchange.cache_request, answer.text, answer.invoked_model_id,
-                answer.requested_model_id, body["usage"]["cost_usd"]["answer"],
-            )
+            cost = body["usage"]["cost_usd"]["answer"]
+            writes.append((
+                "cache",
+                lambda: cache.keep(
+                    request, answer.text, answer.invoked_model_id, answer.requested_model_id,
+                    cost,
+                ),
+            ))
+        write_together(writes + self._turn_write(keep_turn, body))
         return body
 
     def finish_cached(self, exchange: Exchange, found: CacheResult) -> dict[str, Any]:
         """The response of a cache hit or a stale answer: the classification's cost only."""
+        return self._finish_cached(exchange, found)
+
+    def _finish_cached(
+        self, exchange: Exchange, found: CacheResult, keep_turn: KeepTurn | None = None
+    ) -> dict[str, Any]:
         assert exchange.classification is not None
         body = self._cached_body(
             exchange.classification, found, exchange.started, exchange.context, exchange.extra
         )
-        self._settle_budget(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        writes = self._settlement(exchange.reservation, body["usage"]["cost_usd"]["total"])
+        write_together(writes + self._turn_write(keep_turn, body))
         return body
+
+    @staticmethod
+    def _turn_write(keep_turn: KeepTurn | None, body: dict[str, Any]) -> list[Write]:
+        write = keep_turn(body) if keep_turn is not None else None
+        return [("conversation", write)] if write is not None else []
 
     def ask(self, question: str, **options: Unpack[AskOptions]) -> dict[str, Any]:
         """Route and answer ``question`` (with the conversation's earlier turns, if any)."""
-        exchange = self.begin(question, **options)
+        return self._complete(self.begin(question, **options))
+
+    def _complete(self, exchange: Exchange, keep_turn: KeepTurn | None = None) -> dict[str, Any]:
+        """Answer a begun exchange (from the cache, a model, or a stale entry) and end it;
+        ``keep_turn``: see :meth:`ask_in_conversation`."""
         if exchange.declined:
-            return self.finish(exchange, None)
+            return self._finish(exchange, None, keep_turn)
         if exchange.cached is not None:
-            return self.finish_cached(exchange, exchange.cached)
+            return self._finish_cached(exchange, exchange.cached, keep_turn)
         with self._released_on_failure(exchange):
             try:
                 answer = self._answer(exchange)
@@ -632,8 +679,8 @@ class RouterService:
                 stale = self._stale(exchange, exc)
                 if stale is None:
                     raise
-                return self.finish_cached(exchange, stale)
-        return self.finish(exchange, answer)
+                return self._finish_cached(exchange, stale, keep_turn)
+        return self._finish(exchange, answer, keep_turn)
 
     def ask_stream(self, question: str, **options: Unpack[AskOptions]) -> Iterator[StreamEvent]:
         """``ask`` as events: ``routing`` once decided, ``delta`` per piece of text, ``done``
@@ -833,9 +880,12 @@ class RouterService:
             raise RoutingError("over_budget", retry_after_seconds=retry_after)
         return reservation
 
-    def _settle_budget(self, reservation: Any, cost_usd: float | None) -> None:
-        if self.budget is not None and reservation is not None:
-            self.budget.settle(reservation, cost_usd)
+    def _settlement(self, reservation: Any, cost_usd: float | None) -> list[Write]:
+        """The settlement's write (none without a budget or a reservation), to make once."""
+        budget = self.budget
+        if budget is None or reservation is None:
+            return []
+        return [("budget settlement", lambda: budget.settle(reservation, cost_usd))]
 
     def _release_budget(self, reservation: Any, classification: Classification | None) -> None:
         """A failed request keeps only what it is known to have cost: its classification."""

@@ -35,7 +35,7 @@ from ...config.targets import TargetPlan
 from ...records import record
 from .guard import Facts, facts, same_facts
 from .keys import cache_text, config_version, context_of, digest, scope_of
-from .store import CacheStore, Entry
+from .store import CacheStore, Entry, SharedClient
 
 HIT, SEMANTIC_HIT, MISS, BYPASS, STALE = "hit", "semantic_hit", "miss", "bypass", "stale"
 STATUSES = (HIT, SEMANTIC_HIT, MISS, BYPASS, STALE)
@@ -96,13 +96,18 @@ class ResponseCache:
         self.store = store
 
     @classmethod
-    def from_env(cls, config: RoutesConfig) -> ResponseCache | None:
-        """The cache on ``CACHE_TABLE_NAME``; None without a table or with the cache off."""
+    def from_env(
+        cls, config: RoutesConfig, shared: SharedClient | None = None
+    ) -> ResponseCache | None:
+        """The cache on ``CACHE_TABLE_NAME``; None without a table or with the cache off.
+        ``shared``: a DynamoDB client to use (the budget guard's); else the store warms up its
+        own."""
         table = os.environ.get(CACHE_TABLE_ENV)
         if not table or not config.cache.enabled:
             return None
-        store = CacheStore(table)
-        store.warm_up()
+        store = CacheStore(table, shared=shared)
+        if shared is None:
+            store.warm_up()
         return cls(config, store)
 
     def prepare(

@@ -65,6 +65,16 @@ Clock = Callable[[], float]
 
 
 @record(frozen=True)
+class SharedClient:
+    """Another component's DynamoDB client (the budget guard's), made by its warm-up: ``client``
+    gives it, ``ready(wait)`` says whether its warm-up is done. One client for the function's
+    tables costs one service-model load and one connection pool (in AWS, one TLS handshake)."""
+
+    client: Callable[[], Any]
+    ready: Callable[[float], bool]
+
+
+@record(frozen=True)
 class Entry:
     """A cached answer."""
 
@@ -93,11 +103,18 @@ def _number(value: float | int) -> dict[str, str]:
 class CacheStore:
     """Reads and writes the cache table through a low-level DynamoDB client."""
 
-    def __init__(self, table_name: str, client: Any | None = None, clock: Clock = time.time):
+    def __init__(
+        self,
+        table_name: str,
+        client: Any | None = None,
+        clock: Clock = time.time,
+        shared: SharedClient | None = None,
+    ):
         self.table_name = table_name
         self._client = client
         self.clock = clock
         self._warming = WarmUp()
+        self._shared = shared
 
     def warm_up(self) -> None:
         """Create the DynamoDB client in a background thread, as the budget guard does: botocore
@@ -110,15 +127,21 @@ class CacheStore:
         self._warming.start(lambda: self.client, "cache-warm-up", failed)
 
     def ready(self, wait: float) -> bool:
-        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
+        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up (the
+        shared client's, when the store uses another's)."""
+        if self._shared is not None:
+            return self._shared.ready(wait)
         return self._warming.ready(wait)
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            from ...governance.budget import dynamodb_client  # the short-timeout client
+            if self._shared is not None:
+                self._client = self._shared.client()
+            else:
+                from ...governance.budget import dynamodb_client  # the short-timeout client
 
-            self._client = dynamodb_client()
+                self._client = dynamodb_client()
         return self._client
 
     def now(self) -> int:
