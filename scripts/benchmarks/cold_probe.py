@@ -76,8 +76,9 @@ def handler(spec: dict) -> dict:
     initialised = time.perf_counter()
     response = lambda_handler(_event(spec["question"]), _Context())
     done = time.perf_counter()
+    routing = json.loads(response["body"]).get("routing") or {}
     return {"init": initialised - T0, "first_request": done - initialised,
-            "status": response["statusCode"]}
+            "status": response["statusCode"], "cache": routing.get("cache")}
 
 
 def stream(spec: dict) -> dict:

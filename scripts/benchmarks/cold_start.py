@@ -152,8 +152,13 @@ def measure_router(
     runs: int,
     stack_env: StackEnvironment,
     asset: Path | None = None,
+    before_handler: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Medians of ``runs`` handler and floor cold starts, and their ratio.
+
+    ``before_handler`` runs before every handler (and stream) process: it empties the response
+    cache (:func:`cache_emptier`), so each first request is a miss that makes the answer call the
+    floor replays, as a cold instance's first, new, question would.
 
     The handler runs with the variables the stack gives the router function (``stack_env``: its
     budget table included, in moto's DynamoDB), placed locally: the index the layer would mount,
@@ -183,6 +188,7 @@ def measure_router(
         **env, "_HANDLER": STREAM_ENTRY_POINT, "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-stream"
     }
     standin.reset()
+    before_handler()
     run_probe("handler", handler_spec, env)  # warm-up: the stand-in's one-off work, page cache
     calls = [
         {"api": c["api"], "model_id": c["model_id"], "body": c["body"]}
@@ -198,12 +204,18 @@ def measure_router(
     }
     floor_env = probe_env(standin.url, {})
     run_probe("floor", floor_spec, floor_env)
+    before_handler()
     run_probe("stream", handler_spec, stream_env)  # its warm-up
     handler_runs, floor_runs, stream_runs = [], [], []
     for _ in range(runs):
+        before_handler()
         handler_runs.append(run_probe("handler", handler_spec, env))
         floor_runs.append(run_probe("floor", floor_spec, floor_env))
+        before_handler()
         stream_runs.append(run_probe("stream", handler_spec, stream_env))
+    hits = sum(r.get("cache") == "hit" for r in handler_runs)
+    if hits:
+        raise RuntimeError(f"{hits} of {runs} handler processes answered from the cache")
     handler = {k: _median(handler_runs, k) for k in FIGURES}
     floor = {k: _median(floor_runs, k) for k in FIGURES}
     streamed = {k: _median(stream_runs, k) for k in (*FIGURES, "first_delta")}
@@ -268,10 +280,40 @@ def run_cold_start(
         for strategy in routers:
             stack_env = router_environment(strategy, templates, stack)
             say(f"cold start: {strategy}, {runs} handler and {runs} floor processes")
-            row = measure_router(strategy, standin, index_dir, config, runs, stack_env, asset)
+            row = measure_router(
+                strategy, standin, index_dir, config, runs, stack_env, asset,
+                cache_emptier(stack, stack_env),
+            )
             row["table_items"] = table_items(stack, stack_env)
             rows.append(row)
     return {"runs": runs, "target_ratio": TARGET_RATIO, "rows": rows}
+
+
+def cache_emptier(
+    stack: contextlib.ExitStack, stack_env: StackEnvironment
+) -> Callable[[], None]:
+    """A function that deletes every item of the response cache's table (none: a no-op).
+
+    Every measured process asks the same question, and the table outlives the processes: without
+    this, each handler after the warm-up would answer from the cache and skip the answer call
+    that the floor makes."""
+    from backends import local_dynamodb
+    from llm_router.config.cache import CACHE_TABLE_ENV
+
+    table = stack_env.variables.get(CACHE_TABLE_ENV)
+    started = local_dynamodb(stack)
+    if not table or started is None:
+        return lambda: None
+    client, _ = started
+    schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
+    keys = [k["AttributeName"] for k in schema]
+
+    def empty() -> None:
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                client.delete_item(TableName=table, Key={k: item[k] for k in keys})
+
+    return empty
 
 
 def table_items(stack: contextlib.ExitStack, stack_env: StackEnvironment) -> dict[str, int]:

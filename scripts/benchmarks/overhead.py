@@ -19,6 +19,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -86,19 +87,41 @@ class FakeBedrockRuntime:
 
 
 class AwsRoundTrips:
-    """Times every HTTP round trip botocore makes (``Endpoint._send``: the request on the wire
+    """Times the HTTP round trips botocore makes (``Endpoint._send``: the request on the wire
     until the response is read) while active; the fake Bedrock client makes none, so this is the
-    AWS APIs the function calls besides Bedrock (DynamoDB). Patches a private botocore method
-    because botocore's public events do not bracket the send of a client one does not own."""
+    AWS APIs the function calls besides Bedrock (DynamoDB). ``seconds`` is the wall time during
+    which at least one round trip was in flight: a request's end writes run concurrently, and
+    their sum would count the overlap twice. Patches a private botocore method because
+    botocore's public events do not bracket the send of a client one does not own."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
         self.operations: dict[str, int] = {}  # e.g. DynamoDB_20120810.UpdateItem -> calls
         self._patch: Any = None
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._since = 0.0
 
     def restart(self) -> None:
-        self.seconds, self.calls = 0.0, 0
+        with self._lock:
+            self.seconds, self.calls = 0.0, 0
+
+    def _began(self) -> None:
+        with self._lock:
+            if self._in_flight == 0:
+                self._since = time.perf_counter()
+            self._in_flight += 1
+
+    def _ended(self, request: Any) -> None:
+        target = request.headers.get("X-Amz-Target", "other")
+        name = target.decode() if isinstance(target, bytes) else str(target)
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self.seconds += time.perf_counter() - self._since
+            self.calls += 1
+            self.operations[name] = self.operations.get(name, 0) + 1
 
     def __enter__(self) -> AwsRoundTrips:
         from unittest import mock
@@ -108,15 +131,11 @@ class AwsRoundTrips:
         original = Endpoint._send
 
         def timed(endpoint: Any, request: Any) -> Any:
-            started = time.perf_counter()
+            self._began()
             try:
                 return original(endpoint, request)
             finally:
-                self.seconds += time.perf_counter() - started
-                self.calls += 1
-                target = request.headers.get("X-Amz-Target", "other")
-                name = target.decode() if isinstance(target, bytes) else str(target)
-                self.operations[name] = self.operations.get(name, 0) + 1
+                self._ended(request)
 
         self._patch = mock.patch.object(Endpoint, "_send", timed)
         self._patch.start()
