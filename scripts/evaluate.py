@@ -19,8 +19,9 @@ Offline by default, against the Bedrock stand-in (local MiniLM embeddings, zero-
 ``--fit`` chooses the semantic and hybrid thresholds (see ``evaluation/fit.py``) from
 ``--fit-dataset`` or, by default, from the reference prompts leave-one-out, and writes them into
 the routes file; with ``--dataset`` the fitted router is then evaluated. The head's thresholds
-(``semantic.decline_probability``, ``hybrid.min_probability``) are always fitted on the reference
-prompts' held-out predictions, cost-aware (``evaluation/head_fit.py``), never on a dataset.
+(``semantic.decline_probability``, ``hybrid.min_probability``) and the weight of the nearest
+neighbours' vote in its decision (``semantic.knn_weight``) are always fitted on the reference
+prompts' held-out predictions (``evaluation/head_fit.py``), never on a dataset.
 
 ``--attacks`` runs the attack corpus (``evaluation/attacks.py``: truncation, history, injection,
 mixed content, degraded routing; about 300 cases from the routes file) through each router named
@@ -57,7 +58,7 @@ from evaluation.conversations import is_conversation_file
 from evaluation.dataset import EvaluationError, read_dataset
 from evaluation.decisions import decide, precompute_embeddings
 from evaluation.fit import dataset_samples, fit, leave_one_out_samples, write_thresholds
-from evaluation.head_fit import HeadFitError, fit_head, write_head_thresholds
+from evaluation.head_fit import HeadFitError, fit_head, reference_votes, write_head_thresholds
 from evaluation.hybrid_table import hybrid_table, render_hybrid_table
 from evaluation.metrics import summarise
 from evaluation.monthly_cost import monthly_cost
@@ -194,7 +195,8 @@ def run_fit(
         for row in rows
     ]
     try:
-        fitted = fit_head(head, config, parse_routing(config), llm_decisions)
+        votes = reference_votes(head, semantic.reference_vectors(), config.semantic_k)
+        fitted = fit_head(head, config, parse_routing(config), llm_decisions, votes)
     except HeadFitError as exc:
         raise EvaluationError(str(exc)) from exc
     write_head_thresholds(config.source_path, fitted)
@@ -202,8 +204,11 @@ def run_fit(
         f"head (held-out reference prompts, {fitted.n}, "
         f"F {parse_routing(config).false_refusal_cost:g}):"
         f" semantic.decline_probability {fitted.decline_probability}, hybrid.min_probability "
-        f"{fitted.hybrid_min_probability}; {json.dumps(fitted.semantic)}"
+        f"{fitted.hybrid_min_probability}, semantic.knn_weight {fitted.knn_weight}; "
+        f"{json.dumps(fitted.semantic)}"
     )
+    for row in fitted.knn_table:
+        say(f"  nearest-neighbour weight on the reference prompts: {json.dumps(row)}")
     for row in fitted.hybrid_table:
         say(f"  hybrid on the reference prompts: {json.dumps(row)}")
     return load_routes(config.source_path, preset=args.preset)

@@ -28,6 +28,16 @@ reference prompts over seven independent sets of clusterings (five seeds, two wi
 seeding): the old rule (plain minimum, 3 clusterings' logits averaged) chose 0.805 to 0.92; this
 rule with ``linear_head.CV_REPEATS`` = 6 chooses 0.855 to 0.895, the k-means++ sets included.
 
+**The nearest-neighbour weight** (``semantic.knn_weight``), chosen first, since both thresholds
+apply to the blended probabilities: each held-out row's vote shares among its ``semantic.k``
+nearest rows outside its fold (``linear_head.out_of_fold_votes``, from the folds the head file
+keeps: the same clusterings, so the vote has not seen the row's topic any more than the head has),
+blended with that clustering's out-of-fold probabilities at each weight of ``KNN_WEIGHT_GRID``.
+The weight with the lowest log-loss averaged over the clusterings wins (ties to the smaller
+weight): the criterion the head's temperature is chosen by, and a proper score, so it rewards
+routing right and calibration both, where the threshold objective sees only declines. Then the
+thresholds are fitted on the blended probabilities as below.
+
 The hybrid threshold: the lowest clustering-averaged objective given the classifier LLM's answers
 on the same prompts, fewer escalations on ties (an LLM call must fix decisions to be worth it).
 The vectorised rule is checked against ``decide_by_head`` itself before anything is written.
@@ -43,14 +53,15 @@ from pathlib import Path
 import numpy as np
 from llm_router.config import OUT_OF_SCOPE, RoutesConfig
 from llm_router.decision.classifiers.semantic import decide_by_head
-from llm_router.decision.linear_head import LinearHead
-from llm_router.decision.routing_policy import LIKELIEST, RoutingPolicy
+from llm_router.decision.linear_head import LinearHead, blend, out_of_fold_votes
+from llm_router.decision.routing_policy import LIKELIEST, MAX_KNN_WEIGHT, RoutingPolicy
 
 DECLINE_GRID = np.round(np.arange(0.50, 0.996, 0.005), 3)
 BOOTSTRAP = 200  # resamples of the reference prompts bagging the decline threshold
 BOOTSTRAP_SEED = 0
 # 0 never escalates (every probability clears it); the rest escalate ever more.
 ESCALATION_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+KNN_WEIGHT_GRID = np.round(np.arange(0.0, MAX_KNN_WEIGHT + 1e-9, 0.05), 2)
 
 
 class HeadFitError(RuntimeError):
@@ -65,6 +76,8 @@ class HeadFit:
     semantic: dict  # false_refusal_rate, leak_rate, objective at the chosen threshold
     decline_table: list[dict]  # per decline threshold: the same three
     hybrid_table: list[dict]  # per escalation threshold: escalation_rate, accuracy, objective
+    knn_weight: float = 0.0  # the nearest neighbours' share of the blend (0: the head alone)
+    knn_table: tuple[dict, ...] = ()  # per weight: the blend's out-of-fold log-loss and accuracy
 
 
 def head_decisions(
@@ -123,18 +136,55 @@ def hybrid_rows(
     return table
 
 
+def reference_votes(head: LinearHead, vectors: np.ndarray, k: int) -> np.ndarray:
+    """The head's training rows' out-of-fold votes of their ``k`` nearest rows (clusterings x
+    rows x classes), from the folds the head file keeps; ``vectors`` are the rows', in order."""
+    if head.oof_folds is None or head.oof_labels is None:
+        raise HeadFitError("the index's head keeps no folds: rebuild the index")
+    if len(vectors) != len(head.oof_labels):
+        raise HeadFitError(f"{len(vectors)} index vectors for {len(head.oof_labels)} head rows")
+    return out_of_fold_votes(vectors, head.oof_labels, head.oof_folds, k, len(head.classes))
+
+
+def fit_knn_weight(
+    runs: np.ndarray, votes: np.ndarray, y: np.ndarray, grid: Sequence[float] = KNN_WEIGHT_GRID,
+) -> tuple[float, list[dict]]:
+    """The blend weight with the lowest out-of-fold log-loss averaged over the clusterings (ties
+    to the smaller weight), and per weight that log-loss and the in-domain argmax accuracy."""
+    rows = np.arange(len(y))
+    table = []
+    for weight in grid:
+        blended = blend(runs, votes, float(weight))
+        loss = float(-np.mean(np.log(blended[:, rows, y] + 1e-12)))
+        table.append({"knn_weight": float(weight), "log_loss": round(loss, 6),
+                      "argmax_accuracy": round(float(np.mean(blended.argmax(-1) == y)), 4)})
+    best = min(table, key=lambda r: (r["log_loss"], r["knn_weight"]))
+    return best["knn_weight"], table
+
+
 def fit_head(
     head: LinearHead, config: RoutesConfig, policy: RoutingPolicy, llm_decisions: Sequence[str],
+    votes: np.ndarray | None = None,
 ) -> HeadFit:
-    """Both thresholds from ``head``'s out-of-fold probabilities; ``llm_decisions`` are the
-    classifier LLM's on the head's training rows, in the index's order
-    (``config.reference_prompts()``, then any topic-bank rows)."""
+    """The nearest-neighbour weight (with ``votes``, the rows' out-of-fold votes:
+    ``reference_votes``; without, 0) and both thresholds from ``head``'s out-of-fold
+    probabilities; ``llm_decisions`` are the classifier LLM's on the head's training rows, in the
+    index's order (``config.reference_prompts()``, then any topic-bank rows)."""
     if head.oof_probabilities is None or head.oof_labels is None:
         raise HeadFitError("the index's head has no out-of-fold predictions: rebuild the index")
     runs = np.asarray(head.oof_probabilities, dtype=float)
     runs = runs[None] if runs.ndim == 2 else runs  # one clustering (a head file of version 2)
     classes = list(head.classes)
     labels = np.array([classes[i] for i in head.oof_labels], dtype=object)
+    knn_weight, knn_table = 0.0, []
+    if votes is not None:
+        votes = np.asarray(votes, dtype=float)
+        votes = votes[None] if votes.ndim == 2 else votes
+        if votes.shape != runs.shape:
+            raise HeadFitError(f"votes of shape {votes.shape} for probabilities {runs.shape}")
+        knn_weight, knn_table = fit_knn_weight(runs, votes, np.asarray(head.oof_labels))
+        runs = blend(runs, votes, knn_weight)
+    policy = RoutingPolicy(**{**policy.__dict__, "knn_weight": knn_weight})
     if len(llm_decisions) != len(labels):
         raise HeadFitError(
             f"{len(llm_decisions)} classifier decisions for {len(labels)} reference prompts"
@@ -173,6 +223,8 @@ def fit_head(
         semantic=chosen,
         decline_table=table,
         hybrid_table=hybrid,
+        knn_weight=knn_weight,
+        knn_table=tuple(knn_table),
     )
 
 
@@ -210,8 +262,10 @@ def _mean_rates(rows: Sequence[dict]) -> dict:
 
 
 def write_head_thresholds(routes_file: Path, fitted: HeadFit) -> None:
-    """Store the two thresholds in routes.json (read-modify-write of those keys only)."""
+    """Store the two thresholds and the nearest-neighbour weight in routes.json
+    (read-modify-write of those keys only)."""
     raw = json.loads(routes_file.read_text(encoding="utf-8"))
     raw.setdefault("semantic", {})["decline_probability"] = fitted.decline_probability
+    raw["semantic"]["knn_weight"] = fitted.knn_weight
     raw.setdefault("hybrid", {})["min_probability"] = fitted.hybrid_min_probability
     routes_file.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -73,6 +73,7 @@ def skeleton(template: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any
     semantic = raw.setdefault("semantic", {})
     semantic["min_similarity"] = {name: 0.0 for name in names}
     semantic.pop("decline_probability", None)  # the tutor's fit; evaluate.py --fit writes one
+    semantic.pop("knn_weight", None)  # likewise
     raw.setdefault("hybrid", {}).pop("min_probability", None)
     raw.setdefault("classifier", {})["prompt_intro"] = (
         f"You route questions for an assistant that answers questions about {topics}."

@@ -38,6 +38,12 @@ that separate the labels, which generalises better (semantic-router's and RouteL
   each clustering is one draw of "topics nobody wrote" and the fit averages its objective over
   the draws (averaging the logits first smooths away the very spread the fit must see).
 * **Runtime**: ``probabilities`` is one matrix product and a softmax; numpy only.
+* **Nearest-neighbour evidence** (``semantic.knn_weight``): the decision may blend the head's
+  probabilities with the vote of the question's k nearest reference prompts, which the index
+  returns anyway (``blend``). The weight is fitted like the head's thresholds, on the reference
+  prompts only: the head file keeps each clustering's fold of every row (``oof_folds``), so the fit
+  can take each held-out row's k nearest neighbours among the rows its fold's head was trained on
+  (``out_of_fold_votes``) and blend them with that head's out-of-fold probabilities.
 
 The head is a file beside the FAISS index (``HEAD_FILE``, an ``.npz`` of plain arrays, loaded
 without pickle) and is checked against the same manifest.
@@ -56,8 +62,9 @@ from ..records import record
 
 HEAD_FILE = "head.npz"
 # 2: topic-held-out folds; out-of-fold probabilities in the file; 3: those probabilities per
-# clustering (repeats x rows x classes), for a threshold fit averaged over the clusterings
-HEAD_VERSION = 3
+# clustering (repeats x rows x classes), for a threshold fit averaged over the clusterings;
+# 4: the folds of every clustering (repeats x rows), for the out-of-fold nearest-neighbour vote
+HEAD_VERSION = 4
 L2 = 1e-3  # on unit-length embeddings; chosen by cross-validation on the reference prompts
 ITERATIONS = 3000  # at most; the fit stops once the gradient is below TOLERANCE
 TOLERANCE = 1e-9  # largest gradient component (the logits are then exact to about 1e-9)
@@ -85,6 +92,9 @@ class LinearHead:
     # None for a head built without them.
     oof_probabilities: np.ndarray | None = None
     oof_labels: np.ndarray | None = None
+    # Each clustering's fold of every training row (CV_REPEATS x rows), for the fit's out-of-fold
+    # nearest-neighbour votes (``out_of_fold_votes``); None for a head built without them.
+    oof_folds: np.ndarray | None = None
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         x = _unit(np.atleast_2d(np.asarray(vectors, dtype=np.float64)))
@@ -112,6 +122,11 @@ class LinearHead:
                 if self.oof_probabilities is not None and self.oof_labels is not None
                 else {}
             ),
+            **(
+                {"oof_folds": self.oof_folds.astype(np.int16)}
+                if self.oof_folds is not None
+                else {}
+            ),
         )
 
     @classmethod
@@ -129,6 +144,9 @@ class LinearHead:
                     data["oof_probabilities"] if "oof_probabilities" in data.files else None
                 ),
                 oof_labels=data["oof_labels"] if "oof_labels" in data.files else None,
+                oof_folds=(
+                    data["oof_folds"].astype(np.int64) if "oof_folds" in data.files else None
+                ),
             )
 
 
@@ -274,20 +292,20 @@ def out_of_fold_logits(
 ) -> np.ndarray:
     """Each row's logits from heads trained without its fold, one matrix per clustering
     (``repeats`` x rows x classes, each clustering with its own seed)."""
-    logits, _ = _cross_validated(x, y, n_classes, folds, l2, repeats, with_full_fit=False)
+    logits, _, _ = _cross_validated(x, y, n_classes, folds, l2, repeats, with_full_fit=False)
     return logits
 
 
 def _cross_validated(
     x: np.ndarray, y: np.ndarray, n_classes: int, folds: int, l2: float, repeats: int,
     with_full_fit: bool,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """The out-of-fold logits per clustering and, with ``with_full_fit``, the fit on every row:
-    one batch."""
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None, np.ndarray]:
+    """The out-of-fold logits per clustering, with ``with_full_fit`` the fit on every row (one
+    batch), and each clustering's fold of every row (repeats x rows)."""
+    assignments = np.stack([_folds(x, y, folds, SEED + repeat) for repeat in range(repeats)])
     held_out = [
-        (repeat, assignment == fold)
+        (repeat, assignments[repeat] == fold)
         for repeat in range(repeats)
-        for assignment in [_folds(x, y, folds, SEED + repeat)]
         for fold in range(folds)
     ]
     train = [~held for _, held in held_out]
@@ -296,7 +314,7 @@ def _cross_validated(
     logits = np.zeros((repeats, len(y), n_classes))
     for (repeat, held), (w, b) in zip(held_out, fitted, strict=False):
         logits[repeat, held] = x[held] @ w + b
-    return logits, (fitted[-1] if with_full_fit else None)
+    return logits, (fitted[-1] if with_full_fit else None), assignments
 
 
 def best_temperature(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -318,7 +336,7 @@ def train_head(
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[label] for label in labels])
     with _one_blas_thread():  # the k-means of the folds too
-        runs, full = _cross_validated(
+        runs, full, assignments = _cross_validated(
             x, y, len(classes), CALIBRATION_FOLDS, l2, CV_REPEATS, with_full_fit=True
         )
     assert full is not None
@@ -328,5 +346,44 @@ def train_head(
     oof = runs.mean(axis=0)
     temperature, loss = best_temperature(oof, y)
     per_run = np.stack([_softmax(r / temperature) for r in runs])
-    head = LinearHead(tuple(classes), w, b, temperature, loss, per_run, y)
+    head = LinearHead(tuple(classes), w, b, temperature, loss, per_run, y, assignments)
     return head, _softmax(oof / temperature)
+
+
+def vote_shares(neighbour_labels: Sequence[int], n_classes: int) -> np.ndarray:
+    """The share of the neighbours' votes per class (each neighbour one vote)."""
+    counts = np.bincount(np.asarray(neighbour_labels, dtype=np.int64), minlength=n_classes)
+    return counts / max(int(counts.sum()), 1)
+
+
+def blend(probabilities: np.ndarray, shares: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight)`` x the head's probabilities + ``weight`` x the neighbours' vote shares:
+    still a distribution over the classes; weight 0 is the head's own, untouched."""
+    if weight == 0.0:
+        return probabilities
+    return (1.0 - weight) * probabilities + weight * shares
+
+
+def out_of_fold_votes(
+    vectors: np.ndarray, labels: np.ndarray, folds: np.ndarray, k: int, n_classes: int
+) -> np.ndarray:
+    """Each row's vote shares among its ``k`` nearest rows (cosine) outside its own fold, one
+    matrix per clustering (``folds`` is clusterings x rows): the vote the question would get from
+    an index that, like that fold's head, has not seen its topic."""
+    x = _unit(np.asarray(vectors, dtype=np.float64))
+    y = np.asarray(labels, dtype=np.int64)
+    folds = np.atleast_2d(np.asarray(folds))
+    votes = np.zeros((len(folds), len(y), n_classes))
+    for repeat, assignment in enumerate(folds):
+        for fold in np.unique(assignment):
+            held = assignment == fold
+            train = np.flatnonzero(~held)
+            if not len(train):
+                continue
+            depth = min(k, len(train))
+            similarity = x[held] @ x[train].T
+            nearest = np.argpartition(-similarity, depth - 1, axis=1)[:, :depth]
+            counts = np.zeros((int(held.sum()), n_classes))
+            np.add.at(counts, (np.arange(len(counts))[:, None], y[train][nearest]), 1.0)
+            votes[repeat, held] = counts / depth
+    return votes

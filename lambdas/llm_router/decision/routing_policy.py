@@ -34,7 +34,11 @@ that names the key.
 ``semantic.decision`` (``head``, the default when the index ships a head, or ``knn``),
 ``semantic.decline_probability`` (decline when P(off-topic) is at least this) and
 ``hybrid.min_probability`` (the hybrid escalates below it) are the head's thresholds, written by
-``scripts/evaluate.py --fit``.
+``scripts/evaluate.py --fit``. ``semantic.knn_weight`` (default 0.0: the head alone; at most
+``MAX_KNN_WEIGHT``) blends the vote of the question's ``semantic.k`` nearest reference prompts into
+the head's probabilities before either threshold is applied: ``(1 - w) x head + w x vote shares``.
+The fit chooses it too, by the out-of-fold log-loss of the blend on the reference prompts
+(``scripts/evaluation/head_fit.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ DECISIONS = ("head", "knn")
 DEFAULT_FALSE_REFUSAL_COST = 12.0
 DEFAULT_AMBIGUOUS_MIN_PROBABILITY = 0.25
 DEFAULT_DECLINE_PROBABILITY = 0.93
+DEFAULT_KNN_WEIGHT = 0.0  # the head alone, until evaluate.py --fit chooses a weight
+MAX_KNN_WEIGHT = 0.9  # below 1: the head always has a say (a pure vote is semantic.decision knn)
 CHEAPEST = "cheapest"
 DEFAULT_SEGMENT_MIN_WORDS = 3
 DEFAULT_MAX_SEGMENTS = 12
@@ -73,6 +79,7 @@ class RoutingPolicy:
     degraded_target: str = CHEAPEST  # CHEAPEST or an answer model id
     segment_min_words: int = DEFAULT_SEGMENT_MIN_WORDS
     max_segments: int = DEFAULT_MAX_SEGMENTS
+    knn_weight: float = DEFAULT_KNN_WEIGHT  # the nearest neighbours' share of the head's decision
 
     def degraded_model(self, config: RoutesConfig, tier: str | None = None) -> str:
         """The answer target whose price caps a degraded or partly off-topic request."""
@@ -157,7 +164,18 @@ def parse_routing(config: RoutesConfig) -> RoutingPolicy:
         degraded_target=degraded,
         segment_min_words=_count(routing, "segment_min_words", DEFAULT_SEGMENT_MIN_WORDS),
         max_segments=_count(routing, "max_segments", DEFAULT_MAX_SEGMENTS),
+        knn_weight=_knn_weight(semantic),
     )
+
+
+def _knn_weight(semantic: Mapping[str, Any]) -> float:
+    value = _number(semantic, "knn_weight", DEFAULT_KNN_WEIGHT, "semantic")
+    if not 0.0 <= value <= MAX_KNN_WEIGHT:
+        raise ConfigError(
+            f"semantic.knn_weight must be between 0 (the head alone) and {MAX_KNN_WEIGHT}, "
+            f"got {value!r}"
+        )
+    return value
 
 
 def _count(section: Mapping[str, Any], key: str, default: int) -> int:

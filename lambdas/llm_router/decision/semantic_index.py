@@ -34,9 +34,10 @@ MANIFEST_FILE = "manifest.json"
 TOPIC_DECISIONS_FILE = "topic-bank.json"  # how the topic bank was matched (routes that use it)
 # 2: routing-text prompts, head.npz beside the index; 3: head version 2; 4: the head trained to
 # convergence (linear_head's batched row-space fit), so older heads are rebuilt; 5: head version 3;
-# 6: six clusterings (linear_head.CV_REPEATS). The manifest does not see the head's settings, so
+# 6: six clusterings (linear_head.CV_REPEATS); 7: head version 4 (the folds, for the fit's
+# out-of-fold nearest-neighbour votes). The manifest does not see the head's settings, so
 # a change to them bumps this.
-MANIFEST_VERSION = 6
+MANIFEST_VERSION = 7
 # The index type by number of vectors (measurements in make_faiss_index's docstring): exact flat
 # search below HNSW_THRESHOLD, HNSW up to IVF_THRESHOLD, IVF-Flat from there.
 HNSW_THRESHOLD = 20_000
@@ -125,6 +126,15 @@ class LoadedIndex:
         faiss.normalize_L2(query)
         scores, ids = self.index.search(query, min(k, len(self.rows)))
         return [(self.rows[i], float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def vectors(self) -> np.ndarray:
+        """Every row's stored (unit) vector, in the rows' order: for the fit, never per request."""
+        import faiss
+
+        index = self.index
+        if isinstance(index, faiss.IndexIVF):
+            index.make_direct_map()
+        return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
 def make_faiss_index(vectors: np.ndarray) -> tuple[Any, str]:

@@ -12,7 +12,11 @@ categories) are never declined; the decision carries ``details["ambiguous"] = Tr
 category ``routing.ambiguous_to`` names), so the core can answer them with that category.
 The decision is *confident* for the hybrid when the likeliest label's probability is at least
 ``hybrid.min_probability``. The nearest neighbours are still read, for the explanation in the
-response and for the hybrid's similarity and margin fields.
+response and for the hybrid's similarity and margin fields, and as evidence: with
+``semantic.knn_weight`` w > 0 the probabilities the thresholds see are ``(1 - w)`` x the
+head's plus ``w`` x the vote shares of the ``semantic.k`` nearest reference prompts
+(``head_probabilities``: a bincount over neighbours the search returned anyway). w is fitted
+with the thresholds (``scripts/evaluation/head_fit.py``); 0 is the head alone.
 
 **k-NN vote** (``semantic.decision: knn``; the original design, kept to measure against):
 
@@ -37,7 +41,7 @@ from typing import Any
 from ...config import OUT_OF_SCOPE, RoutesConfig
 from ..classification import Classification, ModelUsage
 from ..embeddings import Embedding, TitanEmbedder
-from ..linear_head import LinearHead
+from ..linear_head import LinearHead, blend, vote_shares
 from ..routing_policy import RoutingPolicy, parse_routing
 from ..semantic_index import LoadedIndex, ReferenceRow
 
@@ -102,6 +106,19 @@ def decide(neighbours: Neighbours, k: int, config: RoutesConfig) -> dict[str, An
     }
 
 
+def head_probabilities(
+    head: LinearHead, vector: Any, neighbours: Neighbours, k: int, knn_weight: float
+) -> dict[str, float]:
+    """The head's probabilities per label, blended with the ``k`` nearest neighbours' vote shares
+    at ``knn_weight`` (0: the head's own)."""
+    probabilities = head.probabilities(vector)[0]
+    if knn_weight > 0.0:
+        column = {c: i for i, c in enumerate(head.classes)}
+        labels = [column[row.category] for row, _ in neighbours[:k] if row.category in column]
+        probabilities = blend(probabilities, vote_shares(labels, len(head.classes)), knn_weight)
+    return {c: float(p) for c, p in zip(head.classes, probabilities, strict=True)}
+
+
 def decide_by_head(
     probabilities: dict[str, float], policy: RoutingPolicy, config: RoutesConfig
 ) -> dict[str, Any]:
@@ -161,6 +178,10 @@ class SemanticClassifier:
         the topic bank added)."""
         return self._index.rows
 
+    def reference_vectors(self) -> Any:
+        """The index rows' vectors, in ``reference_rows``' order (for the fit, not per request)."""
+        return self._index.vectors()
+
     def neighbours(self, question: str, extra: int = 0) -> tuple[Neighbours, Embedding]:
         """The question's nearest reference prompts (enough for every label's best score).
 
@@ -177,9 +198,13 @@ class SemanticClassifier:
         decision = decide(neighbours, k, self._config)
         head = self.head
         if head is not None:
-            probabilities = head.probability_of(embedding.vector)
+            probabilities = head_probabilities(
+                head, embedding.vector, neighbours, k, self.policy.knn_weight
+            )
             by_head = decide_by_head(probabilities, self.policy, self._config)
             decision = {**decision, **by_head, "decided_by_head": True}
+            if self.policy.knn_weight > 0.0:
+                decision["knn_weight"] = self.policy.knn_weight
         seconds = time.perf_counter() - started
         details: dict[str, Any] = {
             "k": k,
