@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,45 +60,59 @@ def probes(routes: RoutesConfig) -> list[str]:
     return [*prompts[:: max(1, len(prompts) // 8)], *QUESTIONS]
 
 
-def test_weight_zero_is_the_head_exactly(
-    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path
-) -> None:
-    config = with_semantic(routes, knn_weight=0.0)
-    semantic = classifier(config, bedrock_client, semantic_index_dir)
+@dataclass(frozen=True)
+class Probe:
+    """One probe's decision under a weight, beside what the blend is made of."""
+
+    decision: Any
+    head: Any
+    own: dict[str, float]  # the head's probabilities alone
+    neighbours: list[Any]
+    vector: Any
+
+
+def classified_probes(
+    routes: RoutesConfig, bedrock_client: Any, index_dir: Path, weight: float
+) -> Iterator[Probe]:
+    config = with_semantic(routes, knn_weight=weight)
+    semantic = classifier(config, bedrock_client, index_dir)
     head = semantic.head
     assert head is not None
     for question in probes(config):
         decision = semantic.classify(question)
         neighbours, embedding = semantic.neighbours(question)
-        assert decision.details["probabilities"] == {
-            label: round(p, 6) for label, p in head.probability_of(embedding.vector).items()
+        own = head.probability_of(embedding.vector)
+        yield Probe(decision, head, own, neighbours, embedding.vector)
+
+
+def test_weight_zero_is_the_head_exactly(
+    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path
+) -> None:
+    k = routes.semantic_k
+    for probe in classified_probes(routes, bedrock_client, semantic_index_dir, 0.0):
+        assert probe.decision.details["probabilities"] == {
+            label: round(p, 6) for label, p in probe.own.items()
         }
-        assert "knn_weight" not in decision.details
-        assert head_probabilities(head, embedding.vector, neighbours, config.semantic_k, 0.0) == (
-            head.probability_of(embedding.vector)
-        )
+        assert "knn_weight" not in probe.decision.details
+        blended = head_probabilities(probe.head, probe.vector, probe.neighbours, k, 0.0)
+        assert blended == probe.own
 
 
 def test_a_weight_blends_the_k_nearest_neighbours_vote(
     routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path
 ) -> None:
-    config = with_semantic(routes, knn_weight=0.4)
-    semantic = classifier(config, bedrock_client, semantic_index_dir)
-    head = semantic.head
-    assert head is not None
-    k = config.semantic_k
-    for question in probes(config):
-        decision = semantic.classify(question)
-        neighbours, embedding = semantic.neighbours(question)
-        own = head.probability_of(embedding.vector)
-        votes = {label: 0 for label in head.classes}
-        for row, _ in neighbours[:k]:
+    k = routes.semantic_k
+    for probe in classified_probes(routes, bedrock_client, semantic_index_dir, 0.4):
+        votes = {label: 0 for label in probe.head.classes}
+        for row, _ in probe.neighbours[:k]:
             votes[row.category] += 1
-        expected = {label: 0.6 * own[label] + 0.4 * votes[label] / k for label in head.classes}
-        got = decision.details["probabilities"]
+        expected = {
+            label: 0.6 * probe.own[label] + 0.4 * votes[label] / k for label in probe.head.classes
+        }
+        got = probe.decision.details["probabilities"]
         assert got == pytest.approx(expected, abs=2e-6)
         assert sum(got.values()) == pytest.approx(1.0, abs=1e-5)
-        assert decision.details["knn_weight"] == 0.4
+        assert probe.decision.details["knn_weight"] == 0.4
 
 
 def test_blend_and_vote_shares() -> None:

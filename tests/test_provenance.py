@@ -182,15 +182,23 @@ def lambda_handler_reading(
     )
 
 
+@pytest.mark.parametrize("handler_class", ["router", "streaming"])
 def test_lambda_init_starts_reading_the_secret_and_the_first_token_uses_it(
     routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path, fresh_standin: Any,
-    secrets_client: Any, monkeypatch: pytest.MonkeyPatch,
+    secrets_client: Any, monkeypatch: pytest.MonkeyPatch, handler_class: str,
 ) -> None:
-    arn = secrets_client.create_secret(Name="at-init", SecretString="init-s3cret")["ARN"]
+    """Both functions sign tokens (the stream's in its done event), so both start the read at
+    init; the handler's first answer uses it."""
+    from llm_router.edge.streaming import StreamingRouterHandler
+
+    arn = secrets_client.create_secret(
+        Name=f"at-init-{handler_class}", SecretString="init-s3cret"
+    )["ARN"]
     calls = counting(secrets_client)
     handler = lambda_handler_reading(
-        monkeypatch, secrets_client, arn, RouterHandler, routes, bedrock_client,
-        semantic_index_dir,
+        monkeypatch, secrets_client, arn,
+        StreamingRouterHandler if handler_class == "streaming" else RouterHandler,
+        routes, bedrock_client, semantic_index_dir,
     )
     source = handler._secret
     assert source is not None and source.get() == b"init-s3cret"  # read before any request
@@ -223,20 +231,3 @@ def test_a_failed_read_at_init_is_made_again_by_the_first_request(
     assert response["statusCode"] == 200 and body["answer"]
     verifier = FeedbackTokens(lambda: b"later", ttl_seconds=3600)
     assert verifier.claims_of(body["feedback_token"], KEY_ID).request_id == body["request_id"]
-
-
-def test_the_streaming_function_also_reads_the_secret_at_init(
-    routes: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path,
-    secrets_client: Any, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Its done event carries a feedback token too, so its init starts the read as /ask's."""
-    from llm_router.edge.streaming import StreamingRouterHandler
-
-    arn = secrets_client.create_secret(Name="stream-init", SecretString="s")["ARN"]
-    calls = counting(secrets_client)
-    handler = lambda_handler_reading(
-        monkeypatch, secrets_client, arn, StreamingRouterHandler, routes, bedrock_client,
-        semantic_index_dir,
-    )
-    assert handler._secret is not None and handler._secret.get() == b"s"
-    assert calls == ["GetSecretValue"]
