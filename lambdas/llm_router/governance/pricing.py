@@ -4,7 +4,7 @@ The function (``usage.cost_usd``), ``scripts/evaluate.py`` and the cost calculat
 table (the calculator in exact Decimals, through ``scripts/costs/prices.py``); this module is the
 float view for code that prices single calls at runtime. A model the table does not list has an
 *unknown* cost, ``None``, never zero, so a missing price cannot make a bill look smaller than it
-is (``service.total_cost`` keeps a total with an unknown part unknown).
+is (``pipeline.response.total_cost`` keeps a total with an unknown part unknown).
 """
 
 from __future__ import annotations

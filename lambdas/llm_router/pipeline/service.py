@@ -41,7 +41,6 @@ from ..decision.cost_cap import capped_plan, pool_within_cap
 from ..decision.normalize import routing_text
 from ..decision.routing_policy import RoutingPolicy, parse_routing
 from ..errors import CIRCUIT_OPEN, RoutingError
-from ..governance.pricing import cost_usd
 from ..models.answering import AllTargetsFailed, Answer, ConverseAnswerer
 from ..models.bedrock import BedrockFailure
 from ..models.breaker import BreakerBoard
@@ -51,14 +50,11 @@ from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
 from .end_writes import Write, write_together
+from .response import shape_response, summarize, total_cost, usage_with_cost
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
 
-# Details only ``response.routing_details = "full"`` shows: the reference prompts a question is
-# near, which would help someone shape adversarial input.
-FULL_ONLY_DETAILS = frozenset({"neighbours", "votes"})
-_COST_DIGITS = 10
 DECIDED_BY = {"semantic": "semantic", "llm-assisted": "llm"}  # by strategy, when not set
 ACCESS_DENIED = "AccessDeniedException"
 # Why a request was capped (routing.cost_cap.reason), and what that says of the question's text.
@@ -106,88 +102,6 @@ class BudgetGuard(Protocol):
     def reserve(self, tier: str, worst_case: float) -> Any: ...
 
     def settle(self, reservation: Any, cost_usd: float | None) -> None: ...
-
-
-def summarize(details: Mapping[str, Any], level: str) -> dict[str, Any]:
-    """The decision details the response policy allows (nested dicts filtered too)."""
-    if level == "full":
-        return dict(details)
-    return {
-        key: summarize(value, level) if isinstance(value, Mapping) else value
-        for key, value in details.items()
-        if key not in FULL_ONLY_DETAILS
-    }
-
-
-def usage_with_cost(usage: ModelUsage, config: RoutesConfig) -> dict[str, Any]:
-    cost = cost_usd(config, usage.model_id, usage.input_tokens, usage.output_tokens)
-    return {**usage.as_dict(), "cost_usd": None if cost is None else round(cost, _COST_DIGITS)}
-
-
-def total_cost(costs: Sequence[float | None]) -> float | None:
-    """The sum, or None when any part is unknown: an unknown price is never counted as zero."""
-    if any(c is None for c in costs):
-        return None
-    return round(sum(c for c in costs if c is not None), _COST_DIGITS)
-
-
-def shape_response(
-    classifier: Classifier,
-    classification: Classification,
-    answer: Answer | None,
-    answer_text: str,
-    total_seconds: float,
-    config: RoutesConfig,
-    context: RequestContext | None = None,
-    extra_routing: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The original sample's fields, with their names, plus usage, cost and routing details.
-
-    ``answer`` is None when the question was declined: no answer model was called.
-    """
-    context = context or current()
-    details = summarize(classification.details, config.response.routing_details)
-    routing: dict[str, Any] = {
-        "strategy": classifier.strategy,
-        "fallback_to_default": classification.used_fallback,
-        "declined": answer is None,
-        "degraded": classification.degraded,
-        "fallback_used": bool(answer and answer.fallback_used),
-        "answer_target": answer.requested_model_id if answer else None,
-        "tier": context.tier or config.default_tier,
-        "targets": [attempt.as_dict() for attempt in context.attempts],
-        **details,
-        **(extra_routing or {}),
-    }
-    if classification.fallback_reason:
-        routing["fallback_reason"] = classification.fallback_reason
-    if answer and answer.invoked_model_id != answer.requested_model_id:
-        routing["answerer_requested"] = answer.requested_model_id
-    classification_usage = [usage_with_cost(u, config) for u in classification.usages]
-    answer_usage = usage_with_cost(answer.usage, config) if answer else None
-    call_costs = [u["cost_usd"] for u in classification_usage]
-    if answer_usage:
-        call_costs.append(answer_usage["cost_usd"])
-    return {
-        "answer": answer_text,
-        "question_classification": classification.category,
-        classifier.model_field: classification.model_id,
-        "classification_time": round(classification.seconds, 6),
-        "answerer_LLM": answer.invoked_model_id if answer else None,
-        "answer_generation_time": round(answer.seconds, 6) if answer else 0.0,
-        "total_response_time": round(total_seconds, 6),
-        "request_id": context.request_id,
-        "usage": {
-            "classification": classification_usage,
-            "answer": answer_usage,
-            "cost_usd": {
-                "classification": [u["cost_usd"] for u in classification_usage],
-                "answer": answer_usage["cost_usd"] if answer_usage else None,
-                "total": total_cost(call_costs),
-            },
-        },
-        "routing": routing,
-    }
 
 
 def all_access_denied(failures: Sequence[BedrockFailure]) -> bool:
