@@ -18,6 +18,7 @@ from llm_router.config import RoutesConfig, parse_routes
 from llm_router.decision.conversation import Turn
 from llm_router.edge.handler import RouterHandler
 from llm_router.governance.conversation_store import ConversationStore
+from llm_router.models.warm_up import SharedClient
 from llm_router.pipeline.factory import build_service
 
 TABLE = backends.LOCAL_CONVERSATION_TABLE
@@ -242,6 +243,9 @@ def test_the_store_shares_the_budget_guards_client_without_touching_it_at_build(
         def client(self) -> Any:
             Guard.reads += 1
             return "the guard's client"
+
+        def shared_client(self) -> SharedClient:  # as BudgetGuard's: the client, read later
+            return SharedClient(lambda: self.client, lambda wait: True)
 
     monkeypatch.setenv("CONVERSATION_TABLE_NAME", "conversations")
     service = build_service("llm-assisted", routes, bedrock_client, budget=Guard())

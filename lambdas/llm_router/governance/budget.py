@@ -78,7 +78,7 @@ from typing import Any
 from ..config import ConfigError, RoutesConfig
 from ..config.settings import BUDGET_TABLE_ENV
 from ..models.bedrock import aws_error_code
-from ..models.warm_up import WarmUp
+from ..models.warm_up import SharedClient, WarmUp
 from ..observability.tracing import traced_call
 from ..records import record
 
@@ -273,6 +273,9 @@ class BudgetGuard:
         response cache, which shares this client, asks too)."""
         return self._warming.ready(wait)
 
+    def shared_client(self) -> SharedClient:
+        """This guard's client for the function's other tables (made by its warm-up)."""
+        return SharedClient(lambda: self.client, self.client_ready)
 
     @property
     def enabled(self) -> bool:

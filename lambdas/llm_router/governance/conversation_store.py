@@ -38,12 +38,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import ConfigError, RoutesConfig
 from ..config.settings import CONVERSATION_TABLE_ENV
 from ..decision.conversation import ASSISTANT, USER, Turn, parse_conversation
+from ..models.warm_up import SharedClient
 from ..records import record
 
 DEFAULT_TTL_HOURS = 24
@@ -109,10 +110,10 @@ class ConversationStore:
         table_name: str,
         client: Any | None = None,
         clock: Any = time.time,
-        client_source: Callable[[], Any] | None = None,
+        shared: SharedClient | None = None,
     ) -> None:
         self.table_name = table_name
-        self._client_source = client_source
+        self._shared = shared
         self.max_turns = parse_conversation(config.raw).max_turns
         self.ttl_seconds = parse_ttl_hours(config.raw) * 3600
         self._client = client
@@ -120,19 +121,19 @@ class ConversationStore:
 
     @classmethod
     def from_env(
-        cls, config: RoutesConfig, client_source: Callable[[], Any] | None = None
+        cls, config: RoutesConfig, shared: SharedClient | None = None
     ) -> ConversationStore | None:
-        """The store on ``CONVERSATION_TABLE_NAME``; None when it is unset. ``client_source``
-        gives the DynamoDB client to share (the budget guard's, which its warm-up creates off
-        the request path): creating a second one would cost the first request ~100 ms."""
+        """The store on ``CONVERSATION_TABLE_NAME``; None when it is unset. ``shared``: the
+        DynamoDB client to use (the budget guard's, which its warm-up creates off the request
+        path): creating a second one would cost the first request ~100 ms."""
         table = os.environ.get(CONVERSATION_TABLE_ENV)
-        return cls(config, table, client_source=client_source) if table else None
+        return cls(config, table, shared=shared) if table else None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            if self._client_source is not None:
-                self._client = self._client_source()
+            if self._shared is not None:
+                self._client = self._shared.client()
             else:
                 from .budget import dynamodb_client  # here: the handler imports this early
 

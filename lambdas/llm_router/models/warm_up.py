@@ -9,6 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
+
+from ..records import record
+
+
+@record(frozen=True)
+class SharedClient:
+    """Another component's client (the budget guard's DynamoDB client, made by its warm-up):
+    ``client`` gives it, ``ready(wait)`` says whether its warm-up is done. One client for the
+    function's tables costs one service-model load and one connection pool (in AWS, one TLS
+    handshake); the response cache and the conversation store use the guard's."""
+
+    client: Callable[[], Any]
+    ready: Callable[[float], bool]
 
 
 class WarmUp:

@@ -118,29 +118,22 @@ def build_service(
         stage_client("answer", resilience.answer_attempt_timeout_seconds), config.answering
     )
     guard = budget if not isinstance(budget, str) else None
-    shared = None
-    if guard is not None and hasattr(type(guard), "client"):  # not read here: no call
-
-        def shared() -> Any:  # the budget guard's client, made by its warm-up
-            return guard.client  # type: ignore[attr-defined]
-
+    # The guard's DynamoDB client for the cache and the conversations too: one client and
+    # connection pool for the function's tables (a guard without one, e.g. a test's: none).
+    share = getattr(guard, "shared_client", None)
+    shared = share() if callable(share) else None
     if cache == CACHE_FROM_ENV:
         cache = None
         if os.environ.get(CACHE_TABLE_ENV):
             from .cache.response_cache import ResponseCache
-            from .cache.store import SharedClient
 
-            # The guard's client for the cache too: one DynamoDB client and connection pool.
-            ready = getattr(guard, "client_ready", None)
-            cache = ResponseCache.from_env(
-                config, SharedClient(shared, ready) if shared and callable(ready) else None
-            )
+            cache = ResponseCache.from_env(config, shared)
     if conversations == BUDGET_FROM_ENV:
         conversations = None
         if os.environ.get(CONVERSATION_TABLE_ENV):
             from ..governance.conversation_store import ConversationStore
 
-            conversations = ConversationStore.from_env(config, client_source=shared)
+            conversations = ConversationStore.from_env(config, shared)
     store = conversations if not isinstance(conversations, str) else None
     return RouterService(
         config, classifier, answerer, breakers=breakers, budget=guard, cache=cache,

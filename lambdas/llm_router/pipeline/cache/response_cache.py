@@ -32,10 +32,11 @@ from typing import Any
 from ...config import RoutesConfig
 from ...config.cache import CACHE_TABLE_ENV, CacheSettings, CategoryCache
 from ...config.targets import TargetPlan
+from ...models.warm_up import SharedClient
 from ...records import record
 from .guard import Facts, facts, same_facts
 from .keys import cache_text, config_version, context_of, digest, scope_of
-from .store import CacheStore, Entry, SharedClient
+from .store import CacheStore, Entry
 
 HIT, SEMANTIC_HIT, MISS, BYPASS, STALE = "hit", "semantic_hit", "miss", "bypass", "stale"
 STATUSES = (HIT, SEMANTIC_HIT, MISS, BYPASS, STALE)

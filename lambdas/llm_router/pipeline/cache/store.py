@@ -50,7 +50,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ...models.warm_up import WarmUp
+from ...models.warm_up import SharedClient, WarmUp
 from ...observability.tracing import traced_call
 from ...records import record
 from .guard import Facts
@@ -62,16 +62,6 @@ TTL_ATTRIBUTE = "expires_at"
 ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")  # what the function calls
 logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
-
-
-@record(frozen=True)
-class SharedClient:
-    """Another component's DynamoDB client (the budget guard's), made by its warm-up: ``client``
-    gives it, ``ready(wait)`` says whether its warm-up is done. One client for the function's
-    tables costs one service-model load and one connection pool (in AWS, one TLS handshake)."""
-
-    client: Callable[[], Any]
-    ready: Callable[[float], bool]
 
 
 @record(frozen=True)
