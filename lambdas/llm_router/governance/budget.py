@@ -218,6 +218,12 @@ def dynamodb_client(
     return aws_client("dynamodb", endpoint_url=endpoint_url, config=config, **kwargs)
 
 
+def table_client(shared: SharedClient | None) -> Any:
+    """The client a table's store uses: the shared one (the guard's), else its own, short-timeout
+    one (the response cache and the conversation store, first use)."""
+    return shared.client() if shared is not None else dynamodb_client()
+
+
 def _amount(usd: float) -> str:
     """A DynamoDB number: the float's shortest repr as a decimal string, without an exponent."""
     return format(Decimal(repr(usd)), "f")

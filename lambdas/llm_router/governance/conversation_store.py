@@ -132,12 +132,9 @@ class ConversationStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            if self._shared is not None:
-                self._client = self._shared.client()
-            else:
-                from .budget import dynamodb_client  # here: the handler imports this early
+            from .budget import table_client  # here: the handler imports this early
 
-                self._client = dynamodb_client()
+            self._client = table_client(self._shared)
         return self._client
 
     def load(self, conversation_id: str, owner: str) -> StoredConversation:

@@ -126,12 +126,9 @@ class CacheStore:
     @property
     def client(self) -> Any:
         if self._client is None:
-            if self._shared is not None:
-                self._client = self._shared.client()
-            else:
-                from ...governance.budget import dynamodb_client  # the short-timeout client
+            from ...governance.budget import table_client
 
-                self._client = dynamodb_client()
+            self._client = table_client(self._shared)
         return self._client
 
     def now(self) -> int:
