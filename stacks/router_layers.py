@@ -1,4 +1,5 @@
-"""The routers' Lambda layers: Powertools for every router, faiss + numpy + index for semantic.
+"""The routers' Lambda layers: Powertools and the trimmed AWS SDK for every router, faiss + numpy +
+index for semantic.
 
 Each layer's compatible runtime and architecture are the :class:`LambdaTarget`'s, the same
 objects the pip platform is derived from, so the layer cannot disagree with the function.
@@ -16,6 +17,7 @@ from constructs import Construct
 from llm_router.config import RoutesConfig
 
 from layers import REPO_ROOT
+from layers.aws_sdk import SdkDataContent
 from layers.build import BuiltLayer, LayerBuilder, LayerSpec, link_tree, read_pins
 from layers.index_content import LAMBDA_INDEX_DIR, SemanticIndexContent
 from stacks.bundling import local_asset
@@ -62,8 +64,13 @@ def build_layer(
     return layer, built
 
 
+def runtime_layer_spec() -> LayerSpec:
+    """Powertools and botocore, botocore's data cut to the functions' operations."""
+    return LayerSpec("runtime", RUNTIME_REQUIREMENTS, (SdkDataContent(),))
+
+
 def runtime_layer(scope: Construct, target: LambdaTarget, builder: LayerBuilder) -> RouterLayer:
-    spec = LayerSpec("runtime", RUNTIME_REQUIREMENTS)
+    spec = runtime_layer_spec()
     layer, built = build_layer(scope, "RuntimeLayer", spec, target, builder, "Router runtime")
     return RouterLayer(spec.name, layer, unzipped_bytes=built.unzipped_bytes if built else None)
 

@@ -8,7 +8,6 @@ AWS would refuse it, and shows up here instead of after a deploy.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import json
@@ -20,7 +19,6 @@ import boto3
 import pytest
 from apigw_events import LocalLambdaContext, proxy_event
 from backends import create_cache_table
-from botocore import xform_name
 from botocore.exceptions import ClientError
 from build_index import STANDIN_SOURCE
 from llm_router.config import RoutesConfig, parse_routes
@@ -45,6 +43,8 @@ from llm_router.pipeline.strategies import STRATEGIES
 from offline_iam import moto_iam
 from offline_iam.local_roles import LocalRoles, grant_local_roles, roles_of
 from stack_synth import shared_synth
+
+from layers.aws_sdk import operations_called
 
 REGION = "us-east-1"
 SECRET = "iam-feedback-secret"
@@ -357,27 +357,14 @@ SERVICES = ("dynamodb", "bedrock-runtime", "ssm", "secretsmanager", "kms")
 
 
 def operations_called_in(paths: Iterable[Path]) -> set[str]:
-    """IAM actions of every AWS API operation called anywhere in ``paths``."""
-    session = boto3.session.Session(region_name=REGION)
-    by_method: dict[str, set[tuple[str, str]]] = {}
-    for service in SERVICES:
-        model = session.client(service).meta.service_model
-        for operation in model.operation_names:
-            by_method.setdefault(xform_name(operation), set()).add((service, operation))
-    called = set()
-    for path in paths:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call):
-                continue
-            # client.update_item(...), or traced_call(client, "update_item", ...)
-            names = [node.func.attr] if isinstance(node.func, ast.Attribute) else []
-            names += [a.value for a in node.args
-                      if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            for name in names:
-                for service, operation in by_method.get(name, ()):
-                    called.add(IAM_ACTION.get((service, operation),
-                                              f"{IAM_PREFIX.get(service, service)}:{operation}"))
-    return called
+    """IAM actions of every AWS API operation called anywhere in ``paths`` (the scan that also
+    decides what the runtime layer's botocore keeps: layers.aws_sdk)."""
+    called = operations_called(list(paths), SERVICES)
+    return {
+        IAM_ACTION.get((service, operation), f"{IAM_PREFIX.get(service, service)}:{operation}")
+        for service, operations in called.items()
+        for operation in operations
+    }
 
 
 def operations_called_in_the_core() -> set[str]:

@@ -23,6 +23,7 @@ from llm_router.decision.linear_head import HEAD_FILE
 from llm_router.decision.semantic_index import TOPIC_DECISIONS_FILE, Manifest, manifest_problems
 
 from layers import REPO_ROOT
+from layers.aws_sdk import code_operations
 from layers.build import (
     LAMBDA_UNZIPPED_LIMIT_BYTES,
     BuiltLayer,
@@ -40,7 +41,7 @@ from layers.build import (
 from layers.index_content import INDEX_DIR, SemanticIndexContent
 from stacks.bundling import copy_files, files_key, function_files
 from stacks.lambda_target import LambdaTarget, TargetError
-from stacks.router_layers import RUNTIME_REQUIREMENTS, SEMANTIC_REQUIREMENTS
+from stacks.router_layers import RUNTIME_REQUIREMENTS, SEMANTIC_REQUIREMENTS, runtime_layer_spec
 
 pytestmark = pytest.mark.generic  # holds for any valid routes file
 
@@ -158,7 +159,12 @@ def test_requirements_must_be_pinned(tmp_path: Path) -> None:
     loose.write_text("numpy>=2\n")
     with pytest.raises(LayerBuildError, match="not an exact pin"):
         read_pins(loose)
-    assert read_pins(RUNTIME_REQUIREMENTS) == ("aws-lambda-powertools==3.37.0",)
+    runtime_pins = read_pins(RUNTIME_REQUIREMENTS)
+    assert runtime_pins[0] == "aws-lambda-powertools==3.37.0"
+    # The layer's botocore is the one the tools and tests run with (requirements.txt).
+    botocore_pin = next(pin for pin in runtime_pins if pin.startswith("botocore=="))
+    assert botocore_pin in (REPO_ROOT / "requirements.txt").read_text().split()
+    assert botocore_pin == f"botocore=={__import__('botocore').__version__}"
     assert read_pins(SEMANTIC_REQUIREMENTS) == ("faiss-cpu==1.15.1", "numpy==2.4.6")
 
 
@@ -326,11 +332,13 @@ def test_llm_assisted_code_imports_with_only_the_runtime_layer(
 
     Runs in a fresh interpreter without site-packages, so a module the function imports at cold
     start but that neither its asset nor its layers nor the Lambda runtime provide fails here.
+    The layer's botocore comes before the runtime's, and its trimmed data makes every client the
+    functions create, with the operations they call.
     """
     assert routes.source_path is not None
     task = tmp_path / "task"
     copy_files(function_files(routes.source_path), task)
-    runtime = LayerBuilder().build(LayerSpec("runtime", RUNTIME_REQUIREMENTS), ARM)
+    runtime = LayerBuilder().build(runtime_layer_spec(), ARM)
     # The Lambda Python runtime ships boto3 and its dependencies.
     provided = tmp_path / "runtime-provided"
     site = Path(__import__("boto3").__file__).resolve().parent.parent
@@ -346,8 +354,18 @@ def test_llm_assisted_code_imports_with_only_the_runtime_layer(
         # ...and the cold start builds the router (the client is only used per request).
         "from llm_router.pipeline.factory import build_service; "
         "from llm_router.config import load_routes; "
-        "build_service('llm-assisted', load_routes(), client=object())"
-    ).format(paths=[str(task), str(runtime.path / "python"), str(provided)])
+        "build_service('llm-assisted', load_routes(), client=object()); "
+        "import botocore; assert botocore.__file__.startswith({layer!r}), botocore.__file__; "
+        "from llm_router.models.bedrock import aws_client; "
+        "clients = {{s: aws_client(s, region_name='us-east-1') for s in {operations!r}}}; "
+        "missing = [(s, o) for s, ops in {operations!r}.items() for o in ops "
+        "if not hasattr(clients[s], botocore.xform_name(o))]; "
+        "assert not missing, missing; "
+        "assert sorted(clients['dynamodb'].meta.service_model.operation_names) == "
+        "sorted({operations!r}['dynamodb'])"
+    ).format(paths=[str(task), str(runtime.path / "python"), str(provided)],
+             layer=str(runtime.path / "python"),
+             operations={s: sorted(o) for s, o in code_operations().items()})
     result = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", probe], capture_output=True, text=True, check=False
     )

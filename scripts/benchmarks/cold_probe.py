@@ -69,8 +69,13 @@ def _event(question: str) -> dict:
     }
 
 
+def on_lambda_path(spec: dict) -> None:
+    """The task root first, then the layers' python directories, as Lambda orders them."""
+    sys.path[0:0] = [spec["lambdas_dir"], *spec.get("layer_dirs", ())]
+
+
 def handler(spec: dict) -> dict:
-    sys.path.insert(0, spec["lambdas_dir"])
+    on_lambda_path(spec)
     from llm_router.edge.handler import lambda_handler
 
     initialised = time.perf_counter()
@@ -82,7 +87,7 @@ def handler(spec: dict) -> dict:
 
 
 def stream(spec: dict) -> dict:
-    sys.path.insert(0, spec["lambdas_dir"])
+    on_lambda_path(spec)
     from llm_router.edge import init_phase
     from llm_router.edge.stream_runtime import StreamingRouterHandler
 

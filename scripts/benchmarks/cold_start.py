@@ -66,6 +66,7 @@ TARGET_RATIO = 1.05
 DEFAULT_RUNS = 10
 FIGURES = ("init", "first_request", "total", "process", "cpu")
 ASSET_CACHE = REPO_ROOT / ".build" / "benchmark" / "cold-start-asset"
+SDK_DIR = REPO_ROOT / ".build" / "benchmark" / "cold-start-sdk"
 REGION = "us-east-1"
 # The blog's questions: one the semantic routers answer without escalating, one for the classifier.
 QUESTIONS = {
@@ -111,6 +112,14 @@ def function_asset(config: RoutesConfig) -> Path:
     return build_function_asset(config.source_path, version, ASSET_CACHE, compiler=host).path
 
 
+def runtime_layer_sdk() -> Path:
+    """botocore as the runtime layer ships it (its data cut to the functions' operations,
+    :mod:`layers.aws_sdk`), from this interpreter's installed package and bytecode."""
+    from layers.aws_sdk import sdk_copy
+
+    return sdk_copy(SDK_DIR)
+
+
 def run_probe(mode: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, float]:
     """One fresh process; its figures, with the whole process's wall time."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -153,6 +162,7 @@ def measure_router(
     stack_env: StackEnvironment,
     asset: Path | None = None,
     before_handler: Callable[[], None] = lambda: None,
+    sdk: Path | None = None,
 ) -> dict[str, Any]:
     """Medians of ``runs`` handler and floor cold starts, and their ratio.
 
@@ -183,7 +193,8 @@ def measure_router(
     )
     from llm_router.edge import STREAM_ENTRY_POINT
 
-    handler_spec = {"lambdas_dir": str(asset), "question": question}
+    sdk = sdk or runtime_layer_sdk()
+    handler_spec = {"lambdas_dir": str(asset), "layer_dirs": [str(sdk)], "question": question}
     stream_env = {
         **env, "_HANDLER": STREAM_ENTRY_POINT, "AWS_LAMBDA_FUNCTION_NAME": f"{strategy}-stream"
     }
@@ -273,6 +284,7 @@ def run_cold_start(
     routers = list(routers or STRATEGIES)
     rows = []
     asset = function_asset(config)
+    sdk = runtime_layer_sdk()
     say("synthesizing the stacks for the functions' environment")
     templates = synthesized_templates(config.preset)
     with StandInServer() as standin, contextlib.ExitStack() as stack:
@@ -282,7 +294,7 @@ def run_cold_start(
             say(f"cold start: {strategy}, {runs} handler and {runs} floor processes")
             row = measure_router(
                 strategy, standin, index_dir, config, runs, stack_env, asset,
-                cache_emptier(stack, stack_env),
+                cache_emptier(stack, stack_env), sdk,
             )
             row["table_items"] = table_items(stack, stack_env)
             rows.append(row)
