@@ -442,3 +442,46 @@ def test_a_paraphrase_finds_its_question_however_many_others_were_cached_since(
                   "What caused the French Revolution?"):
         assert ask(handler, other)[1]["routing"]["cache"] == "miss"
     assert ask(handler, HISTORY_PARAPHRASE)[1]["routing"]["cache"] == "semantic_hit"
+
+
+def test_the_exact_entry_and_the_semantic_candidates_are_read_at_once(
+    routes: RoutesConfig,
+) -> None:
+    """One round trip, not two: the Query for candidates runs while the GetItem does (each
+    waits at a barrier that only both together pass), and a failing one is still a miss."""
+    import threading
+
+    from llm_router.pipeline.cache.guard import facts
+    from llm_router.pipeline.cache.response_cache import MISS, CacheRequest
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    class BothAtOnce:
+        fail = False
+
+        def ready(self, wait: float) -> bool:
+            return True
+
+        def now(self) -> int:
+            return 0
+
+        def get(self, key: str) -> None:
+            barrier.wait()
+            return None
+
+        def candidates(self, partition: str, limit: int) -> list[Any]:
+            barrier.wait()
+            if self.fail:
+                raise RuntimeError("Query failed")
+            return []
+
+    store = BothAtOnce()
+    cache = ResponseCache(config_with(routes), store)  # type: ignore[arg-type]
+    settings = cache.settings.for_category(next(iter(routes.categories)))
+    request = CacheRequest(
+        "c", "key", settings, partition="p", vector=[1.0], facts=facts("When did it end?")
+    )
+    assert cache.lookup(request).status == MISS
+    store.fail = True
+    assert cache.lookup(request).status == MISS  # logged, not raised
+    assert not barrier.broken

@@ -49,8 +49,8 @@ from ..models.resilient_client import MIN_ATTEMPT_SECONDS
 from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
-from .end_writes import Write, write_together
 from .response import shape_response, summarize, total_cost, usage_with_cost
+from .side_calls import Write, write_together
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache

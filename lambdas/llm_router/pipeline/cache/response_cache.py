@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import wait
 from typing import Any
 
 from ...config import RoutesConfig
@@ -34,9 +35,10 @@ from ...config.cache import CACHE_TABLE_ENV, CacheSettings, CategoryCache
 from ...config.targets import TargetPlan
 from ...models.warm_up import SharedClient
 from ...records import record
+from ..side_calls import beside
 from .guard import Facts, facts, same_facts
 from .keys import cache_text, config_version, context_of, digest, scope_of
-from .store import CacheStore, Entry
+from .store import CacheStore, Candidate, Entry
 
 HIT, SEMANTIC_HIT, MISS, BYPASS, STALE = "hit", "semantic_hit", "miss", "bypass", "stale"
 STATUSES = (HIT, SEMANTIC_HIT, MISS, BYPASS, STALE)
@@ -148,27 +150,38 @@ class ResponseCache:
         )
 
     def lookup(self, request: CacheRequest) -> CacheResult:
-        """A fresh exact entry, else a fresh semantic match, else a miss (or bypass)."""
+        """A fresh exact entry, else a fresh semantic match, else a miss (or bypass). The
+        semantic candidates are read while the exact entry is (one round trip, not two)."""
         if not request.read:
             return CacheResult(BYPASS)
         if not self.store.ready(wait=0):  # a cold start's first request: not worth waiting
             return CacheResult(MISS)
+        partition = request.partition
+        candidates = (
+            beside(lambda: self.store.candidates(partition, self.settings.max_candidates))
+            if partition is not None else None
+        )
         try:
             now = self.store.now()
             entry = self.store.get(request.key)
             if entry is not None and now < entry.fresh_until:
                 return CacheResult(HIT, entry)
-            if request.partition is not None:
-                return self._semantic(request, now)
+            if candidates is not None:
+                return self._semantic(request, now, candidates.result())
         except Exception as exc:  # noqa: BLE001 - the table failing is a miss, never an error
             logger.warning("cache lookup failed; answering without it: %s", type(exc).__name__)
+        finally:
+            if candidates is not None:
+                wait([candidates])  # nothing outlives the lookup (its failure was logged above)
         return CacheResult(MISS)
 
-    def _semantic(self, request: CacheRequest, now: int) -> CacheResult:
+    def _semantic(
+        self, request: CacheRequest, now: int, candidates: Sequence[Candidate]
+    ) -> CacheResult:
         threshold = self.settings.semantic_min_similarity
         best: tuple[float, str] | None = None
-        assert request.partition is not None and request.facts is not None
-        for candidate in self.store.candidates(request.partition, self.settings.max_candidates):
+        assert request.facts is not None
+        for candidate in candidates:
             similarity = cosine(request.vector, candidate.vector)
             if similarity < threshold or not same_facts(request.facts, candidate.facts):
                 continue

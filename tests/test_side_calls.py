@@ -1,4 +1,4 @@
-"""The writes that end a request (llm_router.pipeline.end_writes): the budget's settlement, the
+"""The writes that end a request (llm_router.pipeline.side_calls): the budget's settlement, the
 cache's entry and the conversation's turn are made at once, each exactly once, in the request's
 context; one that fails is logged and the answer is still returned."""
 
@@ -17,8 +17,8 @@ from llm_router.edge.handler import RouterHandler
 from llm_router.governance.budget import Reservation
 from llm_router.models.request_context import current
 from llm_router.pipeline.cache.response_cache import MISS, CacheRequest, CacheResult
-from llm_router.pipeline.end_writes import write_together
 from llm_router.pipeline.factory import build_service
+from llm_router.pipeline.side_calls import write_together
 from test_routers import WW2
 
 WAIT = 10.0  # seconds a write waits for the others before the barrier breaks (not concurrent)
@@ -54,7 +54,7 @@ def test_a_write_that_raises_is_logged_and_the_others_still_happen(
     def broken() -> None:
         raise RuntimeError("table gone")
 
-    with caplog.at_level(logging.ERROR, logger="llm_router.pipeline.end_writes"):
+    with caplog.at_level(logging.ERROR, logger="llm_router.pipeline.side_calls"):
         write_together([("cache", broken), ("settle", lambda: done.append("settle")),
                         ("conversation", broken)])
     assert done == ["settle"]
@@ -167,7 +167,7 @@ def test_a_failing_end_write_is_logged_and_the_answer_still_returned(
 ) -> None:
     ends = Ends(parties=None, failing=frozenset({failing}))
     handler, guard = handler_with(routes, bedrock_client, ends)
-    with caplog.at_level(logging.ERROR, logger="llm_router.pipeline.end_writes"):
+    with caplog.at_level(logging.ERROR, logger="llm_router.pipeline.side_calls"):
         status, body = ask(handler)
     assert status == 200 and body["answer"]
     assert sorted(name for name, _ in ends.calls) == ["cache", "conversation", "settle"]
