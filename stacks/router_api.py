@@ -63,7 +63,8 @@ __all__ = [
 HANDLER = ROUTER_ENTRY_POINT
 STAGE_NAME = "prod"
 ASK_PATH = ASK_RESOURCE.removeprefix("/")
-BUDGET_ACTIONS = ("dynamodb:UpdateItem",)  # reserve and settle: nothing else on the request path
+# reserve and settle; GetItem: each instance reads the day once at init (governance.budget)
+BUDGET_ACTIONS = ("dynamodb:UpdateItem", "dynamodb:GetItem")
 # What DynamoDB needs of its caller's key permissions to read and write a table under a customer
 # key: the key actions of the CDK's grantReadWriteData, without the wildcard ReEncrypt*, which a
 # function that only gets, puts and queries never causes.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,3 +84,65 @@ def test_soft_then_hard_then_a_new_day(
     status, _, body = ask()
     assert status == 200
     assert (body["routing"]["budget"], body["answerer_LLM"]) == ("ok", SONNET)
+
+
+class BesideDecision:
+    """A guard whose reading leaves room, so the core reserves beside the decision; each
+    reservation waits until the stand-in has received the decision's model call (proof that
+    they overlap), then answers ``level``."""
+
+    def __init__(self, standin: Any, level: str) -> None:
+        self.standin, self.level = standin, level
+        self.recorded: list[float] = []
+        self.settled: list[float | None] = []
+        self.overlapped = False
+
+    def room_expected(self, tier: str) -> bool:
+        return True
+
+    def reserve(self, tier: str, worst_case: float) -> Any:
+        from llm_router.governance.budget import Reservation
+
+        for _ in range(500):
+            if self.standin.calls():
+                self.overlapped = True
+                break
+            threading.Event().wait(0.01)
+        if self.level == "hard":
+            return Reservation("hard", 60.0, "2026-11-23")
+        return Reservation(self.level, 3600.0, "2026-11-23", ("stack",), worst_case)
+
+    def settle(self, reservation: Any, cost_usd: float | None) -> None:
+        self.settled.append(cost_usd)
+
+    def record(self, tier: str, cost_usd: float) -> None:
+        self.recorded.append(cost_usd)
+
+
+@pytest.mark.parametrize("strategy", ["semantic", "llm-assisted"])
+def test_with_room_the_reservation_runs_beside_the_decision_and_a_refusal_records_its_cost(
+    strategy: str, config: RoutesConfig, bedrock_client: Any, semantic_index_dir: Path,
+    fresh_standin: Any,
+) -> None:
+    def ask(guard: BesideDecision) -> tuple[int, dict[str, Any]]:
+        service = build_service(
+            strategy, config, bedrock_client, semantic_index_dir, STANDIN_SOURCE, budget=guard
+        )
+        handler = RouterHandler(service_factory=lambda: service, eager=True)
+        response = handler(proxy_event(json.dumps({"question": QUADRATIC})), LocalLambdaContext())
+        return response["statusCode"], json.loads(response["body"])
+
+    fine = BesideDecision(fresh_standin, "ok")
+    status, body = ask(fine)
+    assert status == 200 and body["routing"]["budget"] == "ok"
+    assert fine.overlapped and fine.settled == [body["usage"]["cost_usd"]["total"]]
+
+    fresh_standin.reset()
+    refused = BesideDecision(fresh_standin, "hard")
+    status, body = ask(refused)
+    assert status == 429 and body["code"] == "over_budget"
+    assert refused.overlapped  # the decision ran: its model call is spent...
+    answers = [c for c in fresh_standin.calls() if c["api"] == "converse"
+               and c["model_id"] in (SONNET, HAIKU)]
+    assert not answers  # ...but no answer model was called
+    assert len(refused.recorded) == 1 and refused.recorded[0] > 0  # and it is counted

@@ -161,6 +161,8 @@ def test_each_router_works_with_exactly_its_role(
     moto_iam.DENIALS.clear()
     question = f"What year did World War II end? ({strategy})"  # each router's own entry
     with moto_iam.enforced():
+        guard.read_today()  # what each instance does at init (GetItem), with the role
+        assert guard.room_expected(config.default_tier)  # so the first request reserves beside
         status, body = ask(handler, question)
         assert status == 200, body
         assert body["routing"]["budget"] == "ok"

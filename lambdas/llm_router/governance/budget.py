@@ -23,15 +23,26 @@ totals (the level). :meth:`BudgetGuard.settle` then replaces the reservation by 
 real cost (one more UpdateItem, after the answer); a failed request settles at what it is known
 to have cost (its classification), so its reservation is released.
 
+Beside the decision, when there is room. The reservation is a round trip before any model; it
+runs *while* the decision's model call does (the embedding, the classifier) when this instance's
+last reading of the budget (one GetItem at init, then every reservation's answer) left every
+budget of the tier at ``ok`` and no request of the instance was refused today
+(:meth:`BudgetGuard.room_expected`). Otherwise, and always near a limit, it runs first, so a
+request the budget refuses calls no model. A refused request whose decision ran beside its
+reservation has spent that classification: it is recorded (:meth:`BudgetGuard.record`), and the
+instance reserves first for the rest of the day.
+
 The bound. A reservation is never smaller than the answer it pays for (a token is at least one
 byte in the models' byte-level vocabularies), so answers alone never take a day's recorded spend
-past its limit. What is not reserved is the classification (it runs after the reservation and
-is settled at its real cost), so::
+past its limit. What is not reserved is the classification (it runs after or beside the
+reservation and is settled at its real cost), so::
 
-    spend of a day  <=  limit  +  N x (one request's classification cost)
+    spend of a day  <=  limit  +  (N + M) x (one request's classification cost)
 
 where N is the number of requests in flight when the limit is reached: at most the function's
-reserved concurrency (``deployment.reserved_concurrency``, 10 by default) per router stack. With
+reserved concurrency (``deployment.reserved_concurrency``, 10 by default) per router stack; and M
+the instances whose last reading said ``ok`` then, each refused once beside its decision before
+it reserves first: at most as many again. With
 Titan Text Express a classification costs about $0.0001, so the overshoot is about $0.001 a day.
 Outside the bound: requests served while DynamoDB fails (see below) and models without a price
 (their cost is unknown and never counted). Near the limit, a request whose worst case does not
@@ -230,8 +241,9 @@ def _amount(usd: float) -> str:
 
 
 class BudgetGuard:
-    """Reserves and settles the day's spend for the stack and the caller's tier. Reading it is
-    for tools (``scripts/budget_state.py``): the function calls nothing but UpdateItem."""
+    """Reserves and settles the day's spend for the stack and the caller's tier. The function
+    reads it once per instance (GetItem at init, :meth:`read_today`) and otherwise sees it in
+    its reservations' answers; ``scripts/budget_state.py`` reads it for people."""
 
     def __init__(
         self,
@@ -247,6 +259,10 @@ class BudgetGuard:
         self._client = client
         self._clock = clock
         self._warming = WarmUp()
+        # (day, {attribute: number}) of the day's item as last seen: read at init, updated by
+        # each reservation; and the day this instance last had a request refused.
+        self._reading: tuple[str, dict[str, float]] | None = None
+        self._refused_on: str | None = None
 
     @classmethod
     def from_env(
@@ -264,15 +280,39 @@ class BudgetGuard:
         return guard
 
     def warm_up(self) -> None:
-        """Create the DynamoDB client in a background thread (see the module's docstring)."""
+        """Create the DynamoDB client in a background thread, then read the day's spend (see
+        the module's docstring); requests wait for the client only."""
 
         def create() -> None:
             self._client = dynamodb_client()
 
         def failed(exc: Exception) -> None:  # reserve/settle retry and log it
-            logger.warning("budget: creating the DynamoDB client failed: %r", exc)
+            logger.warning("budget: warming up failed: %r", exc)
 
-        self._warming.start(create, "budget-warm-up", failed)
+        self._warming.start(create, "budget-warm-up", failed, then=self.read_today)
+
+    def read_today(self) -> None:
+        """Read the day's spend (one GetItem): the instance's first reading of the budget."""
+        day = self.today()[0]
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"pk": {"S": spend_key(day)}}
+        )
+        item = response.get("Item", {})
+        self._reading = (day, {name: _number_of(item, name) for name in item})
+
+    def room_expected(self, tier: str) -> bool:
+        """Whether this instance's last reading of today's budgets (at init, then from each
+        reservation) left every budget of the tier at ``ok``, and no request of the instance was
+        refused today: then the reservation may run beside the decision."""
+        reading, day = self._reading, self.today()[0]
+        if reading is None or reading[0] != day or self._refused_on == day:
+            return False
+        limits = self.limits(tier)
+        spent = reading[1]
+        return bool(limits) and all(
+            self.level(spent.get(spend_attribute(scope), 0.0), limit) == "ok"
+            for scope, limit in limits.items()
+        )
 
     def client_ready(self, wait: float) -> bool:
         """Whether the client may be used now, waiting up to ``wait`` s for the warm-up (the
@@ -338,6 +378,7 @@ class BudgetGuard:
         amount = worst_case if worst_case > 0 and math.isfinite(worst_case) else 0.0
         if any(amount > limit for limit in limits.values()):
             logger.warning("budget: one request's worst case $%.6f exceeds a daily budget", amount)
+            self._refused_on = day
             return Reservation("hard", until_midnight, day)
         if not self.client_ready(wait=_CLIENT_WAIT_SECONDS):
             return Reservation("ok", until_midnight, day, error="warming up")
@@ -374,10 +415,14 @@ class BudgetGuard:
                 retry = until_midnight
                 if fits_later:
                     retry = min(until_midnight, self.busy_retry_seconds)
+                self._refused_on = day
                 return Reservation("hard", retry, day)
             logger.warning("budget reservation failed; treating the budget as ok: %r", exc)
             return Reservation("ok", until_midnight, day, error=type(exc).__name__)
         attributes = response.get("Attributes", {})
+        seen = dict(self._reading[1]) if self._reading and self._reading[0] == day else {}
+        seen.update({name: _number_of(attributes, name) for name in attributes})
+        self._reading = (day, seen)
         spent = {s: _number_of(attributes, spend_attribute(s)) - amount for s in limits}
         return Reservation(
             self._strictest(spent, limits), until_midnight, day, tuple(limits), amount

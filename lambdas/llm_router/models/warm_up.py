@@ -30,28 +30,37 @@ class WarmUp:
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
+        self._created = threading.Event()
 
     def start(
-        self, create: Callable[[], object], name: str, failed: Callable[[Exception], None]
+        self,
+        create: Callable[[], object],
+        name: str,
+        failed: Callable[[Exception], None],
+        then: Callable[[], object] | None = None,
     ) -> None:
-        """Run ``create`` on a daemon thread called ``name``; an exception goes to ``failed`` (the
-        caller's first real call creates the client again, and logs what goes wrong then)."""
+        """Run ``create`` on a daemon thread called ``name``, then ``then`` (a first call worth
+        making before any request, which :meth:`ready` does not wait for); an exception goes to
+        ``failed`` (the caller's first real call creates the client again, and logs what goes
+        wrong then)."""
 
         def run() -> None:
             try:
                 create()
             except Exception as exc:  # noqa: BLE001 - the first call retries and logs it
                 failed(exc)
+                return
+            finally:
+                self._created.set()
+            if then is not None:
+                try:
+                    then()
+                except Exception as exc:  # noqa: BLE001 - the request path does without it
+                    failed(exc)
 
         self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
 
     def ready(self, wait: float) -> bool:
-        """Whether the client may be used now, waiting up to ``wait`` s for the warm-up."""
-        thread = self._thread  # once: two threads may ask at once (the request's end writes)
-        if thread is not None:
-            thread.join(wait)
-            if thread.is_alive():
-                return False
-            self._thread = None
-        return True
+        """Whether the client may be used now, waiting up to ``wait`` s for its creation."""
+        return self._thread is None or self._created.wait(wait)

@@ -22,6 +22,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Unpack
@@ -50,7 +51,7 @@ from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
 from .response import shape_response, summarize, total_cost, usage_with_cost
-from .side_calls import Write, write_together
+from .side_calls import Write, beside, write_together
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
@@ -100,6 +101,10 @@ class BudgetGuard(Protocol):
     """What the core needs of the daily budget guard (llm_router.governance.budget)."""
 
     def reserve(self, tier: str, worst_case: float) -> Any: ...
+
+    def room_expected(self, tier: str) -> bool: ...
+
+    def record(self, tier: str, cost_usd: float) -> None: ...
 
     def settle(self, reservation: Any, cost_usd: float | None) -> None: ...
 
@@ -492,17 +497,23 @@ class RouterService:
         category = options.get("category")
         history = options.get("history", ())
         tier = options.get("tier") or context.tier or self.config.default_tier
+        started = time.perf_counter()
+        reserving = self._reservation_beside_decision(tier, question, history)
         exchange = Exchange(
-            question, tier, time.perf_counter(), context,
-            self._reserve_budget(tier, question, history), history,
+            question, tier, started, context,
+            None if reserving else self._reserve_budget(tier, question, history), history,
         )
-        budget_level = str(getattr(exchange.reservation, "level", "off"))
-        if budget_level != "off":
-            exchange.extra["budget"] = budget_level
         with self._released_on_failure(exchange):
-            classification = exchange.classification = self.decide(
-                question, category, tier, history
-            )
+            try:
+                classification = exchange.classification = self.decide(
+                    question, category, tier, history
+                )
+            finally:
+                if reserving is not None:
+                    exchange.reservation = self._reserved(reserving, exchange)
+            budget_level = str(getattr(exchange.reservation, "level", "off"))
+            if budget_level != "off":
+                exchange.extra["budget"] = budget_level
             if classification.category == OUT_OF_SCOPE:
                 return exchange
             plan = self.config.plan_for(classification.category, tier)
@@ -794,6 +805,33 @@ class RouterService:
             raise RoutingError("over_budget", retry_after_seconds=retry_after)
         return reservation
 
+    def _reservation_beside_decision(
+        self, tier: str, question: str, history: Sequence[Turn]
+    ) -> Future[Any] | None:
+        """The reservation started beside the decision, when the instance's last reading of the
+        budget leaves room (llm_router.governance.budget says why and what it bounds); None:
+        reserve first."""
+        budget = self.budget
+        if budget is None or not budget.room_expected(tier):
+            return None
+        return beside(lambda: self._reserve_budget(tier, question, history))
+
+    def _reserved(self, reserving: Future[Any], exchange: Exchange) -> Any:
+        """The reservation made beside the decision. Refused: the decision's cost is spent, so
+        it is recorded before the 429."""
+        try:
+            return reserving.result()
+        except RoutingError:
+            cost = self._classification_cost(exchange.classification)
+            if self.budget is not None and cost:
+                self.budget.record(exchange.tier, cost)
+            raise
+
+    def _classification_cost(self, classification: Classification | None) -> float | None:
+        """What a classification cost (None: a price is unknown)."""
+        usages = classification.usages if classification is not None else ()
+        return total_cost([usage_with_cost(u, self.config)["cost_usd"] for u in usages])
+
     def _settlement(self, reservation: Any, cost_usd: float | None) -> list[Write]:
         """The settlement's write (none without a budget or a reservation), to make once."""
         budget = self.budget
@@ -805,7 +843,4 @@ class RouterService:
         """A failed request keeps only what it is known to have cost: its classification."""
         if self.budget is None or reservation is None:
             return
-        usages = classification.usages if classification is not None else ()
-        self.budget.settle(
-            reservation, total_cost([usage_with_cost(u, self.config)["cost_usd"] for u in usages])
-        )
+        self.budget.settle(reservation, self._classification_cost(classification))
