@@ -180,10 +180,15 @@ _LOCAL_DYNAMODB: weakref.WeakKeyDictionary[contextlib.ExitStack, tuple[Any, str]
 )
 
 
-def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
-    """A DynamoDB client of moto's server in this process and its URL; None without moto.
+def local_dynamodb(
+    stack: contextlib.ExitStack, own_process: bool = False
+) -> tuple[Any, str] | None:
+    """A DynamoDB client of moto's server and its URL; None without moto.
 
     Started on first use and stopped with ``stack``; later calls with the same stack share it.
+    The server runs in this process, or with ``own_process`` in a child process of its own
+    (:func:`moto_process`): a benchmark's DynamoDB must not share an interpreter lock with the
+    Bedrock stand-in, as the two services share nothing in AWS.
     """
     if stack in _LOCAL_DYNAMODB:
         return _LOCAL_DYNAMODB[stack]
@@ -193,16 +198,19 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
         from moto.server import ThreadedMotoServer
     except ImportError:
         return None
-    from moto_dynamodb import correct_moto_dynamodb
+    if own_process:
+        url = moto_process(stack)
+    else:
+        from moto_dynamodb import correct_moto_dynamodb
 
-    correct_moto_dynamodb()  # atomic conditional writes and DynamoDB's number arithmetic
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
-        server.start()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # and one per request to stderr
-    stack.callback(server.stop)
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+        correct_moto_dynamodb()  # atomic conditional writes and DynamoDB's number arithmetic
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
+            server.start()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # and one per request to stderr
+        stack.callback(server.stop)
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
     client = dynamodb_client(
         endpoint_url=url,
         timeout_seconds=LOCAL_DYNAMODB_TIMEOUT_SECONDS,
@@ -212,6 +220,51 @@ def local_dynamodb(stack: contextlib.ExitStack) -> tuple[Any, str] | None:
     )
     _LOCAL_DYNAMODB[stack] = (client, url)
     return client, url
+
+
+_MOTO_CHILD = """
+import contextlib, io, logging, sys
+from moto_dynamodb import correct_moto_dynamodb
+from moto.server import ThreadedMotoServer
+correct_moto_dynamodb()
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+with contextlib.redirect_stdout(io.StringIO()):
+    server.start()
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+host, port = server.get_host_and_port()
+print(f"http://{host}:{port}", flush=True)
+sys.stdin.read()  # until the parent closes it
+server.stop()
+"""
+
+
+def moto_process(stack: contextlib.ExitStack) -> str:
+    """moto's server (with this project's DynamoDB corrections) in a child process, stopped
+    with ``stack``; its URL."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parent), *sys.path])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env,
+    )
+
+    def stop() -> None:
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+    stack.callback(stop)
+    assert child.stdout is not None
+    url = child.stdout.readline().strip()
+    if not url.startswith("http://"):
+        raise RuntimeError("moto's server did not start in its own process")
+    return url
 
 
 def local_table(

@@ -288,6 +288,9 @@ def run_cold_start(
     say("synthesizing the stacks for the functions' environment")
     templates = synthesized_templates(config.preset)
     with StandInServer() as standin, contextlib.ExitStack() as stack:
+        from backends import local_dynamodb
+
+        local_dynamodb(stack, own_process=True)  # DynamoDB apart from the Bedrock stand-in
         index_dir = ensure_cold_index(config, standin.url, lambda _m: None)
         for strategy in routers:
             stack_env = router_environment(strategy, templates, stack)
