@@ -8,7 +8,6 @@ the code does not call.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,14 +57,12 @@ def session_on(data: Path) -> botocore.session.Session:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from backends import local_dynamodb
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    with contextlib.redirect_stdout(io.StringIO()):
-        server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with contextlib.ExitStack() as stack:
+        started = local_dynamodb(stack)
+        assert started is not None
+        yield started[1]
 
 
 def test_the_scan_finds_the_clients_and_operations_of_the_request_path(

@@ -94,6 +94,9 @@ class FakeGuard:
         self.reserved += 1
         return Reservation("ok", 60.0, "2026-12-03", ("stack",), worst_case)
 
+    def room_expected(self, tier: str) -> bool:
+        return False  # reserve first: the end writes are what this file is about
+
     def settle(self, reservation: Reservation, cost_usd: float | None) -> None:
         self.ends.write("settle", cost_usd)
 

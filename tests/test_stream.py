@@ -431,6 +431,9 @@ class _RecordingGuard:
         self.reserved.append(worst_case)
         return type("Reservation", (), {"level": "ok", "retry_after_seconds": 0.0})()
 
+    def room_expected(self, tier: str) -> bool:
+        return True  # the stream's begin() reserves beside its decision too
+
     def settle(self, reservation: Any, cost_usd: float | None) -> None:
         self.settled.append(cost_usd)
 
