@@ -485,3 +485,58 @@ def test_the_exact_entry_and_the_semantic_candidates_are_read_at_once(
     store.fail = True
     assert cache.lookup(request).status == MISS  # logged, not raised
     assert not barrier.broken
+
+
+def test_a_fresh_answer_keeps_its_entry_and_candidate_at_once(routes: RoutesConfig) -> None:
+    """Two end writes, not one after the other: the entry's PutItem and the candidate's meet at
+    a barrier only both together pass; one failing (logged) leaves the other written."""
+    import threading
+
+    from llm_router.pipeline.cache.guard import facts
+    from llm_router.pipeline.cache.response_cache import CacheRequest
+    from llm_router.pipeline.side_calls import write_together
+
+    barrier = threading.Barrier(2, timeout=10)
+    written: list[str] = []
+
+    class BothAtOnce:
+        fail = ""
+
+        def ready(self, wait: float) -> bool:
+            return True
+
+        def now(self) -> int:
+            return 100
+
+        def put(self, key: str, entry: Any) -> None:
+            barrier.wait()
+            if self.fail == "entry":
+                raise RuntimeError("PutItem failed")
+            written.append(f"entry {key} {entry.fresh_until}")
+
+        def put_candidate(self, partition: str, key: str, vector: Any, found: Any,
+                          entry: Any) -> None:
+            barrier.wait()
+            written.append(f"candidate {partition} {key} {entry.fresh_until}")
+
+    store = BothAtOnce()
+    cache = ResponseCache(config_with(routes), store)  # type: ignore[arg-type]
+    settings = cache.settings.for_category(next(iter(routes.categories)))
+    assert settings is not None
+    request = CacheRequest(
+        "c", "key", settings, partition="p", vector=[1.0], facts=facts("When did it end?")
+    )
+    writes = cache.keeping(request, "1945.", "model", "target", 0.001)
+    assert [name for name, _ in writes] == ["cache", "cache candidate"]
+    write_together(writes)
+    fresh_until = 100 + settings.ttl_seconds
+    assert sorted(written) == [f"candidate p key {fresh_until}", f"entry key {fresh_until}"]
+    assert not barrier.broken
+
+    written.clear()
+    store.fail = "entry"
+    write_together(cache.keeping(request, "1945.", "model", "target", 0.001))
+    assert written == [f"candidate p key {fresh_until}"]  # a lookup finds no entry: a miss
+    exact_only = CacheRequest("c", "key", settings)
+    assert [name for name, _ in cache.keeping(exact_only, "1945.", "m", "t", None)] == ["cache"]
+    assert cache.keeping(exact_only, "   ", "m", "t", None) == []

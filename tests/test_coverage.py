@@ -177,3 +177,57 @@ def test_client_history_is_untrusted_all_of_it_is_checked(
         status, body = invoke(handler, {"question": question, "history": history})
         assert status == 200
         assert body["answerer_LLM"] != SONNET, body["routing"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_segments_are_classified_at_once(
+    bedrock_client: Any, semantic_index_dir: Path, routes: RoutesConfig, fresh_standin: Any,
+    strategy: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check adds one classifier call's time, not one per segment: the question's two
+    segments meet at a barrier that only both together pass, and both are paid for."""
+    import itertools
+    import threading
+
+    from test_routers import QUADRATIC
+
+    service = build_service(
+        strategy, routes, bedrock_client, semantic_index_dir, STANDIN_SOURCE, budget=None
+    )
+    barrier = threading.Barrier(2, timeout=10)
+    order = itertools.count()
+    classify = service.classifier.classify
+
+    def meeting(text: str) -> Any:
+        if next(order) > 0:  # the first is the whole question's decision
+            barrier.wait()
+        return classify(text)
+
+    monkeypatch.setattr(service.classifier, "classify", meeting)
+    body = service.ask(QUADRATIC)
+    assert body["routing"]["cost_cap"] == {"capped": False, "segments": 2, "off_topic": []}
+    assert body["answerer_LLM"] == SONNET and not barrier.broken
+    whole = 2 if body["routing"]["decided_by"] == "llm" and strategy == "hybrid" else 1
+    assert len(body["usage"]["classification"]) == whole + 2
+
+
+def test_every_call_made_is_counted_and_a_failed_one_leaves_the_check_failed() -> None:
+    from llm_router.config import OUT_OF_SCOPE
+    from llm_router.decision.classification import Classification
+    from llm_router.decision.coverage import Segment, check
+    from llm_router.pipeline.side_calls import together
+
+    def classify(text: str) -> Classification:
+        if text.startswith("broken"):
+            return Classification("history", "m", 0.0, (), {"decided_by": "default"},
+                                  degraded="classification failed: ThrottlingException")
+        category = OUT_OF_SCOPE if text.startswith("pasta") else "history"
+        return Classification(category, "m", 0.0, (), {})
+
+    items = [Segment("question", t) for t in ("broken text here", "pasta recipe please",
+                                               "when did rome fall")]
+    checked = check(items, classify, 500, 12, together=together)
+    assert checked.classified == 3 and len(checked.calls) == 3
+    assert checked.failed == "classification failed: ThrottlingException"
+    assert [s.text for s in checked.off_topic] == ["pasta recipe please"]
+    assert [c.category for c in checked.calls] == ["history", OUT_OF_SCOPE, "history"]

@@ -111,8 +111,8 @@ class FakeCache:
     def lookup(self, request: CacheRequest) -> CacheResult:
         return CacheResult(MISS)
 
-    def keep(self, request: CacheRequest, answer: str, *args: Any) -> None:
-        self.ends.write("cache", answer)
+    def keeping(self, request: CacheRequest, answer: str, *args: Any) -> list[Any]:
+        return [("cache", lambda: self.ends.write("cache", answer))]
 
     def stale(self, request: CacheRequest) -> None:
         return None

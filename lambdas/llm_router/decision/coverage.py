@@ -24,6 +24,8 @@ Segments (:func:`segments`):
   question:" says nothing by itself); it is still inside the whole question, which is classified;
 * a sentence longer than ``routing.max_input_chars`` is cut into windows of that size, so no
   character is outside every classified text;
+* the segments' classifier calls are made at once (none depends on another), so the check adds
+  one classifier call's time to a request, not one per segment;
 * at most ``routing.max_segments`` classifier calls per request: an input with more segments is
   not checked piecemeal (grouping would let an off-topic sentence ride on an in-scope one) but
   counts as unchecked, and the core caps it like a partly off-topic one. The cost of the check
@@ -35,6 +37,7 @@ the sentence rule is a regular expression, each case tested in ``tests/test_cove
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -52,6 +55,8 @@ _BOUNDARY = re.compile(
 )
 _LEADING_CONNECTIVE = re.compile(r"^(?:(?:and|also|then|but|so|now|ok|okay|plus),?\s+)+", re.I)
 _MARKUP = re.compile(r"</?[A-Za-z][^<>]{0,40}>")  # tags say nothing of the topic
+# Makes independent calls and returns their results in order (llm_router.pipeline.side_calls).
+Together = Callable[[Sequence[Callable[[], Classification]]], Sequence[Classification]]
 
 
 @record(frozen=True)
@@ -82,6 +87,11 @@ class Coverage:
         if self.failed:
             out["failed"] = self.failed
         return out
+
+
+def one_by_one(calls: Sequence[Callable[[], Classification]]) -> list[Classification]:
+    """The calls made one after another (the core passes its own ``together``)."""
+    return [call() for call in calls]
 
 
 def _windows(text: str, max_chars: int) -> list[str]:
@@ -140,6 +150,7 @@ def check(
     max_segments: int,
     already: Iterable[str] = (),
     clear: Callable[[Classification, str], bool | None] | None = None,
+    together: Together = one_by_one,
 ) -> Coverage:
     """Classify each segment alone; a segment declined alone is off-topic.
 
@@ -148,6 +159,9 @@ def check(
     routing texts the request has classified whole; a segment identical to one is not asked
     twice. ``clear`` (optional) says whether a decline stands on its own
     (:func:`.conversation.is_clear`); a decline it calls unclear (False) does not count.
+    ``together`` makes the calls (the core's runs them at once: none depends on another, so
+    the check takes its slowest call's time, not their sum); every call made is in ``calls``,
+    its cost the request's.
     """
     seen = set(already)
     todo: list[Segment] = []
@@ -158,16 +172,13 @@ def check(
             todo.append(segment)
     if len(todo) > max_segments:
         return Coverage(0, (), (), f"{len(todo)} segments, more than {max_segments}")
+    calls = together([functools.partial(classify, segment.text) for segment in todo])
     off_topic: list[Segment] = []
-    calls: list[Classification] = []
     failed = None
-    for segment in todo:
-        decision = classify(segment.text)
-        calls.append(decision)
+    for segment, decision in zip(todo, calls, strict=True):
         if decision.degraded and decision.details.get("decided_by") == "default":
-            failed = decision.degraded
-            break
-        if decision.category == OUT_OF_SCOPE and (
+            failed = failed or decision.degraded
+        elif decision.category == OUT_OF_SCOPE and (
             clear is None or clear(decision, segment.text) is not False
         ):
             off_topic.append(segment)

@@ -51,7 +51,7 @@ from ..models.streaming import StreamInterrupted
 from ..observability.tracing import subsegment
 from ..records import record
 from .response import shape_response, summarize, total_cost, usage_with_cost
-from .side_calls import Write, beside, write_together
+from .side_calls import Write, beside, together, write_together
 
 if TYPE_CHECKING:  # the cache's modules load only when a cache is configured (the factory)
     from .cache.response_cache import CacheRequest, CacheResult, ResponseCache
@@ -357,7 +357,7 @@ class RouterService:
         whole = () if history else {routing_text(question, self._max_routing_chars)}
         checked = coverage.check(
             items, self.classify, self._max_routing_chars, self._policy.max_segments, whole,
-            self._clear_decline,
+            self._clear_decline, together,
         )
         note: dict[str, Any] = {"capped": False, **checked.details()}
         if checked.partly_off_topic or checked.failed:
@@ -555,14 +555,10 @@ class RouterService:
         cache, request = self.cache, exchange.cache_request
         if (answer is not None and cache is not None and request is not None
                 and not exchange.context.abandoned):  # a stream's client read all of it
-            cost = body["usage"]["cost_usd"]["answer"]
-            writes.append((
-                "cache",
-                lambda: cache.keep(
-                    request, answer.text, answer.invoked_model_id, answer.requested_model_id,
-                    cost,
-                ),
-            ))
+            writes += cache.keeping(
+                request, answer.text, answer.invoked_model_id, answer.requested_model_id,
+                body["usage"]["cost_usd"]["answer"],
+            )
         write_together(writes + self._turn_write(keep_turn, body))
         return body
 

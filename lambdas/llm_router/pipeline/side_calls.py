@@ -1,9 +1,9 @@
-"""Calls a request makes beside its main line: the writes that end it, at once, and a call made
-while another runs.
+"""Calls a request makes beside its main line: the writes that end it, at once, a call made
+while another runs, and independent calls made together.
 
-**The end writes.** An answered request ends with up to three independent DynamoDB writes: the
-budget's settlement (UpdateItem), the response cache's entry (PutItem, and its semantic
-candidate) and the server-kept conversation's turn (PutItem). None reads what another writes, so
+**The end writes.** An answered request ends with up to four independent DynamoDB writes: the
+budget's settlement (UpdateItem), the response cache's entry and its semantic candidate (a PutItem
+each) and the server-kept conversation's turn (PutItem). None reads what another writes, so
 they run concurrently and the request waits for the slowest instead of their sum: in AWS each is
 a network round trip (milliseconds), on a cold start's first request each of them once more.
 
@@ -19,6 +19,11 @@ semantic Query does, and the budget's reservation while the decision's model cal
 instance's last reading of the budget left room: llm_router.governance.budget). The caller waits
 for both, so nothing is left running when the request ends.
 
+**Calls made together** (:func:`together`): the coverage check's classifier calls, one per
+segment of what the answer model will read (llm_router.decision.coverage). None depends on
+another, so the check takes as long as its slowest call instead of their sum: in AWS, a
+classifier call each is hundreds of milliseconds for an LLM.
+
 Hand-written over ``asyncio``: botocore is synchronous, and these are two or three blocking calls
 on a pool of threads that the function keeps between requests.
 """
@@ -29,15 +34,16 @@ import contextvars
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Write = tuple[str, Callable[[], object]]  # (name, for the log; the write)
 # A Lambda instance serves one request at a time, which hands at most three calls to the pool at
-# once, so it makes three threads and reuses them. The local API serves requests on many threads
-# at once: room for all of theirs, so that one request's calls never queue behind another's.
+# once (the fourth end write runs on the calling thread), so it makes three threads and reuses
+# them. The local API serves requests on many threads at once: room for all of theirs, so that one
+# request's calls never queue behind another's.
 _MAX_WORKERS = 32
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -91,3 +97,17 @@ def beside(call: Callable[[], T]) -> Future[T]:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             done.set_exception(exc)
         return done
+
+
+def together(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run ``calls`` concurrently (the last on the calling thread) and return their results in
+    order, once every one has ended; if any raised, the first of them (in order) is raised."""
+    if not calls:
+        return []
+    *others, last = calls
+    started = [beside(call) for call in others]
+    try:
+        result = last()
+    finally:
+        wait(started)  # nothing is left running, whatever happened here
+    return [future.result() for future in started] + [result]

@@ -2,8 +2,9 @@
 
 :class:`RouterService` asks :meth:`ResponseCache.prepare` for a request's cache key once the
 category is decided, :meth:`~ResponseCache.lookup` before calling an answer model (a hit skips the
-call), :meth:`~ResponseCache.keep` after a fresh answer, and :meth:`~ResponseCache.stale` when
-every answer target failed. What a lookup found becomes ``routing.cache`` in the response:
+call), :meth:`~ResponseCache.keeping` for the writes that keep a fresh answer, and
+:meth:`~ResponseCache.stale` when every answer target failed. What a lookup found becomes
+``routing.cache`` in the response:
 
 * ``hit``: the same normalised question, category, answer configuration, scope and context;
 * ``semantic_hit``: a cached question of the same partition (scope, category, configuration and
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from typing import Any
 
@@ -35,7 +36,7 @@ from ...config.cache import CACHE_TABLE_ENV, CacheSettings, CategoryCache
 from ...config.targets import TargetPlan
 from ...models.warm_up import SharedClient
 from ...records import record
-from ..side_calls import beside
+from ..side_calls import Write, beside
 from .guard import Facts, facts, same_facts
 from .keys import cache_text, config_version, context_of, digest, scope_of
 from .store import CacheStore, Candidate, Entry
@@ -194,14 +195,17 @@ class ResponseCache:
             return CacheResult(MISS)
         return CacheResult(SEMANTIC_HIT, entry, best[0])
 
-    def keep(
+    def keeping(
         self, request: CacheRequest, answer: str, model_id: str, target: str,
         cost_usd: float | None,
-    ) -> None:
-        """Store a fresh answer (and its semantic candidate); a failure is logged and dropped."""
+    ) -> list[Write]:
+        """The writes that store a fresh answer: its entry and, in a semantic partition, its
+        candidate. Neither reads the other, so they run with the request's other end writes
+        (llm_router.pipeline.side_calls), not one after the other; a candidate whose entry
+        failed to write is a miss at lookup. Each failure is logged and dropped. None when the
+        answer is not to be kept."""
         if not request.write or request.settings is None or not answer.strip():
-            return
-        self.store.ready(wait=_WRITE_WAIT_SECONDS)  # a client still not there fails below: logged
+            return []
         now = self.store.now()
         fresh_until = now + request.settings.ttl_seconds
         entry = Entry(
@@ -214,12 +218,23 @@ class ResponseCache:
             expires_at=fresh_until + self.settings.stale_max_seconds,
             cost_usd=cost_usd,
         )
+        writes: list[Write] = [
+            ("cache", lambda: self._write(lambda: self.store.put(request.key, entry)))
+        ]
+        partition, found = request.partition, request.facts
+        if partition is not None and found is not None:
+            writes.append((
+                "cache candidate",
+                lambda: self._write(lambda: self.store.put_candidate(
+                    partition, request.key, request.vector, found, entry
+                )),
+            ))
+        return writes
+
+    def _write(self, put: Callable[[], None]) -> None:
+        self.store.ready(wait=_WRITE_WAIT_SECONDS)  # a client still not there fails below: logged
         try:
-            self.store.put(request.key, entry)
-            if request.partition is not None and request.facts is not None:
-                self.store.put_candidate(
-                    request.partition, request.key, request.vector, request.facts, entry
-                )
+            put()
         except Exception as exc:  # noqa: BLE001 - an answer not cached beats a failed request
             logger.warning("cache write failed; answer not cached: %s", type(exc).__name__)
 
