@@ -231,3 +231,14 @@ def test_every_call_made_is_counted_and_a_failed_one_leaves_the_check_failed() -
     assert checked.failed == "classification failed: ThrottlingException"
     assert [s.text for s in checked.off_topic] == ["pasta recipe please"]
     assert [c.category for c in checked.calls] == ["history", OUT_OF_SCOPE, "history"]
+
+
+def test_the_bedrock_client_keeps_a_connection_for_each_segment_at_once(
+    routes: RoutesConfig,
+) -> None:
+    """urllib3 drops (and logs) the connections past a client's pool: a request's segment calls,
+    made at once, fit in it."""
+    from llm_router.models.bedrock import runtime_client
+
+    client = runtime_client(region="us-east-1", endpoint_url="http://127.0.0.1:9")
+    assert client.meta.config.max_pool_connections >= parse_routing(routes).max_segments

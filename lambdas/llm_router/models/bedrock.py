@@ -66,6 +66,7 @@ _TRANSPORT_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionEr
 RECIPE_ATTRIBUTE = "_llm_router_recipe"  # how ClientPool makes siblings with other timeouts
 _session: botocore.session.Session | None = None
 _session_lock = threading.Lock()
+MAX_POOL_CONNECTIONS = 32  # connections a client keeps open (see runtime_client)
 
 
 def aws_client(service: str, **kwargs: Any) -> Any:
@@ -96,6 +97,10 @@ def runtime_client(
         read_timeout=read_timeout,
         user_agent_extra="multi-llm-router",
         tcp_keepalive=True,
+        # One request classifies up to routing.max_segments (12) segments at once
+        # (llm_router.pipeline.side_calls.together), the local API serves many requests on one
+        # client: room to keep their connections (botocore's default, 10, would drop some).
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
     client = aws_client(
         "bedrock-runtime",
