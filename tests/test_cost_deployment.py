@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import cost_calculator as cc
 import costs
+import pytest
 from bedrock_standin.minilm import TokenCounter
+from conftest import active_routes_file
 from costs.deployment import PROBE_QUESTION, classifier_prompt_tokens, custom_metrics
 from llm_router.config import load_routes
 from llm_router.decision.classifiers.llm import build_prompt
 from llm_router.observability import metric_catalog as mc
 
 LINES = {"classifier_prompt", "cloudwatch_metrics", "cloudwatch_logs", "xray", "dynamodb",
-         "lambda", "api_gateway"}
+         "dynamodb_cache", "dynamodb_conversations", "lambda", "api_gateway"}
 
 
 def test_json_names_each_line_beside_the_blogs_unchanged_figures() -> None:
@@ -76,3 +79,40 @@ def test_lines_follow_the_traffic_and_the_budget() -> None:
     # Metrics are billed per metric, not per request.
     same = float(base.line("cloudwatch_metrics").monthly_cost)
     assert abs(lines["cloudwatch_metrics"]["monthly_cost"] - same) <= 0.005
+
+
+def test_the_cache_and_conversation_tables_are_priced_as_shipped() -> None:
+    """Every table the stack ships is on the bill: the cache at no hit (its largest cost) unless
+    the scenario sets a hit rate, the conversations at one PutItem an answered question."""
+    from costs.cache_saving import compute_cache
+    from costs.scenario import deep_merge
+
+    scenario = costs.load_scenario()
+    own = costs.compute(scenario).deployment
+    at_none = compute_cache(deep_merge(scenario, {"cache": {"hit_rate": 0}}), load_routes())
+    assert at_none is not None and at_none["cache_cost"] > 0
+    assert own.line("dynamodb_cache").monthly_cost == at_none["cache_cost"]
+    hits = json.loads(cc.run(["--format", "json", "--cache-hit-rate", "0.3"]))
+    assert abs(hits["deployment"]["lines"]["dynamodb_cache"]["monthly_cost"]
+               - hits["cache"]["cache_cost"]) <= 0.005
+    assert hits["cache"]["cache_cost"] < float(at_none["cache_cost"])  # hits write nothing
+
+    # 3,000,000 answered questions a month, 2 write units each at $0.625 a million, plus a
+    # day's items stored.
+    conversations = own.line("dynamodb_conversations").monthly_cost
+    assert Decimal("3.75") < conversations < Decimal("3.75") + Decimal("0.1")
+    double = json.loads(cc.run(["--format", "json", "--math-per-day", "150000"]))
+    doubled = double["deployment"]["lines"]["dynamodb_conversations"]["monthly_cost"]
+    assert abs(doubled - float(conversations) * 2) <= 0.01
+
+
+def test_a_routes_file_without_a_cache_prices_no_cache_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = json.loads(active_routes_file().read_text())
+    raw["cache"]["enabled"] = False
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(raw))
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    line = costs.compute(costs.load_scenario()).deployment.line("dynamodb_cache")
+    assert line.monthly_cost == 0 and "cache off" in line.how

@@ -38,7 +38,8 @@ SECONDS_PER_DAY = 86_400
 KB_PER_GB = Decimal(1024 * 1024)
 
 
-def _units(kb: Decimal, unit_kb: int) -> Decimal:
+def units(kb: Decimal, unit_kb: int) -> Decimal:
+    """DynamoDB request units for an item of ``kb`` (units of ``unit_kb``: 1 write, 4 read)."""
     return Decimal(max(1, math.ceil(kb / unit_kb)))
 
 
@@ -68,12 +69,12 @@ def compute_cache(scenario: Mapping[str, Any], config: RoutesConfig) -> dict[str
         questions, hits = answer.questions, answer.questions * rate
         misses = questions - hits
         read_units = questions * Decimal("0.5")
-        write_units = misses * _units(entry_kb, 1)
+        write_units = misses * units(entry_kb, 1)
         kept_kb = entry_kb
         if cached.semantic:
             query_kb = candidate_kb * settings.max_candidates
-            read_units += questions * _units(query_kb, 4) / 2 + hits * Decimal("0.5")
-            write_units += misses * _units(candidate_kb, 1)
+            read_units += questions * units(query_kb, 4) / 2 + hits * Decimal("0.5")
+            write_units += misses * units(candidate_kb, 1)
             kept_kb += candidate_kb
         kept_days = Decimal(cached.ttl_seconds + settings.stale_max_seconds) / SECONDS_PER_DAY
         kept_gb = misses / days * kept_days * kept_kb / KB_PER_GB

@@ -2,7 +2,8 @@
 at the scenario's traffic, as ``routes.json`` configures it.
 
 The blog prices models, Lambda and API Gateway. A stack of this repository also publishes custom
-metrics, writes log lines, records X-Ray traces and calls DynamoDB (the daily budget guard), and
+metrics, writes log lines, records X-Ray traces and calls DynamoDB (the daily budget guard, the
+response cache, the conversations), and
 its classifier prompt carries instructions and examples the blog does not count. Each line here
 is derived from the code or configuration that causes it, not typed in:
 
@@ -16,6 +17,11 @@ is derived from the code or configuration that causes it, not typed in:
 * ``xray``: Lambda's default sampling rule (a reservoir a second plus a rate) over the traffic;
 * ``dynamodb``: the budget guard's reads and writes a request (scenario inputs, measured by the
   warm benchmark's AWS calls), on-demand prices; ``budget.daily_usd`` null turns it off;
+* ``dynamodb_cache``: the response cache's table as routes.json's ``cache`` configures it, priced
+  by :mod:`.cache_saving` at the scenario's hit rate, or at none (every question looked up and
+  written: the most it costs; ``--cache-hit-rate`` adds what the hits save);
+* ``dynamodb_conversations``: the server-kept conversation of each answered question, one PutItem
+  of its turns (the scenario's item size) kept ``conversation.ttl_hours``;
 * ``lambda`` and ``api_gateway``: the blog's arithmetic (``compute_infrastructure``) with the
   deployed architecture and memory of routes.json.
 
@@ -31,7 +37,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .calculation import compute_infrastructure, model_prices, token_cost
+from llm_router.config import RoutesConfig
+
+from .cache_saving import KB_PER_GB, compute_cache, units
+from .calculation import compute_answers, compute_infrastructure, model_prices, token_cost
 from .formatting import fmt_count, fmt_usd
 from .scenario import deep_merge, entries, to_decimal
 
@@ -198,6 +207,9 @@ def compute_deployment(scenario: Mapping[str, Any]) -> DeploymentCosts:
         + requests * reads / MILLION * to_decimal(db["price_per_million_read_units"], "dynamodb"),
     ))
 
+    lines.append(_cache_line(scenario, config))
+    lines.append(_conversations_line(scenario, config, days))
+
     # Lambda and API Gateway: the blog's arithmetic with the deployed function's settings.
     lam = config.lambda_settings
     infra = compute_infrastructure(deep_merge(scenario, {"lambda": {
@@ -221,4 +233,46 @@ def compute_deployment(scenario: Mapping[str, Any]) -> DeploymentCosts:
         lines=tuple(lines),
         routing={"llm-assisted": llm_routing, "semantic": semantic_routing},
         metrics_cost=metrics_cost,
+    )
+
+
+def _cache_line(scenario: Mapping[str, Any], config: RoutesConfig) -> CostLine:
+    """The response cache's table, at the scenario's hit rate or at none (its largest cost)."""
+    rate = (scenario.get("cache") or {}).get("hit_rate")
+    priced = compute_cache(deep_merge(scenario, {"cache": {"hit_rate": rate or 0}}), config)
+    assert priced is not None  # a hit rate is set
+    cached = [line["category"] for line in priced["categories"]]
+    if not config.cache.enabled:
+        how = "cache off (routes.json cache): no table"
+    elif not cached:
+        how = "no category of the scenario is cached (routes.json cache)"
+    else:
+        at = "no hit: every question looked up and its answer written" if not rate else (
+            f"a {float(priced['hit_rate']):.0%} hit rate")
+        how = f"{', '.join(cached)} cached, at {at} (--cache-hit-rate prices the saving)"
+    return CostLine(
+        "dynamodb_cache", "DynamoDB on demand (response cache)", how, priced["cache_cost"]
+    )
+
+
+def _conversations_line(
+    scenario: Mapping[str, Any], config: RoutesConfig, days: Decimal
+) -> CostLine:
+    """One PutItem of the conversation per answered question, kept ``conversation.ttl_hours``."""
+    from llm_router.governance.conversation_store import parse_ttl_hours
+
+    db = scenario["deployment"]["dynamodb"]
+    item_kb = to_decimal(db["conversation_item_kb"], "deployment.dynamodb.conversation_item_kb")
+    answered = sum((answer.questions for answer in compute_answers(scenario)), Decimal(0))
+    writes = answered * units(item_kb, 1)
+    hours = parse_ttl_hours(config.raw)
+    stored_gb = answered / days * Decimal(hours) / 24 * item_kb / KB_PER_GB
+    write_price = to_decimal(db["price_per_million_write_units"], "dynamodb")
+    storage = to_decimal(db["storage_per_gb_month"], "deployment.dynamodb.storage_per_gb_month")
+    return CostLine(
+        "dynamodb_conversations",
+        "DynamoDB on demand (server-kept conversations)",
+        f"{fmt_count(answered)} answered questions x {units(item_kb, 1)} write units (a "
+        f"{item_kb} KB item), {stored_gb:.2f} GB kept {hours} h",
+        writes * write_price / MILLION + stored_gb * storage,
     )
