@@ -177,3 +177,28 @@ def test_a_failing_end_write_is_logged_and_the_answer_still_returned(
     assert (body["conversation_id"] is None) == (failing == "conversation")
     logged = {"settle": "budget settlement"}.get(failing, failing)
     assert f"the request's {logged} write failed; the answer stands" in caplog.text
+
+
+def test_calls_made_together_return_in_order_and_raise_the_first_failure() -> None:
+    from llm_router.pipeline.side_calls import together
+
+    barrier = threading.Barrier(3, timeout=WAIT)  # passes only if all three run at once
+    ended: list[str] = []
+
+    def call(name: str, fail: bool = False) -> Any:
+        def run() -> str:
+            barrier.wait()
+            ended.append(name)
+            if fail:
+                raise RuntimeError(name)
+            return name
+
+        return run
+
+    assert together([call("a"), call("b"), call("c")]) == ["a", "b", "c"]
+    barrier.reset()
+    ended.clear()
+    with pytest.raises(RuntimeError, match="^b$"):
+        together([call("a"), call("b", fail=True), call("c", fail=True)])
+    assert sorted(ended) == ["a", "b", "c"]  # every call ended before the failure was raised
+    assert together([]) == []

@@ -24,8 +24,8 @@ segment of what the answer model will read (llm_router.decision.coverage). None 
 another, so the check takes as long as its slowest call instead of their sum: in AWS, a
 classifier call each is hundreds of milliseconds for an LLM.
 
-Hand-written over ``asyncio``: botocore is synchronous, and these are two or three blocking calls
-on a pool of threads that the function keeps between requests.
+Hand-written over ``asyncio``: botocore is synchronous, and these are a few blocking calls on a
+pool of threads that the function keeps between requests.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from typing import TypeVar
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Write = tuple[str, Callable[[], object]]  # (name, for the log; the write)
-# A Lambda instance serves one request at a time, which hands at most three calls to the pool at
-# once (the fourth end write runs on the calling thread), so it makes three threads and reuses
-# them. The local API serves requests on many threads at once: room for all of theirs, so that one
-# request's calls never queue behind another's.
+# A Lambda instance serves one request at a time, which hands the pool at most three end writes
+# at once (the fourth runs on the calling thread), or the coverage check's segments but one
+# (routing.max_segments, 12 by default); the threads are made as needed and reused. The local API
+# serves requests on many threads at once: room for theirs, so that one request's calls rarely
+# queue behind another's.
 _MAX_WORKERS = 32
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -106,8 +107,10 @@ def together(calls: Sequence[Callable[[], T]]) -> list[T]:
         return []
     *others, last = calls
     started = [beside(call) for call in others]
+    here: Future[T] = Future()
     try:
-        result = last()
-    finally:
-        wait(started)  # nothing is left running, whatever happened here
-    return [future.result() for future in started] + [result]
+        here.set_result(last())
+    except BaseException as exc:  # noqa: BLE001 - raised below, once the others have ended
+        here.set_exception(exc)
+    wait(started)  # nothing is left running, whatever happened here
+    return [future.result() for future in (*started, here)]
