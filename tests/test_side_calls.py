@@ -202,3 +202,23 @@ def test_calls_made_together_return_in_order_and_raise_the_first_failure() -> No
         together([call("a"), call("b", fail=True), call("c", fail=True)])
     assert sorted(ended) == ["a", "b", "c"]  # every call ended before the failure was raised
     assert together([]) == []
+
+
+def test_a_streamed_answer_keeps_its_turn_with_the_other_end_writes(
+    routes: RoutesConfig, bedrock_client: Any, fresh_standin: Any
+) -> None:
+    """The stream's conversation turn is one of its end writes, not a write after them."""
+    ends = Ends(parties=3)
+    guard = FakeGuard(ends)
+    service = build_service(
+        "llm-assisted", routes, bedrock_client, budget=guard, cache=FakeCache(ends),
+        conversations=FakeStore(ends),
+    )
+    kept = service.open_conversation(None, "owner")
+    events = list(service.ask_stream_in_conversation(WW2, kept))
+    done = events[-1]
+    assert done.name == "done"
+    assert done.data["conversation_id"] == "c0ffee00-0000-4000-8000-000000000000"
+    assert sorted(name for name, _ in ends.calls) == ["cache", "conversation", "settle"]
+    answer = "".join(e.data["text"] for e in events if e.name == "delta")
+    assert dict(ends.calls)["conversation"] == WW2 and dict(ends.calls)["cache"] == answer

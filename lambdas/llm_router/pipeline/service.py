@@ -89,7 +89,7 @@ class ConversationKeeper(Protocol):
 
 
 # Given the response, the write that keeps its conversation turn (None: nothing to keep); made
-# with the request's other end writes (llm_router.pipeline.end_writes).
+# with the request's other end writes (llm_router.pipeline.side_calls).
 KeepTurn = Callable[[dict[str, Any]], Callable[[], None] | None]
 
 
@@ -406,10 +406,34 @@ class RouterService:
         conversation to continue, or None when nothing was stored (a declined first question, a
         failed write).
         """
-        stored: list[str | None] = [kept.conversation_id]  # the append's result, once written
+        keep_turn, stored = self._turn_keeper(kept, question)
+        body = self._complete(self.begin(question, **options, **kept.history()), keep_turn)
+        body["conversation_id"] = stored[0]
+        return body
+
+    def ask_stream_in_conversation(
+        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
+    ) -> Iterator[StreamEvent]:
+        """``ask_stream`` with the history the server keeps, as :meth:`ask_in_conversation`:
+        the exchange is stored once the answer is complete (with the request's other end
+        writes) and ``done`` carries ``conversation_id``. A stream that fails, or whose client
+        went away, stores nothing."""
+        keep_turn, stored = self._turn_keeper(kept, question)
+        events = self._stream(question, keep_turn, **options, **kept.history())
+        with closing(events):  # a stream closed early closes its answer at once
+            for event in events:
+                if event.name == "done":
+                    event.data["conversation_id"] = stored[0]
+                yield event
+
+    def _turn_keeper(
+        self, kept: KeptConversation, question: str
+    ) -> tuple[KeepTurn, list[str | None]]:
+        """The write that keeps the exchange in ``kept``, made with the request's other end
+        writes (none when declined), and where the conversation to continue is once it ran."""
+        stored: list[str | None] = [kept.conversation_id]
 
         def keep_turn(body: dict[str, Any]) -> Callable[[], None] | None:
-            """The turn's write, made with the request's other end writes; none if declined."""
             if body["routing"]["declined"]:
                 return None
             answer, routing = body["answer"], body["routing"]
@@ -419,27 +443,7 @@ class RouterService:
 
             return append
 
-        body = self._complete(self.begin(question, **options, **kept.history()), keep_turn)
-        body["conversation_id"] = stored[0]
-        return body
-
-    def ask_stream_in_conversation(
-        self, question: str, kept: KeptConversation, **options: Unpack[AskOptions]
-    ) -> Iterator[StreamEvent]:
-        """``ask_stream`` with the history the server keeps, as :meth:`ask_in_conversation`:
-        the exchange is stored once the answer is complete and ``done`` carries
-        ``conversation_id``. A stream that fails, or whose client went away, stores nothing."""
-        parts: list[str] = []
-        events = self.ask_stream(question, **options, **kept.history())
-        with closing(events):  # a stream closed early closes its answer at once
-            for event in events:
-                if event.name == "delta":
-                    parts.append(event.data["text"])
-                elif event.name == "done":
-                    event.data["conversation_id"] = self._remember(
-                        kept, question, "".join(parts), event.data["routing"]
-                    )
-                yield event
+        return keep_turn, stored
 
     def _remember(
         self, kept: KeptConversation, question: str, answer: str, routing: Mapping[str, Any]
@@ -535,16 +539,12 @@ class RouterService:
                     exchange.cached = found
         return exchange
 
-    def finish(self, exchange: Exchange, answer: Answer | None) -> dict[str, Any]:
-        """The response of an exchange (``answer`` None: declined), its cost settled against
-        the reservation and a new answer kept in the cache (unless a stream's client left), the
-        writes at once."""
-        return self._finish(exchange, answer)
-
-    def _finish(
+    def finish(
         self, exchange: Exchange, answer: Answer | None, keep_turn: KeepTurn | None = None
     ) -> dict[str, Any]:
-        """``finish``, with ``keep_turn``'s write (the conversation's) made with the others."""
+        """The response of an exchange (``answer`` None: declined), its cost settled against
+        the reservation, a new answer kept in the cache (unless a stream's client left) and
+        ``keep_turn``'s write (the conversation's), the writes at once."""
         assert exchange.classification is not None
         text = answer.text if answer else self.config.out_of_scope.decline_message
         body = shape_response(
@@ -562,13 +562,10 @@ class RouterService:
         write_together(writes + self._turn_write(keep_turn, body))
         return body
 
-    def finish_cached(self, exchange: Exchange, found: CacheResult) -> dict[str, Any]:
-        """The response of a cache hit or a stale answer: the classification's cost only."""
-        return self._finish_cached(exchange, found)
-
-    def _finish_cached(
+    def finish_cached(
         self, exchange: Exchange, found: CacheResult, keep_turn: KeepTurn | None = None
     ) -> dict[str, Any]:
+        """The response of a cache hit or a stale answer: the classification's cost only."""
         assert exchange.classification is not None
         body = self._cached_body(
             exchange.classification, found, exchange.started, exchange.context, exchange.extra
@@ -590,9 +587,9 @@ class RouterService:
         """Answer a begun exchange (from the cache, a model, or a stale entry) and end it;
         ``keep_turn``: see :meth:`ask_in_conversation`."""
         if exchange.declined:
-            return self._finish(exchange, None, keep_turn)
+            return self.finish(exchange, None, keep_turn)
         if exchange.cached is not None:
-            return self._finish_cached(exchange, exchange.cached, keep_turn)
+            return self.finish_cached(exchange, exchange.cached, keep_turn)
         with self._released_on_failure(exchange):
             try:
                 answer = self._answer(exchange)
@@ -600,8 +597,8 @@ class RouterService:
                 stale = self._stale(exchange, exc)
                 if stale is None:
                     raise
-                return self._finish_cached(exchange, stale, keep_turn)
-        return self._finish(exchange, answer, keep_turn)
+                return self.finish_cached(exchange, stale, keep_turn)
+        return self.finish(exchange, answer, keep_turn)
 
     def ask_stream(self, question: str, **options: Unpack[AskOptions]) -> Iterator[StreamEvent]:
         """``ask`` as events: ``routing`` once decided, ``delta`` per piece of text, ``done``
@@ -609,6 +606,12 @@ class RouterService:
         ``ask``; after it, a :class:`RoutingError` ends the events (the edge sends ``error``).
         A cached (or, when every target is unavailable before any text, a stale) answer is one
         ``delta``."""
+        return self._stream(question, None, **options)
+
+    def _stream(
+        self, question: str, keep_turn: KeepTurn | None, **options: Unpack[AskOptions]
+    ) -> Iterator[StreamEvent]:
+        """``ask_stream``, with ``keep_turn``'s write made with the request's end writes."""
         exchange = self.begin(question, **options)
         with self._released_on_failure(exchange):
             yield StreamEvent("routing", self.routing_summary(exchange))
@@ -622,8 +625,8 @@ class RouterService:
                     if found is None:
                         raise
         body = (
-            self.finish_cached(exchange, found) if found is not None
-            else self.finish(exchange, answer)
+            self.finish_cached(exchange, found, keep_turn) if found is not None
+            else self.finish(exchange, answer, keep_turn)
         )
         if found is not None:
             yield StreamEvent("delta", {"text": body["answer"]})
