@@ -7,8 +7,6 @@ Bedrock (or the offline stand-in) the same way and build the same semantic index
 from __future__ import annotations
 
 import contextlib
-import io
-import logging
 import os
 import weakref
 from collections.abc import Callable
@@ -195,22 +193,16 @@ def local_dynamodb(
     from llm_router.governance.budget import dynamodb_client
 
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401 - moto is a development requirement
     except ImportError:
         return None
     if own_process:
         url = moto_process(stack)
     else:
-        from moto_dynamodb import correct_moto_dynamodb
+        from moto_dynamodb import start_server
 
-        correct_moto_dynamodb()  # atomic conditional writes and DynamoDB's number arithmetic
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
-            server.start()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # and one per request to stderr
-        stack.callback(server.stop)
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
+        url, stop = start_server()  # atomic conditional writes, DynamoDB's number arithmetic
+        stack.callback(stop)
     client = dynamodb_client(
         endpoint_url=url,
         timeout_seconds=LOCAL_DYNAMODB_TIMEOUT_SECONDS,
@@ -223,18 +215,12 @@ def local_dynamodb(
 
 
 _MOTO_CHILD = """
-import contextlib, io, logging, sys
-from moto_dynamodb import correct_moto_dynamodb
-from moto.server import ThreadedMotoServer
-correct_moto_dynamodb()
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-with contextlib.redirect_stdout(io.StringIO()):
-    server.start()
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-host, port = server.get_host_and_port()
-print(f"http://{host}:{port}", flush=True)
+import sys
+from moto_dynamodb import start_server
+url, stop = start_server()
+print(url, flush=True)
 sys.stdin.read()  # until the parent closes it
-server.stop()
+stop()
 """
 
 

@@ -11,14 +11,19 @@
   fails with a 500 (DynamoDB stores ``0`` and carries on). Sums are made in Decimal and stored
   normalised, as DynamoDB returns them.
 
-Hand-written because moto (5.x) has neither option; the patches are idempotent. The local run
-(``backends.local_dynamodb``) and the tests apply them before starting moto's server.
+Hand-written because moto (5.x) has neither option; the patches are idempotent.
+:func:`start_server` applies them and starts moto's server, for the local run and the tests
+(``backends.local_dynamodb``, in this process or a child of its own).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import logging
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -66,3 +71,16 @@ def correct_moto_dynamodb() -> None:
 
         setattr(arithmetic, _MARK, True)
         setattr(DynamoType, name, arithmetic)
+
+
+def start_server() -> tuple[str, Callable[[], None]]:
+    """moto's threaded server on a free loopback port, corrected: its URL and how to stop it."""
+    from moto.server import ThreadedMotoServer
+
+    correct_moto_dynamodb()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # moto prints a line of its own
+        server.start()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # and one per request to stderr
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}", server.stop
